@@ -1,0 +1,354 @@
+"""What each stage says: its equation with the group's numbers, a plain explanation, and a table.
+
+Plain strings and pandas only (no Streamlit), so the math reference, the app
+and a notebook all print the same thing.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import pandas as pd
+import torch
+
+from .policies.toy import ToyPolicy, probs_from_logits
+from .stepper import STAGES, IterationTrace
+
+
+def _f(x: float, digits: int = 4) -> str:
+    """A number for a formula: fixed digits, an explicit minus, no '-0.0000'."""
+    x = float(x)
+    if abs(x) < 0.5 * 10**-digits:
+        x = 0.0
+    return f"{x:.{digits}f}"
+
+
+def _p(x: float, digits: int = 4) -> str:
+    """A number as a factor in a product: negatives in parentheses."""
+    text = _f(x, digits)
+    return f"({text})" if text.startswith("-") else text
+
+
+def _rows(items: list[str], per_row: int = 2) -> list[str]:
+    """Equations side by side, at most ``per_row`` to a line, so a line fits a projector."""
+    return [r",\qquad ".join(items[i : i + per_row]) for i in range(0, len(items), per_row)]
+
+
+def _tex_word(word: str) -> str:
+    return r"\text{" + word.replace("_", r"\_") + "}"
+
+
+@dataclass
+class ToyNumbers:
+    """The toy-specific numbers of one iteration: distributions and logits before, during and after."""
+
+    words: tuple[str, ...]
+    temperature: float
+    logits_old: torch.Tensor  # z at sampling time (pi_old)
+    probs_old: torch.Tensor
+    probs_ref: torch.Tensor
+    logits_per_step: list[torch.Tensor]  # z after 0..mu inner updates
+    probs_per_step: list[torch.Tensor]
+    grad_logits: list[torch.Tensor]  # dL/dz at each inner step
+
+    @property
+    def probs_after(self) -> torch.Tensor:
+        return self.probs_per_step[-1]
+
+
+def toy_numbers(trace: IterationTrace, policy: ToyPolicy) -> ToyNumbers:
+    T = trace.settings.temperature
+    logits = [trace.steps[0].state_before[0]] + [s.state_after[0] for s in trace.steps]
+    return ToyNumbers(
+        words=policy.words,
+        temperature=T,
+        logits_old=logits[0],
+        probs_old=probs_from_logits(logits[0], T),
+        probs_ref=probs_from_logits(policy.ref_logits, T),
+        logits_per_step=logits,
+        probs_per_step=[probs_from_logits(z, T) for z in logits],
+        grad_logits=[s.grad_params[0] for s in trace.steps],
+    )
+
+
+# ----------------------------------------------------------------- the per-sample table
+
+STAGE_COLUMNS = {
+    "Sample group": ["sample", "completion", "π_old(o)", "π_ref(o)"],
+    "Score": ["reward r"],
+    "Advantages": ["group mean μ", "group std σ", "advantage A"],
+    "Ratios": ["ratio w"],
+    "Clip": ["clipped ratio w̃", "w·A", "w̃·A", "active branch", "policy loss P"],
+    "KL": ["k3", "β·k3"],
+    "Loss & gradient": ["loss L_i", "∂L/∂log π(o)"],
+    "Update": ["π_θ(o) after"],
+}
+
+
+def active_branch(ratio: float, advantage: float, low_clipped: bool, high_clipped: bool) -> str:
+    """Which term of min(w A, w̃ A) is active for one sample, and why, in words."""
+    if advantage == 0:
+        return "A = 0: no push either way"
+    if high_clipped:
+        return "clipped (w > 1+ε_high, A > 0): no gradient"
+    if low_clipped:
+        return "clipped (w < 1−ε_low, A < 0): no gradient"
+    if ratio > 1 or ratio < 1:
+        return "unclipped w·A (clip would not help the objective)"
+    return "unclipped w·A (w = 1)"
+
+
+def sample_table(trace: IterationTrace, step_index: int, stage: int, probs_after: torch.Tensor | None = None) -> pd.DataFrame:
+    """One row per completion, with the columns of every stage up to ``stage``.
+
+    For multi-token completions the per-token quantities are shown as the
+    completion's mean over its real tokens.
+    """
+    step = trace.steps[step_index]
+    t = step.trace
+    mask = trace.group.mask.to(torch.float64)
+    lengths = mask.sum(-1).clamp(min=1)
+
+    def per_completion(x: torch.Tensor) -> list[float]:
+        return ((x.to(torch.float64) * mask).sum(-1) / lengths).tolist()
+
+    def per_completion_sum(x: torch.Tensor) -> list[float]:
+        return (x.to(torch.float64) * mask).sum(-1).tolist()
+
+    low = t.is_low_clipped.any(-1).tolist()
+    high = t.is_high_clipped.any(-1).tolist()
+    ratio = per_completion(t.ratio)
+    adv = trace.advantages.tolist()
+    kl = per_completion(t.kl) if t.kl is not None else [0.0] * len(adv)
+    columns = {
+        "sample": list(range(1, len(adv) + 1)),
+        "completion": trace.group.texts,
+        "π_old(o)": per_completion_sum(trace.old_logp),
+        "π_ref(o)": per_completion_sum(trace.ref_logp),
+        "reward r": trace.rewards.tolist(),
+        "group mean μ": trace.group_mean.tolist(),
+        "group std σ": trace.group_std.tolist(),
+        "advantage A": adv,
+        "ratio w": ratio,
+        "clipped ratio w̃": per_completion(t.clipped_ratio),
+        "w·A": per_completion(t.unclipped_objective),
+        "w̃·A": per_completion(t.clipped_objective),
+        "active branch": [active_branch(r, a, lo, hi) for r, a, lo, hi in zip(ratio, adv, low, high)],
+        "policy loss P": per_completion(t.policy_loss_per_token),
+        "k3": kl,
+        "β·k3": [t.beta * k for k in kl],
+        "loss L_i": per_completion(t.per_token_loss),
+        "∂L/∂log π(o)": per_completion_sum(step.grad_logp),
+    }
+    # a completion's probability is the exp of its summed token log-probs
+    columns["π_old(o)"] = [math.exp(v) for v in columns["π_old(o)"]]
+    columns["π_ref(o)"] = [math.exp(v) for v in columns["π_ref(o)"]]
+    if probs_after is not None:
+        ids = trace.group.completion_ids[:, 0]
+        columns["π_θ(o) after"] = probs_after[ids].tolist()
+    shown = [c for s in STAGES[: stage + 1] for c in STAGE_COLUMNS[s] if c in columns]
+    return pd.DataFrame({c: columns[c] for c in shown})
+
+
+# ----------------------------------------------------------------- equations with numbers
+
+
+def _unique_by_completion(trace: IterationTrace, values: list[float]) -> list[tuple[str, float]]:
+    """(completion, value) for the first sample of each distinct completion: the toy has at most three."""
+    seen: dict[str, float] = {}
+    for text, v in zip(trace.group.texts, values):
+        seen.setdefault(text, v)
+    return list(seen.items())
+
+
+def stage_latex(stage: int, trace: IterationTrace, step_index: int, toy: ToyNumbers | None = None) -> list[str]:
+    """The stage's equation, then the same equation with this group's numbers."""
+    s = trace.settings
+    step = trace.steps[step_index]
+    t = step.trace
+    name = STAGES[stage]
+    G = s.group_size
+    if name == "Sample group":
+        out = [r"o_1,\dots,o_G \sim \pi_{\theta_{old}}(\cdot \mid q)", r"\pi_\theta(w) = \frac{e^{z_w/T}}{\sum_v e^{z_v/T}}"]
+        if toy is not None:
+            over_t = "" if s.temperature == 1 else f"/{s.temperature:g}"
+            denom = " + ".join(f"e^{{{_f(z)}{over_t}}}" for z in toy.logits_old)
+            parts = [
+                rf"\pi_\theta({_tex_word(w)}) = \frac{{e^{{{_f(z)}{over_t}}}}}{{{denom}}} = {_f(p)}"
+                for w, z, p in zip(toy.words[:1], toy.logits_old[:1], toy.probs_old[:1])
+            ]
+            out += parts + _rows([rf"\pi_\theta({_tex_word(w)}) = {_f(p)}" for w, p in zip(toy.words, toy.probs_old)], 3)
+        return out
+    if name == "Score":
+        rewards = r",\ ".join(rf"r({_tex_word(w)}) = {_f(r, 2)}" for w, r in _unique_by_completion(trace, trace.rewards.tolist()))
+        return [r"r_i = r(q, o_i)", rewards]
+    if name == "Advantages":
+        mu = float(trace.group_mean[0])
+        sigma = float(trace.group_std[0])
+        if s.scale_rewards == "group":
+            general = r"A_i = \frac{r_i - \mu_g}{\sigma_g + 10^{-4}},\quad \sigma_g = \sqrt{\tfrac{1}{G-1}\textstyle\sum_j (r_j-\mu_g)^2}"
+            den = sigma
+        elif s.scale_rewards == "batch":
+            general = r"A_i = \frac{r_i - \mu_g}{\sigma_{batch} + 10^{-4}}"
+            den = float(trace.batch_std)
+        else:
+            general = r"A_i = r_i - \mu_g \quad\text{(Dr. GRPO: no division by }\sigma\text{)}"
+            den = None
+        stats = rf"\mu_g = \frac{{{_f(float(trace.rewards[:G].sum()))}}}{{{G}}} = {_f(mu)},\qquad \sigma_g = {_f(sigma)}"
+        examples = []
+        for w, r in _unique_by_completion(trace, trace.rewards.tolist()):
+            a = float(trace.advantages[trace.group.texts.index(w)])
+            if den is None:
+                examples.append(rf"A({_tex_word(w)}) = {_f(r, 2)} - {_f(mu)} = {_f(a)}")
+            else:
+                examples.append(rf"A({_tex_word(w)}) = \frac{{{_f(r, 2)} - {_f(mu)}}}{{{_f(den)} + 0.0001}} = {_f(a)}")
+        return [general, stats, *_rows(examples, 1)]
+    if name == "Ratios":
+        general = r"w_{i,t} = \frac{\pi_\theta(o_{i,t}\mid q, o_{i,<t})}{\pi_{\theta_{old}}(o_{i,t}\mid q, o_{i,<t})}"
+        if s.importance_sampling_level == "sequence":
+            general = r"w_i = \exp\Big(\frac{1}{|o_i|}\sum_t \log\frac{\pi_\theta(o_{i,t})}{\pi_{old}(o_{i,t})}\Big)\quad\text{(GSPO)}"
+        ex = []
+        for w, _ in _unique_by_completion(trace, trace.rewards.tolist())[:3]:
+            i = trace.group.texts.index(w)
+            p_new = float(step.logp[i].sum().exp())
+            p_old = float(trace.old_logp[i].sum().exp())
+            ex.append(rf"w({_tex_word(w)}) = \frac{{{_f(p_new)}}}{{{_f(p_old)}}} = {_f(float(t.ratio[i, 0]))}")
+        return [general, rf"\text{{inner step }} {step_index + 1}\text{{ of }}\mu = {trace.mu}:", *_rows(ex, 1)]
+    if name == "Clip":
+        general = r"P_{i,t} = -\min\big(\underbrace{w_{i,t} A_i}_{\text{unclipped}},\ \underbrace{\tilde w_{i,t} A_i}_{\text{clipped}}\big)"
+        band = rf"\tilde w = \mathrm{{clip}}(w,\ 1 - {s.epsilon_low:g},\ 1 + {s.epsilon_high:g}) \in [{1 - s.epsilon_low:.4g},\ {1 + s.epsilon_high:.4g}]"
+        ex = []
+        for w, _ in _unique_by_completion(trace, trace.rewards.tolist())[:3]:
+            i = trace.group.texts.index(w)
+            ex.append(
+                rf"P({_tex_word(w)}) = -\min({_f(float(t.unclipped_objective[i, 0]))},\ {_f(float(t.clipped_objective[i, 0]))})"
+                rf" = {_f(float(t.policy_loss_per_token[i, 0]))}"
+            )
+        return [general, band, *_rows(ex, 1)]
+    if name == "KL":
+        general = r"\mathrm{KL}_{i,t} = \frac{\pi_{ref}(o_{i,t})}{\pi_\theta(o_{i,t})} - \log\frac{\pi_{ref}(o_{i,t})}{\pi_\theta(o_{i,t})} - 1 \quad (k_3 \ge 0)"
+        if s.kl_ratio_correction:
+            general += r",\quad \text{then} \times w_{i,t}"
+        if t.kl is None:
+            return [general, r"\beta = 0:\ \text{no KL term in the loss (no reference model needed)}"]
+        ex = []
+        for w, _ in _unique_by_completion(trace, trace.rewards.tolist())[:3]:
+            i = trace.group.texts.index(w)
+            x = float((trace.ref_logp[i, 0] - step.logp[i, 0]).exp())
+            ex.append(rf"\mathrm{{KL}}({_tex_word(w)}) = {_f(x)} - \log {_f(x)} - 1 = {_f(float(t.kl[i, 0]), 6)}")
+        return [general, *_rows(ex, 1), rf"\beta = {s.beta:g}"]
+    if name == "Loss & gradient":
+        if s.loss_type == "grpo":
+            general = r"\mathcal{L} = \frac{1}{G}\sum_{i=1}^{G} \frac{1}{|o_i|}\sum_{t=1}^{|o_i|} \big(P_{i,t} + \beta\,\mathrm{KL}_{i,t}\big)"
+        elif s.loss_type in ("bnpo", "dapo"):
+            general = r"\mathcal{L} = \frac{1}{\sum_i |o_i|}\sum_{i=1}^{G}\sum_{t=1}^{|o_i|} \big(P_{i,t} + \beta\,\mathrm{KL}_{i,t}\big)"
+        else:
+            general = r"\mathcal{L} = \frac{1}{G\cdot L_{max}}\sum_{i=1}^{G}\sum_{t=1}^{|o_i|} \big(P_{i,t} + \beta\,\mathrm{KL}_{i,t}\big)"
+        out = [general, rf"\mathcal{{L}} = {_f(float(t.loss), 6)}"]
+        if toy is not None:
+            # One token per completion: every loss type is the plain mean of the G per-sample losses.
+            total = _f(float((t.per_token_loss * t.mask).sum()))
+            out[1] = rf"\mathcal{{L}} = \frac{{{total}}}{{{trace.group.batch_size}}} = {_f(float(t.loss), 6)}"
+            g = toy.grad_logits[step_index]
+            out.append(
+                r"\frac{\partial\mathcal{L}}{\partial z_k} = \frac{1}{T}\sum_i \frac{\partial\mathcal{L}}{\partial \log\pi_\theta(o_i)}\big(\mathbb{1}[o_i = k] - \pi_\theta(k)\big)"
+            )
+            out += _rows([rf"\frac{{\partial\mathcal{{L}}}}{{\partial z_{{{_tex_word(w)}}}}} = {_f(float(v))}" for w, v in zip(toy.words, g)], 2)
+        return out
+    # Update
+    out = [rf"\theta \leftarrow \theta - \eta\,\nabla_\theta\mathcal{{L}}\quad(\eta = {s.lr:g},\ \mu = {trace.mu})"]
+    if toy is not None:
+        z0, z1 = toy.logits_per_step[step_index], toy.logits_per_step[step_index + 1]
+        g = toy.grad_logits[step_index]
+        out += _rows([
+            rf"z_{{{_tex_word(w)}}}: {_f(float(a))} - {s.lr:g}\cdot{_p(float(d))} = {_f(float(b))}" for w, a, d, b in zip(toy.words, z0, g, z1)
+        ], 1)
+        out.append(r",\quad ".join(
+            rf"\pi({_tex_word(w)}): {_f(float(a), 3)} \to {_f(float(b), 3)}" for w, a, b in zip(toy.words, toy.probs_old, toy.probs_after)
+        ))
+    return out
+
+
+def stage_text(stage: int, trace: IterationTrace, step_index: int) -> str:
+    """One or two plain sentences on what the stage does and why, for this group."""
+    s = trace.settings
+    t = trace.steps[step_index].trace
+    name = STAGES[stage]
+    G = s.group_size
+    if name == "Sample group":
+        counts = pd.Series(trace.group.texts).value_counts()
+        made = ", ".join(f"**{w}** ×{n}" for w, n in counts.items())
+        return (
+            f"GRPO asks the current policy for **G = {G}** completions of the same prompt. "
+            f"This group drew {made}. The policy that sampled them is frozen as π_old for this iteration."
+        )
+    if name == "Score":
+        return (
+            "Each completion gets one scalar reward from the reward function: no learned critic, no per-token reward. "
+            f"Here the group's mean reward is {float(trace.group_mean[0]):.4f}."
+        )
+    if name == "Advantages":
+        if trace.all_rewards_equal:
+            return (
+                "**Every reward in the group is equal, so σ = 0 and every advantage is 0.** "
+                "No sample is better than its group, so this group gives **no policy gradient**; "
+                "only the KL term (if β > 0) still acts. Press *New group* to draw another."
+            )
+        scale = {
+            "group": "and divided by the group's standard deviation",
+            "batch": "and divided by the whole batch's standard deviation",
+            "none": "but not divided by any standard deviation (Dr. GRPO)",
+        }[s.scale_rewards]
+        return (
+            f"The baseline is the group itself: each reward minus the group mean, {scale}. "
+            "Better-than-average completions get A > 0 and will be made more likely; worse ones get A < 0."
+        )
+    if name == "Ratios":
+        if trace.mu == 1 or step_index == 0:
+            return (
+                "At the first update on a fresh group, π_θ **is** π_old (old_logp is logp detached), "
+                "so **every ratio is exactly 1** and the clip cannot bite. "
+                + ("Set **μ ≥ 2** to take several steps on the same group and watch the ratios move." if trace.mu == 1
+                   else "Move the inner-step slider to a later step to see them move.")
+            )
+        moved = float((t.ratio - 1).abs().max())
+        return (
+            f"Inner step {step_index + 1} of μ = {trace.mu}: the policy has already been updated {step_index} time(s) on this same "
+            f"group, so the ratios have moved away from 1 (by up to {moved:.4f})."
+        )
+    if name == "Clip":
+        n_low, n_high = int(t.is_low_clipped.sum()), int(t.is_high_clipped.sum())
+        if n_low + n_high == 0:
+            return (
+                f"No sample is outside the band [{1 - s.epsilon_low:.4g}, {1 + s.epsilon_high:.4g}] on the side its advantage "
+                "pushes toward, so every sample keeps its full gradient. The clip only bites after the policy has moved."
+            )
+        return (
+            f"{n_high} sample(s) with A > 0 have w > 1 + ε_high and {n_low} with A < 0 have w < 1 − ε_low: "
+            "for them the min picks the flat clipped term, which carries **no gradient**. PPO-style clipping stops the "
+            "policy from moving too far on one group, but only on the side the advantage wants to push."
+        )
+    if name == "KL":
+        if t.kl is None:
+            return "β = 0, so there is no KL term: nothing holds the policy near the reference except the clip (TRL's default)."
+        return (
+            f"GRPO adds β·KL straight to the **loss** (β = {s.beta:g}), using the k3 estimator, which is never negative. "
+            "It pulls π_θ back toward the frozen reference π_ref. "
+            + ("On the first step π_θ = π_old, and π_old has already moved from π_ref after earlier iterations." )
+        )
+    if name == "Loss & gradient":
+        if s.loss_type == "grpo":
+            agg = "averages each completion's tokens, then the completions"
+        elif s.loss_type in ("bnpo", "dapo"):
+            agg = "averages over all tokens of the batch at once"
+        else:
+            agg = "sums all tokens and divides by a constant, G × max length"
+        return (
+            f"The loss ({s.loss_type}) {agg}; for the toy every completion is one token, so all loss types agree here. "
+            "Gradient descent moves each logit against ∂L/∂z: green words are pushed up, red ones down."
+        )
+    return (
+        f"The optimizer takes μ = {trace.mu} gradient step(s) of size η = {s.lr:g} on this one group. "
+        "Press **Next iteration** to keep the new policy and sample a fresh group from it."
+    )

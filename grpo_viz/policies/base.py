@@ -1,0 +1,69 @@
+"""The one interface the stepper, the objective and the charts see.
+
+A policy is anything that can sample a group of completions for a prompt and
+give per-token log-probabilities of them.  The three-word toy is a language
+model with one step and a vocabulary of three; a causal LM is the same thing
+with more of both.
+"""
+
+from __future__ import annotations
+
+import abc
+import copy
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+
+@dataclass
+class Group:
+    """B = num_groups * G sampled completions; rows of one group are contiguous."""
+
+    prompts: list[str]  # one per completion
+    completion_ids: Tensor  # [B, T] long
+    mask: Tensor  # [B, T] float: 1 for real tokens (through the first EOS), 0 for padding
+    texts: list[str]  # the decoded completions
+    tokens: list[list[str]]  # each completion's real tokens, as text
+
+    @property
+    def batch_size(self) -> int:
+        return self.completion_ids.shape[0]
+
+
+class Policy(abc.ABC):
+    """pi_theta, with a frozen pi_ref beside it."""
+
+    name: str = "policy"
+
+    @abc.abstractmethod
+    def sample_group(self, prompts: list[str], group_size: int, generator: torch.Generator, temperature: float) -> Group:
+        """Sample ``group_size`` completions for each prompt (no gradient)."""
+
+    @abc.abstractmethod
+    def log_probs(self, group: Group, temperature: float) -> Tensor:
+        """log pi_theta(o_{i,t} | q, o_{i,<t}) as [B, T], differentiable w.r.t. the parameters (0 on padding)."""
+
+    @abc.abstractmethod
+    def reference_log_probs(self, group: Group, temperature: float) -> Tensor:
+        """log pi_ref(o_{i,t} | q, o_{i,<t}) as [B, T], without gradient."""
+
+    @abc.abstractmethod
+    def parameters(self) -> list[Tensor]:
+        """The tensors the optimizer updates."""
+
+    def make_optimizer(self, lr: float) -> torch.optim.Optimizer:
+        return torch.optim.SGD(self.parameters(), lr=lr)
+
+    def trainable_state(self) -> list[Tensor]:
+        """A detached copy of the trainable tensors: enough to undo or replay an update."""
+        return [p.detach().clone() for p in self.parameters()]
+
+    def load_trainable_state(self, state: list[Tensor]) -> None:
+        with torch.no_grad():
+            for p, saved in zip(self.parameters(), state, strict=True):
+                p.copy_(saved)
+
+    def clone(self) -> "Policy":
+        """An independent copy for another session (shared read-only parts may stay shared)."""
+        return copy.deepcopy(self)

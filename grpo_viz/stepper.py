@@ -1,0 +1,207 @@
+"""One GRPO iteration, computed in full, then revealed stage by stage.
+
+``grpo_iteration`` samples a group, scores it, turns rewards into advantages
+and runs ``mu`` inner updates of the GRPO loss on that same group, recording
+every intermediate.  The policy passed in is left exactly as it was: the
+updated parameters come back in the trace (``state_after``), and the caller
+decides when to make them the current policy.  Stepping through stages only
+chooses how much of the trace to show; it never recomputes or resamples.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from .config import Settings
+from .objectives import GRPOTrace, group_advantages, grpo_loss
+from .policies.base import Group, Policy
+
+STAGES = (
+    "Sample group",
+    "Score",
+    "Advantages",
+    "Ratios",
+    "Clip",
+    "KL",
+    "Loss & gradient",
+    "Update",
+)
+
+RewardFn = Callable[[Group], Tensor]
+
+
+def make_generator(seed: int, *stream: int) -> torch.Generator:
+    """A torch generator for (seed, iteration, draw, ...): distinct streams that a URL can reproduce."""
+    state = np.random.SeedSequence([int(seed) % 2**63, *(int(s) for s in stream)]).generate_state(2, dtype=np.uint32)
+    return torch.Generator().manual_seed(int(state[0]) << 32 | int(state[1]))
+
+
+@dataclass
+class InnerStep:
+    """The k-th of mu gradient steps on one sampled group (everything detached)."""
+
+    trace: GRPOTrace
+    logp: Tensor  # [B, T] log pi_theta before this step's update
+    grad_logp: Tensor  # [B, T] d loss / d logp: which tokens are pushed up (negative) or down (positive)
+    grad_params: list[Tensor]  # d loss / d parameter, for each trainable tensor
+    state_before: list[Tensor]
+    state_after: list[Tensor]
+
+
+@dataclass
+class IterationTrace:
+    settings: Settings
+    group: Group
+    rewards: Tensor  # [B]
+    group_mean: Tensor  # [B], mu_g of each completion's group
+    group_std: Tensor  # [B], Bessel sigma_g of each completion's group
+    batch_std: Tensor  # 0-dim, Bessel sigma of all B rewards
+    advantages: Tensor  # [B]
+    equal_reward_groups: Tensor  # [B / G] bool: groups with sigma = 0, which give no policy gradient
+    old_logp: Tensor  # [B, T]
+    ref_logp: Tensor  # [B, T]
+    steps: list[InnerStep] = field(default_factory=list)
+
+    @property
+    def state_before(self) -> list[Tensor]:
+        return self.steps[0].state_before
+
+    @property
+    def state_after(self) -> list[Tensor]:
+        return self.steps[-1].state_after
+
+    @property
+    def mu(self) -> int:
+        return len(self.steps)
+
+    @property
+    def all_rewards_equal(self) -> bool:
+        return bool(self.equal_reward_groups.all())
+
+
+def _detach_trace(trace: GRPOTrace) -> GRPOTrace:
+    values = {k: (v.detach() if isinstance(v, Tensor) else v) for k, v in vars(trace).items()}
+    return GRPOTrace(**values)
+
+
+def grpo_iteration(
+    policy: Policy,
+    reward_fn: RewardFn,
+    settings: Settings,
+    generator: torch.Generator,
+    prompts: list[str] | None = None,
+    group: Group | None = None,
+) -> IterationTrace:
+    """Sample (unless ``group`` is given), score, and run mu inner GRPO updates; leave ``policy`` unchanged."""
+    problems = settings.validate()
+    if problems:
+        raise ValueError(" ".join(problems))
+    start = policy.trainable_state()
+    if group is None:
+        group = policy.sample_group(prompts, settings.group_size, generator, settings.temperature)
+    rewards = reward_fn(group).to(torch.float64)
+    G = settings.group_size
+    grouped = rewards.view(-1, G)
+    advantages = group_advantages(rewards, G, settings.scale_rewards)
+    with torch.no_grad():
+        old_logp = policy.log_probs(group, settings.temperature).detach()
+        ref_logp = policy.reference_log_probs(group, settings.temperature).detach()
+    mask = group.mask.to(old_logp.dtype)
+    adv = advantages.to(old_logp.dtype)
+
+    trace = IterationTrace(
+        settings=settings,
+        group=group,
+        rewards=rewards,
+        group_mean=grouped.mean(dim=1).repeat_interleave(G),
+        group_std=grouped.std(dim=1).repeat_interleave(G),
+        batch_std=rewards.std(),
+        advantages=advantages,
+        equal_reward_groups=grouped.amax(dim=1) == grouped.amin(dim=1),
+        old_logp=old_logp,
+        ref_logp=ref_logp,
+    )
+    optimizer = policy.make_optimizer(settings.lr)
+    try:
+        for _ in range(settings.mu):
+            before = policy.trainable_state()
+            optimizer.zero_grad()
+            logp = policy.log_probs(group, settings.temperature)
+            loss_trace = grpo_loss(
+                logp,
+                old_logp,
+                ref_logp,
+                adv,
+                mask,
+                epsilon_low=settings.epsilon_low,
+                epsilon_high=settings.epsilon_high,
+                beta=settings.beta,
+                loss_type=settings.loss_type,
+                importance_sampling_level=settings.importance_sampling_level,
+                kl_ratio_correction=settings.kl_ratio_correction,
+            )
+            (grad_logp,) = torch.autograd.grad(loss_trace.loss, logp, retain_graph=True)
+            loss_trace.loss.backward()
+            grads = [
+                torch.zeros_like(p) if p.grad is None else p.grad.detach().clone() for p in policy.parameters()
+            ]
+            optimizer.step()
+            trace.steps.append(
+                InnerStep(
+                    trace=_detach_trace(loss_trace),
+                    logp=logp.detach(),
+                    grad_logp=grad_logp.detach(),
+                    grad_params=grads,
+                    state_before=before,
+                    state_after=policy.trainable_state(),
+                )
+            )
+    finally:
+        policy.load_trainable_state(start)
+        optimizer.zero_grad()
+    return trace
+
+
+class StepRun:
+    """A policy trained one inspected iteration at a time (what one app session holds).
+
+    The current iteration's trace is computed once per (settings, iteration,
+    draw) and kept, so moving the stage cursor or re-drawing the page is free.
+    """
+
+    def __init__(self, policy: Policy):
+        self.policy = policy
+        self.initial_state = policy.trainable_state()
+        self.iteration = 0
+        self.draw = 0
+        self._version = 0  # bumped whenever the policy's parameters change
+        self._cached: tuple[tuple, IterationTrace] | None = None
+
+    def trace(self, settings: Settings, reward_fn: RewardFn, prompts: list[str] | None = None) -> IterationTrace:
+        key = (settings, self.iteration, self.draw, self._version, reward_fn, tuple(prompts or ()))
+        if self._cached is None or self._cached[0] != key:
+            generator = make_generator(settings.seed, self.iteration, self.draw)
+            self._cached = (key, grpo_iteration(self.policy, reward_fn, settings, generator, prompts))
+        return self._cached[1]
+
+    def advance(self) -> None:
+        """Keep the current trace's updated parameters and move to the next iteration."""
+        if self._cached is not None:
+            self.policy.load_trainable_state(self._cached[1].state_after)
+        self.iteration += 1
+        self.draw = 0
+        self._version += 1
+
+    def new_group(self) -> None:
+        self.draw += 1
+
+    def reset(self) -> None:
+        self.policy.load_trainable_state(self.initial_state)
+        self.iteration = 0
+        self.draw = 0
+        self._version += 1

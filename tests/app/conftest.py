@@ -1,0 +1,39 @@
+"""AppTest helpers: run the real app.py and read its charts' data (AppTest has no Plotly accessor)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def new_app(**query) -> AppTest:
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
+    for key, value in query.items():
+        at.query_params[key] = value
+    return at.run()
+
+
+def charts(at: AppTest) -> list[dict]:
+    return [json.loads(el.proto.spec) for el in at.get("plotly_chart")]
+
+
+def chart_data(at: AppTest) -> list:
+    """Every chart's traces (data only), for asserting that something changed."""
+    return [c["data"] for c in charts(at)]
+
+
+def no_error(at: AppTest) -> None:
+    assert not at.exception, [e.value for e in at.exception]
+    assert not at.error, [e.value for e in at.error]
+    text = " ".join(str(m.value) for m in at.markdown) + " ".join(str(m.value) for m in at.latex)
+    assert "nan" not in text.lower().replace("nano", "").split(), text
+
+
+@pytest.fixture
+def app():
+    return new_app()

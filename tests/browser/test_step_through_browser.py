@@ -1,0 +1,49 @@
+"""Real Chromium clicks through the landing page; a screenshot per stage lands in artifacts/screenshots/."""
+
+import pytest
+
+from grpo_viz.stepper import STAGES
+
+from .conftest import SCREENSHOTS
+
+pytestmark = pytest.mark.browser
+
+CHART_DATA_JS = "() => Array.from(document.querySelectorAll('.js-plotly-plot')).map(d => JSON.stringify(d.data))"
+
+
+def wait_for_stage(page, k):
+    page.get_by_text(f"{k + 1}. {STAGES[k]}", exact=True).last.wait_for(timeout=20_000)
+    page.wait_for_function("() => document.querySelectorAll('.js-plotly-plot .main-svg').length > 0", timeout=20_000)
+    page.wait_for_function("() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=20_000)
+
+
+def test_click_next_through_every_stage(page, app_url):
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.goto(app_url + "/?mu=3")
+    wait_for_stage(page, 0)
+    seen = []
+    for k in range(len(STAGES)):
+        wait_for_stage(page, k)
+        page.wait_for_timeout(300)  # let Plotly finish its transition before reading and photographing
+        seen.append(page.evaluate(CHART_DATA_JS))
+        page.screenshot(path=str(SCREENSHOTS / f"stage_{k + 1}.png"), full_page=True)
+        assert "Traceback" not in page.content()
+        if k < len(STAGES) - 1:
+            page.get_by_role("button", name="Next").first.click()
+    assert all(seen[i] != seen[i + 1] for i in range(len(seen) - 1))
+    assert f"stage={len(STAGES)}" in page.url
+
+    page.keyboard.press("ArrowLeft")  # keyboard shortcut for Back
+    wait_for_stage(page, len(STAGES) - 2)
+
+
+def test_slider_moves_the_chart(page, app_url):
+    page.goto(app_url + "/?stage=8")
+    wait_for_stage(page, 7)
+    before = page.evaluate(CHART_DATA_JS)
+    slider = page.get_by_role("slider", name="Learning rate η")
+    slider.focus()
+    for _ in range(20):
+        page.keyboard.press("ArrowRight")
+    page.wait_for_function(f"() => ({CHART_DATA_JS})().join() !== {before!r}.join()", timeout=20_000)
+    assert "lr=" in page.url

@@ -1,0 +1,110 @@
+"""Figure builders return the traces they promise; presets are MATH.md section 6; explanations hold numbers."""
+
+import plotly.graph_objects as go
+import pytest
+
+from grpo_viz import charts, explain
+from grpo_viz.config import PRESETS, Settings, preset_matching
+from grpo_viz.policies.toy import ToyPolicy
+from grpo_viz.stepper import STAGES, StepRun, grpo_iteration, make_generator
+from grpo_viz.tasks import word_reward
+
+TEXTS = ["sat", "barked", "slept", "barked"]
+
+
+def test_distribution_chart_has_one_bar_trace_per_series():
+    fig = charts.distribution_chart(["a", "b", "c"], {"π_θ": [0.2, 0.3, 0.5], "π_ref": [1 / 3] * 3})
+    assert isinstance(fig, go.Figure)
+    assert [t.name for t in fig.data] == ["π_θ", "π_ref"]
+    assert list(fig.data[0].y) == [0.2, 0.3, 0.5]
+
+
+def test_group_and_advantage_charts():
+    fig = charts.group_reward_chart(TEXTS, [1, 0, 0.5, 0], 0.375, 0.4787, ["sat", "slept", "barked"])
+    assert list(fig.data[0].y) == [1, 0, 0.5, 0] and len(fig.layout.shapes) == 3  # mean and mean ± std
+    fig = charts.advantage_chart(TEXTS, [1.3, -0.78, 0.26, -0.78])
+    assert fig.data[0].marker.color[0] == charts.POSITIVE and fig.data[0].marker.color[1] == charts.NEGATIVE
+
+
+def test_ratio_chart_marks_clipped_samples():
+    fig = charts.ratio_chart(TEXTS, [1.43, 0.69, 1.11, 0.69], [1.3, -0.8, 0.3, -0.8], [True, True, False, True], 0.2, 0.2)
+    inside, clipped = fig.data
+    assert list(inside.y) == [1.11] and list(clipped.y) == [1.43, 0.69, 0.69]
+    assert fig.layout.shapes[0].y0 == pytest.approx(0.8) and fig.layout.shapes[0].y1 == pytest.approx(1.2)
+
+
+def test_surrogate_chart_curves_are_the_clipped_objective():
+    fig = charts.surrogate_chart(TEXTS, [1.43, 0.69, 1.11, 0.69], [1.3, -0.8, 0.3, -0.8], [True, True, False, True],
+                                 0.2, 0.28)
+    curve = fig.data[1]  # A = +1 panel
+    assert max(curve.y) == pytest.approx(1.28)
+    points_positive = fig.data[2]
+    assert list(points_positive.x) == [1.43, 1.11] and list(points_positive.y) == pytest.approx([1.28, 1.11])
+
+
+def test_kl_gradient_and_trajectory_charts():
+    fig = charts.kl_chart(TEXTS, [0.01, 0.07, 0.15, 0.07], 0.04)
+    assert list(fig.data[1].y) == pytest.approx([0.0004, 0.0028, 0.006, 0.0028])
+    fig = charts.gradient_chart(["sat", "slept", "barked"], [-0.3, -0.07, 0.4])
+    assert list(fig.data[0].y) == pytest.approx([0.3, 0.07, -0.4])  # the descent direction
+    fig = charts.trajectory_chart(["a", "b"], [[0.5, 0.5], [0.6, 0.4]], [0.5, 0.5])
+    assert len(fig.data) == 4
+
+
+def test_presets_follow_math_md():
+    assert PRESETS["DAPO"].epsilon_high == 0.28 and PRESETS["DAPO"].loss_type == "dapo"
+    assert PRESETS["GSPO"].importance_sampling_level == "sequence" and PRESETS["GSPO"].epsilon_low == 3e-4
+    assert PRESETS["TRL defaults"].kl_ratio_correction and PRESETS["TRL defaults"].beta == 0
+    assert PRESETS["Dr. GRPO"].scale_rewards == "none" and PRESETS["Dr. GRPO"].loss_type == "dr_grpo"
+    assert preset_matching(Settings()) == "GRPO (DeepSeekMath)"
+    for name in PRESETS:
+        assert preset_matching(Settings().with_preset(name)) == name
+    assert Settings(beta=0.1).preset_differences("GRPO (DeepSeekMath)") == {"beta": (0.04, 0.1)}
+
+
+def test_settings_validate_in_plain_words():
+    assert Settings().validate() == []
+    problems = Settings(group_size=1, temperature=0.0, beta=float("nan")).validate()
+    assert any("at least 2" in p for p in problems) and any("temperature" in p for p in problems)
+    with pytest.raises(ValueError, match="at least 2"):
+        grpo_iteration(ToyPolicy(), word_reward(["sat", "slept", "barked"], [1, 0.5, 0]), Settings(group_size=1),
+                       make_generator(0))
+
+
+@pytest.mark.parametrize("preset", list(PRESETS))
+@pytest.mark.parametrize("mu", [1, 3])
+def test_every_stage_explains_itself_with_numbers(preset, mu):
+    settings = Settings(mu=mu).with_preset(preset)
+    trace = grpo_iteration(ToyPolicy(), word_reward(["sat", "slept", "barked"], settings.rewards), settings,
+                           make_generator(1))
+    toy = explain.toy_numbers(trace, ToyPolicy())
+    for stage in range(len(STAGES)):
+        lines = explain.stage_latex(stage, trace, mu - 1, toy)
+        assert lines and all(isinstance(line, str) for line in lines)
+        assert "nan" not in " ".join(lines).lower()
+        assert explain.stage_text(stage, trace, mu - 1)
+        table = explain.sample_table(trace, mu - 1, stage, toy.probs_after)
+        assert len(table) == settings.group_size
+    assert "ratio w" in explain.sample_table(trace, 0, STAGES.index("Ratios")).columns
+
+
+def test_equal_rewards_are_explained():
+    settings = Settings(rewards=(1.0, 1.0, 1.0))
+    trace = grpo_iteration(ToyPolicy(), word_reward(["sat", "slept", "barked"], settings.rewards), settings,
+                           make_generator(0))
+    assert trace.all_rewards_equal
+    assert "no policy gradient" in explain.stage_text(STAGES.index("Advantages"), trace, 0)
+
+
+def test_step_run_reuses_its_trace_and_advances():
+    run = StepRun(ToyPolicy())
+    settings, reward = Settings(), word_reward(["sat", "slept", "barked"], (1.0, 0.5, 0.0))
+    first = run.trace(settings, reward)
+    assert run.trace(settings, reward) is first
+    run.new_group()
+    assert run.trace(settings, reward) is not first
+    after = run.trace(settings, reward).state_after[0]
+    run.advance()
+    assert run.iteration == 1 and (run.policy.logits.detach() == after).all()
+    run.reset()
+    assert run.iteration == 0 and (run.policy.logits.detach() == first.state_before[0]).all()
