@@ -18,73 +18,81 @@ run: StepRun = st.session_state.toy_run
 policy: ToyPolicy = run.policy
 
 st.markdown("## Step through one GRPO iteration")
-st.caption(
-    f"The state is **“{TOY_STATE} …”** and the policy chooses the next word among "
-    + ", ".join(f"**{w}**" for w in TOY_WORDS)
-    + f". Iteration {run.iteration + 1}, group draw {run.draw + 1}. Every number below can be checked by hand."
-)
 settings_notices(settings)
 
-reward_fn = word_reward(TOY_WORDS, settings.rewards)
-trace = run.trace(settings, reward_fn)
-toy = explain.toy_numbers(trace, policy)
 
-stage = stage_cursor(STAGES, on_last_next=run.advance, on_new_group=run.new_group, on_reset=run.reset)
-name = STAGES[stage]
-
-step_index = trace.mu - 1
-if trace.mu > 1 and name in ("Ratios", "Clip", "KL", "Loss & gradient"):
-    step_index = st.columns([2, 3])[0].slider(
-        "Inner update shown (of μ)", 1, trace.mu, trace.mu, key="inner_step",
-        help="μ gradient steps are taken on this one group; step 1 always has w = 1.",
-    ) - 1
-
-texts = trace.group.texts
-t = trace.steps[step_index].trace
-advantages = trace.advantages.tolist()
-
-if name == "Sample group":
-    counts = [texts.count(w) / len(texts) for w in TOY_WORDS]
-    fig = charts.distribution_chart(
-        TOY_WORDS, {"π_θ": toy.probs_old.tolist(), "π_ref": toy.probs_ref.tolist(), "group": counts},
-        title=f"Next word after “{TOY_STATE}”: policy and the sampled group's frequencies",
+@st.fragment
+def step_through() -> None:
+    """Everything a Next click changes: rerun alone, so stepping does not redraw the sidebar."""
+    st.caption(
+        f"The state is **“{TOY_STATE} …”** and the policy chooses the next word among "
+        + ", ".join(f"**{w}**" for w in TOY_WORDS)
+        + f". Iteration {run.iteration + 1}, group draw {run.draw + 1}. Every number below can be checked by hand."
     )
-elif name == "Score":
-    fig = charts.group_reward_chart(texts, trace.rewards.tolist(), float(trace.group_mean[0]),
-                                    float(trace.group_std[0]), TOY_WORDS)
-elif name == "Advantages":
-    fig = charts.advantage_chart(texts, advantages)
-elif name == "Ratios":
-    fig = charts.ratio_chart(texts, t.ratio[:, 0].tolist(), advantages,
-                             (t.is_low_clipped | t.is_high_clipped)[:, 0].tolist(), t.epsilon_low, t.epsilon_high)
-elif name == "Clip":
-    fig = charts.surrogate_chart(texts, t.ratio[:, 0].tolist(), advantages,
+
+    reward_fn = word_reward(TOY_WORDS, settings.rewards)
+    trace = run.trace(settings, reward_fn)
+    toy = explain.toy_numbers(trace, policy)
+
+    stage = stage_cursor(STAGES, on_last_next=run.advance, on_new_group=run.new_group, on_reset=run.reset)
+    name = STAGES[stage]
+
+    step_index = trace.mu - 1
+    if trace.mu > 1 and name in ("Ratios", "Clip", "KL", "Loss & gradient"):
+        step_index = st.columns([2, 3])[0].slider(
+            "Inner update shown (of μ)", 1, trace.mu, trace.mu, key="inner_step",
+            help="μ gradient steps are taken on this one group; step 1 always has w = 1.",
+        ) - 1
+
+    texts = trace.group.texts
+    t = trace.steps[step_index].trace
+    advantages = trace.advantages.tolist()
+
+    if name == "Sample group":
+        counts = [texts.count(w) / len(texts) for w in TOY_WORDS]
+        fig = charts.distribution_chart(
+            TOY_WORDS, {"π_θ": toy.probs_old.tolist(), "π_ref": toy.probs_ref.tolist(), "group": counts},
+            title=f"Next word after “{TOY_STATE}”: policy and the sampled group's frequencies",
+        )
+    elif name == "Score":
+        fig = charts.group_reward_chart(texts, trace.rewards.tolist(), float(trace.group_mean[0]),
+                                        float(trace.group_std[0]), TOY_WORDS)
+    elif name == "Advantages":
+        fig = charts.advantage_chart(texts, advantages)
+    elif name == "Ratios":
+        fig = charts.ratio_chart(texts, t.ratio[:, 0].tolist(), advantages,
                                  (t.is_low_clipped | t.is_high_clipped)[:, 0].tolist(), t.epsilon_low, t.epsilon_high)
-elif name == "KL":
-    kl = t.kl[:, 0].tolist() if t.kl is not None else [0.0] * len(texts)
-    fig = charts.kl_chart(texts, kl, settings.beta)
-elif name == "Loss & gradient":
-    fig = charts.gradient_chart(TOY_WORDS, toy.grad_logits[step_index].tolist(),
-                                title=f"Which words the update pushes up or down (inner step {step_index + 1})")
-else:
-    series = {"π_old": toy.probs_old.tolist(), "after update": toy.probs_after.tolist(), "π_ref": toy.probs_ref.tolist()}
-    fig = charts.distribution_chart(TOY_WORDS, series, title="The distribution before and after this iteration's update")
+    elif name == "Clip":
+        fig = charts.surrogate_chart(texts, t.ratio[:, 0].tolist(), advantages,
+                                     (t.is_low_clipped | t.is_high_clipped)[:, 0].tolist(), t.epsilon_low, t.epsilon_high)
+    elif name == "KL":
+        kl = t.kl[:, 0].tolist() if t.kl is not None else [0.0] * len(texts)
+        fig = charts.kl_chart(texts, kl, settings.beta)
+    elif name == "Loss & gradient":
+        fig = charts.gradient_chart(TOY_WORDS, toy.grad_logits[step_index].tolist(),
+                                    title=f"Which words the update pushes up or down (inner step {step_index + 1})")
+    else:
+        series = {"π_old": toy.probs_old.tolist(), "after update": toy.probs_after.tolist(), "π_ref": toy.probs_ref.tolist()}
+        fig = charts.distribution_chart(TOY_WORDS, series, title="The distribution before and after this iteration's update")
 
-left, right = st.columns([5, 4], gap="medium")
-with left:
-    st.plotly_chart(fig, key="stage_chart")
-    if name == "Update" and trace.mu > 1:
-        st.plotly_chart(charts.trajectory_chart(TOY_WORDS, [p.tolist() for p in toy.probs_per_step],
-                                                toy.probs_ref.tolist()), key="trajectory_chart")
-with right, st.container(border=True):
-    st.markdown(f"#### {stage + 1}. {name}")
-    latex_lines(explain.stage_latex(stage, trace, step_index, toy))
-    st.markdown(explain.stage_text(stage, trace, step_index))
-    if trace.all_rewards_equal and stage >= STAGES.index("Advantages"):
-        st.warning("All rewards in this group are equal (σ = 0): every advantage is 0, so this group gives no "
-                   "policy gradient. Only the KL term can move the policy.", icon="⚖️")
+    left, right = st.columns([5, 4], gap="medium")
+    with left:
+        st.plotly_chart(fig, key="stage_chart")
+        if name == "Update" and trace.mu > 1:
+            st.plotly_chart(charts.trajectory_chart(TOY_WORDS, [p.tolist() for p in toy.probs_per_step],
+                                                    toy.probs_ref.tolist()), key="trajectory_chart")
+    with right, st.container(border=True):
+        st.markdown(f"#### {stage + 1}. {name}")
+        latex_lines(explain.stage_latex(stage, trace, step_index, toy))
+        st.markdown(explain.stage_text(stage, trace, step_index))
+        if trace.all_rewards_equal and stage >= STAGES.index("Advantages"):
+            st.warning("All rewards in this group are equal (σ = 0): every advantage is 0, so this group gives no "
+                       "policy gradient. Only the KL term can move the policy.", icon="⚖️")
 
-st.dataframe(
-    explain.sample_table(trace, step_index, stage, toy.probs_after if name == "Update" else None),
-    hide_index=True, key="sample_table",
-)
+    st.dataframe(
+        explain.sample_table(trace, step_index, stage, toy.probs_after if name == "Update" else None),
+        hide_index=True, key="sample_table",
+    )
+
+
+step_through()

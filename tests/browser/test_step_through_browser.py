@@ -12,7 +12,7 @@ CHART_DATA_JS = "() => Array.from(document.querySelectorAll('.js-plotly-plot')).
 
 
 def wait_for_stage(page, k):
-    page.get_by_text(f"{k + 1}. {STAGES[k]}", exact=True).last.wait_for(timeout=20_000)
+    page.locator("h4", has_text=f"{k + 1}. {STAGES[k]}").wait_for(timeout=20_000)
     page.wait_for_function("() => document.querySelectorAll('.js-plotly-plot .main-svg').length > 0", timeout=20_000)
     page.wait_for_function("() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=20_000)
 
@@ -30,6 +30,7 @@ def test_click_next_through_every_stage(page, app_url):
         assert "Traceback" not in page.content()
         if k < len(STAGES) - 1:
             page.get_by_role("button", name="Next").first.click()
+            page.wait_for_function(f"() => ({CHART_DATA_JS})().join() !== {seen[-1]!r}.join()", timeout=20_000)
     assert all(seen[i] != seen[i + 1] for i in range(len(seen) - 1))
     assert f"stage={len(STAGES)}" in page.url
 
