@@ -10,7 +10,6 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 import plotly.graph_objects as go
-from plotly.subplots import make_subplots
 
 # One colour per series, shared by every chart so pi_theta is always the same blue.
 SERIES_COLORS = {
@@ -23,22 +22,40 @@ SERIES_COLORS = {
 POSITIVE = "#2ca02c"
 NEGATIVE = "#d62728"
 NEUTRAL = "#7f7f7f"
+GUIDE = "#8c8c8c"  # reference lines and markers: readable on the light and the dark theme
 BAND = "rgba(31, 119, 180, 0.12)"
 WORD_PALETTE = ("#2ca02c", "#ff7f0e", "#d62728", "#1f77b4", "#9467bd", "#8c564b", "#e377c2", "#17becf")
 
 
-def _layout(fig: go.Figure, title: str, height: int = 380, legend_below: bool = False, **kwargs) -> go.Figure:
+def _figure(data: list[dict], title: str, height: int = 380, legend_below: bool = False, **layout) -> go.Figure:
+    """One Figure from plain dicts in a single validated construction.
+
+    Building the whole figure at once is ~5x faster than add_trace/add_hline/update_layout
+    calls, and every figure is rebuilt on every click of a lecture.
+    """
     legend = (dict(orientation="h", yanchor="top", y=-0.2, xanchor="left", x=0) if legend_below
               else dict(orientation="h", yanchor="bottom", y=1.0, xanchor="right", x=1))
-    fig.update_layout(
+    base = dict(
         title=dict(text=title, x=0, xanchor="left"),
         height=height,
         margin=dict(l=10, r=10, t=70, b=10),
         legend=legend,
         font=dict(size=14),
-        **kwargs,
     )
-    return fig
+    return go.Figure(data=data, layout={**base, **layout})
+
+
+def _hline(y: float, color: str = GUIDE, dash: str | None = None, width: float = 1, xref: str = "paper") -> dict:
+    return dict(type="line", xref=xref if xref != "paper" else "paper", x0=0, x1=1, yref="y", y0=y, y1=y,
+                line=dict(color=color, dash=dash, width=width))
+
+
+def _vline(x: float, xref: str = "x", yref: str = "y domain") -> dict:
+    return dict(type="line", xref=xref, x0=x, x1=x, yref=yref, y0=0, y1=1, line=dict(color=GUIDE, dash="dot", width=1))
+
+
+def _note(text: str, y: float, x: float = 0, xanchor: str = "left", yshift: int = 10) -> dict:
+    return dict(text=text, xref="paper", x=x, yref="y", y=y, showarrow=False, xanchor=xanchor, yshift=yshift)
 
 
 def _sign_colors(values: Sequence[float], tol: float = 1e-12) -> list[str]:
@@ -54,6 +71,15 @@ def word_colors(words: Sequence[str]) -> dict[str, str]:
     return {w: WORD_PALETTE[i % len(WORD_PALETTE)] for i, w in enumerate(words)}
 
 
+def _bar(name: str, x: Sequence, y: Sequence[float], color, text: Sequence[str] | None = None,
+         hover: str = "%{x}: %{y:.4f}", **kwargs) -> dict:
+    bar = dict(type="bar", name=name, x=list(x), y=[float(v) for v in y], marker=dict(color=color),
+               hovertemplate=hover + "<extra>" + name + "</extra>", **kwargs)
+    if text is not None:
+        bar.update(text=list(text), textposition="outside", cliponaxis=False)
+    return bar
+
+
 # ----------------------------------------------------------------- distributions
 
 
@@ -61,21 +87,12 @@ def distribution_chart(
     words: Sequence[str], series: Mapping[str, Sequence[float]], title: str = "Next-word distribution"
 ) -> go.Figure:
     """Grouped bars: one group per word, one bar per distribution (e.g. π_θ, π_old, π_ref)."""
-    fig = go.Figure()
     palette = list(SERIES_COLORS.values()) + list(WORD_PALETTE)
-    for k, (name, probs) in enumerate(series.items()):
-        color = SERIES_COLORS.get(name, palette[k % len(palette)])
-        fig.add_bar(
-            name=name,
-            x=list(words),
-            y=[float(p) for p in probs],
-            marker_color=color,
-            text=[f"{p:.3f}" for p in probs],
-            textposition="outside",
-            hovertemplate="%{x}: %{y:.4f}<extra>" + name + "</extra>",
-        )
-    fig.update_yaxes(range=[0, 1.12], title="probability")
-    return _layout(fig, title, barmode="group")
+    data = [
+        _bar(name, words, probs, SERIES_COLORS.get(name, palette[k % len(palette)]), [f"{float(p):.3f}" for p in probs])
+        for k, (name, probs) in enumerate(series.items())
+    ]
+    return _figure(data, title, barmode="group", yaxis=dict(range=[0, 1.12], title="probability"))
 
 
 # ----------------------------------------------------------------- the group
@@ -91,44 +108,23 @@ def group_reward_chart(
 ) -> go.Figure:
     """One bar per sample (coloured by word) with the group mean and mean ± std as lines."""
     colors = word_colors(words or list(dict.fromkeys(texts)))
-    fig = go.Figure()
-    fig.add_bar(
-        name="reward r_i",
-        x=sample_labels(texts),
-        y=[float(r) for r in rewards],
-        marker_color=[colors.get(t, NEUTRAL) for t in texts],
-        text=[f"{r:.3g}" for r in rewards],
-        textposition="outside",
-        hovertemplate="sample %{x}<br>reward %{y:.4f}<extra></extra>",
-    )
-    fig.add_hline(y=group_mean, line=dict(color="black", width=2), annotation_text=f"mean μ = {group_mean:.4f}")
+    bar = _bar("reward r_i", sample_labels(texts), rewards, [colors.get(t, NEUTRAL) for t in texts],
+               [f"{float(r):.3g}" for r in rewards], hover="sample %{x}<br>reward %{y:.4f}")
+    shapes = [_hline(group_mean, width=2)]
+    notes = [_note(f"mean μ = {group_mean:.4f}", group_mean, x=1, xanchor="right")]
     if group_std > 0:
-        for sign in (-1, 1):
-            fig.add_hline(y=group_mean + sign * group_std, line=dict(color="black", dash="dot", width=1))
-        fig.add_annotation(
-            xref="paper", x=0, y=group_mean + group_std, text=f"μ ± σ (σ = {group_std:.4f})", showarrow=False,
-            yshift=10, xanchor="left",
-        )
-    fig.update_yaxes(title="reward")
-    return _layout(fig, title, showlegend=False)
+        shapes += [_hline(group_mean + sign * group_std, dash="dot") for sign in (-1, 1)]
+        notes.append(_note(f"μ ± σ (σ = {group_std:.4f})", group_mean + group_std))
+    return _figure([bar], title, showlegend=False, shapes=shapes, annotations=notes, yaxis=dict(title="reward"))
 
 
 def advantage_chart(texts: Sequence[str], advantages: Sequence[float], title: str = "Advantages A_i") -> go.Figure:
     """One bar per sample: green pushes its word up, red pushes it down, grey (A = 0) does nothing."""
-    fig = go.Figure()
-    fig.add_bar(
-        name="advantage",
-        x=sample_labels(texts),
-        y=[float(a) for a in advantages],
-        marker_color=_sign_colors(advantages),
-        text=[f"{a:+.4f}" for a in advantages],
-        textposition="outside",
-        hovertemplate="sample %{x}<br>A = %{y:.4f}<extra></extra>",
-    )
-    fig.add_hline(y=0, line=dict(color="black", width=1))
+    bar = _bar("advantage", sample_labels(texts), advantages, _sign_colors(advantages),
+               [f"{float(a):+.4f}" for a in advantages], hover="sample %{x}<br>A = %{y:.4f}")
     top = max([abs(float(a)) for a in advantages] + [0.5]) * 1.3
-    fig.update_yaxes(title="advantage", range=[-top, top])
-    return _layout(fig, title, showlegend=False)
+    return _figure([bar], title, showlegend=False, shapes=[_hline(0)],
+                   yaxis=dict(title="advantage", range=[-top, top]))
 
 
 # ----------------------------------------------------------------- ratios and the clip
@@ -145,32 +141,29 @@ def ratio_chart(
 ) -> go.Figure:
     """Each sample's ratio, coloured by the sign of its advantage, with the band [1-ε_low, 1+ε_high]."""
     labels = sample_labels(texts)
-    fig = go.Figure()
-    fig.add_hrect(
-        y0=1 - epsilon_low, y1=1 + epsilon_high, fillcolor=BAND, line_width=0,
-        annotation_text=f"clip band [{1 - epsilon_low:.4g}, {1 + epsilon_high:.4g}]", annotation_position="top left",
-    )
-    fig.add_hline(y=1, line=dict(color="black", dash="dot", width=1))
+    colors = _sign_colors(advantages)
     clipped = [bool(c) for c in clipped]
+    data = []
     for is_clipped, symbol, name in ((False, "circle", "inside or harmless"), (True, "x", "clipped: no gradient")):
         idx = [i for i, c in enumerate(clipped) if c == is_clipped]
-        fig.add_scatter(
-            name=name,
-            x=[labels[i] for i in idx],
-            y=[float(ratios[i]) for i in idx],
-            mode="markers+text",
-            marker=dict(size=16, symbol=symbol, color=[_sign_colors(advantages)[i] for i in idx],
-                        line=dict(width=1, color="black")),
-            text=[f"{float(ratios[i]):.4f}" for i in idx],
-            textposition="middle right",
+        data.append(dict(
+            type="scatter", name=name, x=[labels[i] for i in idx], y=[float(ratios[i]) for i in idx],
+            mode="markers+text", text=[f"{float(ratios[i]):.4f}" for i in idx], textposition="middle right",
+            marker=dict(size=16, symbol=symbol, color=[colors[i] for i in idx], line=dict(width=1, color=GUIDE)),
             hovertemplate="sample %{x}<br>w = %{y:.6f}<extra>" + name + "</extra>",
-        )
+        ))
+    band = dict(type="rect", xref="paper", x0=0, x1=1, yref="y", y0=1 - epsilon_low, y1=1 + epsilon_high,
+                fillcolor=BAND, line=dict(width=0), layer="below")
     values = [float(r) for r in ratios] + [1 - epsilon_low, 1 + epsilon_high]
     lo, hi = min(values), max(values)
     pad = max(0.05, 0.15 * (hi - lo))
-    fig.update_xaxes(categoryorder="array", categoryarray=labels)
-    fig.update_yaxes(title="w = π_θ / π_old", range=[lo - pad, hi + pad])
-    return _layout(fig, title)
+    return _figure(
+        data, title,
+        shapes=[band, _hline(1, dash="dot")],
+        annotations=[_note(f"clip band [{1 - epsilon_low:.4g}, {1 + epsilon_high:.4g}]", 1 + epsilon_high, yshift=-10)],
+        xaxis=dict(categoryorder="array", categoryarray=labels),
+        yaxis=dict(title="w = π_θ / π_old", range=[lo - pad, hi + pad]),
+    )
 
 
 def clipped_surrogate(w: np.ndarray, advantage: float, epsilon_low: float, epsilon_high: float) -> np.ndarray:
@@ -191,36 +184,35 @@ def surrogate_chart(
     ratios = [float(r) for r in ratios]
     top = max([1 + epsilon_high + 0.6, *(r + 0.2 for r in ratios)])
     bottom = max(0.0, min([1 - epsilon_low - 0.6, *(r - 0.2 for r in ratios)]))
-    w = np.linspace(bottom, top, 401)
-    fig = make_subplots(rows=1, cols=2, subplot_titles=("A > 0: pushes π_θ(o) up", "A < 0: pushes π_θ(o) down"))
+    # the curve is piecewise linear: its kinks are all it needs
+    w = np.unique(np.array([bottom, 1 - epsilon_low, 1 + epsilon_high, top]))
     labels = sample_labels(texts)
+    data, shapes = [], []
     for col, sign in ((1, 1.0), (2, -1.0)):
-        fig.add_scatter(
-            x=w, y=w * sign, mode="lines", line=dict(color=NEUTRAL, dash="dash"), name="w·A (unclipped)",
-            showlegend=col == 1, row=1, col=col, hoverinfo="skip",
-        )
-        fig.add_scatter(
-            x=w, y=clipped_surrogate(w, sign, epsilon_low, epsilon_high), mode="lines",
-            line=dict(color=POSITIVE if sign > 0 else NEGATIVE, width=3), name="min(w·A, clip(w)·A)",
-            showlegend=col == 1, row=1, col=col, hoverinfo="skip",
-        )
-        for x in (1 - epsilon_low, 1 + epsilon_high):
-            fig.add_vline(x=x, line=dict(color="black", dash="dot", width=1), row=1, col=col)
+        axes = dict(xaxis="x" if col == 1 else "x2", yaxis="y" if col == 1 else "y2")
+        data.append(dict(type="scatter", x=w, y=w * sign, mode="lines", line=dict(color=NEUTRAL, dash="dash"),
+                         name="w·A (unclipped)", showlegend=col == 1, hoverinfo="skip", **axes))
+        data.append(dict(type="scatter", x=w, y=clipped_surrogate(w, sign, epsilon_low, epsilon_high), mode="lines",
+                         line=dict(color=POSITIVE if sign > 0 else NEGATIVE, width=3), name="min(w·A, clip(w)·A)",
+                         showlegend=col == 1, hoverinfo="skip", **axes))
         idx = [i for i, a in enumerate(advantages) if (a > 0 if sign > 0 else a < 0)]
-        fig.add_scatter(
-            x=[ratios[i] for i in idx],
+        data.append(dict(
+            type="scatter", x=[ratios[i] for i in idx],
             y=[float(clipped_surrogate(np.array(ratios[i]), sign, epsilon_low, epsilon_high)) for i in idx],
-            mode="markers",
-            marker=dict(size=14, color="black", symbol=["x" if clipped[i] else "circle" for i in idx]),
-            text=[labels[i] for i in idx],
-            name="samples (x = clipped)",
-            showlegend=col == 1,
-            hovertemplate="sample %{text}<br>w = %{x:.6f}<br>objective/|A| = %{y:.6f}<extra></extra>",
-            row=1, col=col,
-        )
-    fig.update_xaxes(title="w = π_θ / π_old")
-    fig.update_yaxes(title="objective per unit |A|", col=1)
-    return _layout(fig, title, height=440, legend_below=True)
+            mode="markers", marker=dict(size=14, color="#5b5b5b", line=dict(width=1.5, color="#ffffff"), symbol=["x" if clipped[i] else "circle" for i in idx]),
+            text=[labels[i] for i in idx], name="samples (x = clipped)", showlegend=col == 1,
+            hovertemplate="sample %{text}<br>w = %{x:.6f}<br>objective/|A| = %{y:.6f}<extra></extra>", **axes,
+        ))
+        xref, yref = ("x", "y domain") if col == 1 else ("x2", "y2 domain")
+        shapes += [_vline(x, xref, yref) for x in (1 - epsilon_low, 1 + epsilon_high)]
+    titles = [dict(text=t, xref="x domain" if i == 0 else "x2 domain", x=0.5, yref="paper", y=1.0, showarrow=False,
+                   yanchor="bottom", font=dict(size=14)) for i, t in enumerate(("A > 0: pushes π_θ(o) up",
+                                                                                  "A < 0: pushes π_θ(o) down"))]
+    return _figure(
+        data, title, height=440, legend_below=True, shapes=shapes, annotations=titles,
+        xaxis=dict(domain=[0, 0.46], title="w = π_θ / π_old"), xaxis2=dict(domain=[0.54, 1], title="w = π_θ / π_old"),
+        yaxis=dict(title="objective per unit |A|"), yaxis2=dict(anchor="x2"),
+    )
 
 
 # ----------------------------------------------------------------- KL, gradient
@@ -231,15 +223,13 @@ def kl_chart(
 ) -> go.Figure:
     """k3 for each sample, and beta * k3, the amount it adds to that sample's loss."""
     labels = sample_labels(texts)
-    fig = go.Figure()
-    fig.add_bar(name="k3", x=labels, y=[float(k) for k in kl], marker_color=SERIES_COLORS["π_ref"],
-                text=[f"{float(k):.4g}" for k in kl], textposition="outside",
-                hovertemplate="sample %{x}<br>k3 = %{y:.6g}<extra></extra>")
-    fig.add_bar(name=f"β·k3 (β = {beta:g})", x=labels, y=[beta * float(k) for k in kl],
-                marker_color=SERIES_COLORS["π_old"], hovertemplate="sample %{x}<br>β·k3 = %{y:.6g}<extra></extra>")
+    data = [
+        _bar("k3", labels, kl, SERIES_COLORS["π_ref"], [f"{float(k):.4g}" for k in kl], hover="sample %{x}<br>k3 = %{y:.6g}"),
+        _bar(f"β·k3 (β = {beta:g})", labels, [beta * float(k) for k in kl], SERIES_COLORS["π_old"],
+             hover="sample %{x}<br>β·k3 = %{y:.6g}"),
+    ]
     top = max([float(k) for k in kl] + [1e-3]) * 1.3
-    fig.update_yaxes(title="KL estimate (≥ 0)", range=[0, top])
-    return _layout(fig, title, barmode="group")
+    return _figure(data, title, barmode="group", yaxis=dict(title="KL estimate (≥ 0)", range=[0, top]))
 
 
 def gradient_chart(
@@ -247,20 +237,10 @@ def gradient_chart(
 ) -> go.Figure:
     """-dL/dz for each parameter: positive bars are pushed up by the update, negative ones down."""
     push = [-float(g) for g in gradient]
-    fig = go.Figure()
-    fig.add_bar(
-        name="−∂L/∂z",
-        x=list(names),
-        y=push,
-        marker_color=_sign_colors(push),
-        text=[f"{p:+.4f}" for p in push],
-        textposition="outside",
-        hovertemplate="%{x}<br>−∂L/∂z = %{y:.6f}<extra></extra>",
-    )
-    fig.add_hline(y=0, line=dict(color="black", width=1))
+    bar = _bar("−∂L/∂z", names, push, _sign_colors(push), [f"{p:+.4f}" for p in push], hover="%{x}<br>−∂L/∂z = %{y:.6f}")
     top = max([abs(p) for p in push] + [1e-3]) * 1.35
-    fig.update_yaxes(title="−∂L/∂z  (up = more likely)", range=[-top, top])
-    return _layout(fig, title, showlegend=False)
+    return _figure([bar], title, showlegend=False, shapes=[_hline(0)],
+                   yaxis=dict(title="−∂L/∂z  (up = more likely)", range=[-top, top]))
 
 
 def trajectory_chart(
@@ -270,12 +250,271 @@ def trajectory_chart(
     """One line per word over inner steps 0..μ (π_ref dotted), to watch the clip slow the climb."""
     colors = word_colors(words)
     steps = list(range(len(probs_per_step)))
-    fig = go.Figure()
+    data = []
     for j, word in enumerate(words):
-        fig.add_scatter(name=word, x=steps, y=[float(p[j]) for p in probs_per_step], mode="lines+markers",
-                        line=dict(color=colors[word], width=3))
-        fig.add_scatter(name=f"{word} (π_ref)", x=steps, y=[float(ref_probs[j])] * len(steps), mode="lines",
-                        line=dict(color=colors[word], dash="dot", width=1), showlegend=False, hoverinfo="skip")
-    fig.update_xaxes(title="inner update", dtick=1)
-    fig.update_yaxes(title="π_θ(word)", range=[0, 1])
-    return _layout(fig, title)
+        data.append(dict(type="scatter", name=word, x=steps, y=[float(p[j]) for p in probs_per_step],
+                         mode="lines+markers", line=dict(color=colors[word], width=3)))
+        data.append(dict(type="scatter", name=f"{word} (π_ref)", x=steps, y=[float(ref_probs[j])] * len(steps),
+                         mode="lines", line=dict(color=colors[word], dash="dot", width=1), showlegend=False,
+                         hoverinfo="skip"))
+    return _figure(data, title, xaxis=dict(title="inner update", dtick=1), yaxis=dict(title="π_θ(word)", range=[0, 1]))
+
+
+# ================================================================= PPO beside GRPO, and training over iterations
+# (issue 4).  Runs are passed as {label: {column: [values per row]}}, the columns of
+# grpo_viz.training's history ("iteration", "p_<word>", "kl", ...); None is a gap.
+
+ALGORITHM_COLORS = {"GRPO": "#1f77b4", "PPO": "#d62728"}
+RUN_DASHES = ("solid", "dash", "dot", "dashdot")
+
+
+# This section builds figures with plotly's add_* calls and its own layout helper, so it
+# does not depend on the private helpers above (which another part of the file may change).
+from plotly.subplots import make_subplots  # noqa: E402
+
+
+def _run_layout(fig: go.Figure, title: str, height: int = 380, legend_below: bool = False, **kwargs) -> go.Figure:
+    legend = (dict(orientation="h", yanchor="top", y=-0.25, xanchor="left", x=0) if legend_below
+              else dict(orientation="h", yanchor="bottom", y=1.0, xanchor="right", x=1))
+    fig.update_layout(title=dict(text=title, x=0, xanchor="left"), height=height,
+                      margin=dict(l=10, r=10, t=70, b=10), legend=legend, font=dict(size=14), **kwargs)
+    return fig
+
+
+def run_styles(labels: Sequence[str]) -> dict[str, tuple[str, str]]:
+    """(colour, dash) per run: colour says the algorithm (GRPO blue, PPO red), dash tells apart runs of one algorithm."""
+    seen: dict[str, int] = {}
+    styles = {}
+    for k, label in enumerate(labels):
+        algorithm = "PPO" if str(label).startswith("PPO") else "GRPO" if str(label).startswith("GRPO") else ""
+        color = ALGORITHM_COLORS.get(algorithm, WORD_PALETTE[k % len(WORD_PALETTE)])
+        n = seen.get(algorithm, 0)
+        seen[algorithm] = n + 1
+        styles[label] = (color, RUN_DASHES[n % len(RUN_DASHES)])
+    return styles
+
+
+def _clean(values: Sequence) -> list[float | None]:
+    """Floats with None for missing or non-finite entries, so a chart shows a gap, never 'NaN'."""
+    out = []
+    for v in values:
+        try:
+            x = float(v)
+        except (TypeError, ValueError):
+            out.append(None)
+            continue
+        out.append(x if np.isfinite(x) else None)
+    return out
+
+
+def training_probability_chart(
+    words: Sequence[str], runs: Mapping[str, Mapping[str, Sequence]], ref_probs: Sequence[float],
+    title: str = "π_θ(word) over iterations (π_ref dashed)",
+) -> go.Figure:
+    """One panel per run: each word's probability over iterations, the reference as a dashed line."""
+    labels = list(runs)
+    fig = make_subplots(rows=1, cols=max(1, len(labels)), subplot_titles=labels or [""], shared_yaxes=True,
+                        horizontal_spacing=0.03)
+    colors = word_colors(words)
+    for col, label in enumerate(labels, start=1):
+        run = runs[label]
+        x = list(run["iteration"])
+        for j, word in enumerate(words):
+            fig.add_scatter(name=word, x=x, y=_clean(run[f"p_{word}"]), mode="lines", legendgroup=word,
+                            line=dict(color=colors[word], width=3), showlegend=col == 1, row=1, col=col,
+                            hovertemplate="iteration %{x}<br>π_θ(" + word + ") = %{y:.4f}<extra>" + label + "</extra>")
+            fig.add_scatter(name=f"{word} (π_ref)", x=[x[0], x[-1]] if x else [], y=[float(ref_probs[j])] * (2 if x else 0),
+                            mode="lines", legendgroup=word, line=dict(color=colors[word], dash="dash", width=1.5),
+                            showlegend=False, hoverinfo="skip", row=1, col=col)
+    fig.update_yaxes(range=[0, 1.02])
+    fig.update_yaxes(title="probability", col=1)
+    fig.update_xaxes(title="iteration")
+    return _run_layout(fig, title, height=360, legend_below=True)
+
+
+def training_metric_chart(
+    runs: Mapping[str, Mapping[str, Sequence]], column: str, title: str, y_title: str,
+    y_range: Sequence[float] | None = None, reference: float | None = None, reference_name: str = "",
+) -> go.Figure:
+    """One line per run for one history column (e.g. expected reward, KL, loss)."""
+    styles = run_styles(list(runs))
+    fig = go.Figure()
+    for label, run in runs.items():
+        y = _clean(run.get(column, []))
+        if all(v is None for v in y):
+            continue  # e.g. the value loss of a GRPO run: GRPO has no critic
+        color, dash = styles[label]
+        fig.add_scatter(name=label, x=list(run["iteration"]), y=y, mode="lines", line=dict(color=color, dash=dash, width=2.5),
+                        hovertemplate="iteration %{x}<br>%{y:.4f}<extra>" + label + "</extra>")
+    if reference is not None:
+        fig.add_hline(y=reference, line=dict(color="black", dash="dot", width=1), annotation_text=reference_name,
+                      annotation_position="bottom right")
+    fig.update_xaxes(title="iteration")
+    fig.update_yaxes(title=y_title, range=list(y_range) if y_range is not None else None)
+    return _run_layout(fig, title, height=300, legend_below=True)
+
+
+def clip_fraction_chart(runs: Mapping[str, Mapping[str, Sequence]],
+                        title: str = "Fraction of samples clipped, per iteration") -> go.Figure:
+    """Two panels: clipped on the low side (A < 0, w < 1−ε) and on the high side (A > 0, w > 1+ε)."""
+    styles = run_styles(list(runs))
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("low: A < 0, w < 1 − ε", "high: A > 0, w > 1 + ε"),
+                        shared_yaxes=True, horizontal_spacing=0.04)
+    for col, column in ((1, "clip_low"), (2, "clip_high")):
+        for label, run in runs.items():
+            color, dash = styles[label]
+            fig.add_scatter(name=label, x=list(run["iteration"]), y=_clean(run.get(column, [])), mode="lines",
+                            line=dict(color=color, dash=dash, width=2), legendgroup=label, showlegend=col == 1,
+                            hovertemplate="iteration %{x}<br>%{y:.3f}<extra>" + label + "</extra>", row=1, col=col)
+    fig.update_yaxes(range=[0, 1.02])
+    fig.update_yaxes(title="fraction clipped", col=1)
+    fig.update_xaxes(title="iteration")
+    return _run_layout(fig, title, height=300, legend_below=True)
+
+
+def value_chart(runs: Mapping[str, Mapping[str, Sequence]],
+                title: str = "PPO's critic: value estimate V(s) and value loss") -> go.Figure:
+    """Two panels for the PPO runs: V(s) against the expected reward it should learn, and the value loss."""
+    styles = run_styles(list(runs))
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("V(s) (solid) and expected reward (dotted)", "value loss"),
+                        horizontal_spacing=0.08)
+    for label, run in runs.items():
+        value = _clean(run.get("value", []))
+        if all(v is None for v in value):
+            continue
+        color, dash = styles[label]
+        x = list(run["iteration"])
+        fig.add_scatter(name=label, x=x, y=value, mode="lines", line=dict(color=color, dash=dash, width=2.5),
+                        legendgroup=label, row=1, col=1, hovertemplate="iteration %{x}<br>V = %{y:.4f}<extra>" + label + "</extra>")
+        fig.add_scatter(name=f"{label}: E[r]", x=x, y=_clean(run.get("expected_train_reward", [])), mode="lines",
+                        line=dict(color=color, dash="dot", width=1.5), legendgroup=label, showlegend=False, row=1, col=1,
+                        hovertemplate="iteration %{x}<br>E[r] = %{y:.4f}<extra>" + label + "</extra>")
+        fig.add_scatter(name=label, x=x, y=_clean(run.get("value_loss", [])), mode="lines",
+                        line=dict(color=color, dash=dash, width=2), legendgroup=label, showlegend=False, row=1, col=2,
+                        hovertemplate="iteration %{x}<br>value loss = %{y:.5f}<extra>" + label + "</extra>")
+    fig.update_xaxes(title="iteration")
+    return _run_layout(fig, title, height=300, legend_below=True)
+
+
+def simplex_chart(
+    words: Sequence[str], runs: Mapping[str, Mapping[str, Sequence]], ref_probs: Sequence[float],
+    title: str = "The policy on the probability simplex",
+) -> go.Figure:
+    """A ternary plot of (π(w1), π(w2), π(w3)): each run's path from the common start (★) to its end (●)."""
+    if len(words) != 3:
+        raise ValueError("A ternary plot needs exactly three words.")
+    a, b, c = words
+    styles = run_styles(list(runs))
+    fig = go.Figure()
+    fig.add_scatterternary(name="start = π_ref", a=[float(ref_probs[0])], b=[float(ref_probs[1])], c=[float(ref_probs[2])],
+                           mode="markers", marker=dict(symbol="star", size=18, color="black"),
+                           hovertemplate=f"{a} %{{a:.3f}}<br>{b} %{{b:.3f}}<br>{c} %{{c:.3f}}<extra>start</extra>")
+    for label, run in runs.items():
+        color, dash = styles[label]
+        pa, pb, pc = (_clean(run[f"p_{w}"]) for w in words)
+        fig.add_scatterternary(name=label, a=pa, b=pb, c=pc, mode="lines", line=dict(color=color, dash=dash, width=3),
+                               legendgroup=label, customdata=list(run["iteration"]),
+                               hovertemplate=f"iteration %{{customdata}}<br>{a} %{{a:.3f}}<br>{b} %{{b:.3f}}<br>{c} %{{c:.3f}}"
+                                             f"<extra>{label}</extra>")
+        if pa:
+            fig.add_scatterternary(name=f"{label} now", a=pa[-1:], b=pb[-1:], c=pc[-1:], mode="markers",
+                                   marker=dict(size=12, color=color, line=dict(width=1, color="white")),
+                                   legendgroup=label, showlegend=False, hoverinfo="skip")
+    fig.update_layout(ternary=dict(
+        sum=1,
+        aaxis=dict(title=f"π({a})", min=0, linewidth=1, ticks="outside"),
+        baxis=dict(title=f"π({b})", min=0, linewidth=1, ticks="outside"),
+        caxis=dict(title=f"π({c})", min=0, linewidth=1, ticks="outside"),
+    ))
+    fig = _run_layout(fig, title, height=430, legend_below=True)
+    fig.update_layout(margin=dict(l=50, r=50, t=90, b=10))
+    return fig
+
+
+def reward_hacking_chart(runs: Mapping[str, Mapping[str, Sequence]],
+                         title: str = "Proxy reward (solid) against true reward (dotted)") -> go.Figure:
+    """For each run: the expected proxy reward it is trained on, and the expected true reward it actually earns."""
+    palette = ("#ff7f0e", "#1f77b4", "#2ca02c", "#9467bd")
+    fig = go.Figure()
+    for k, (label, run) in enumerate(runs.items()):
+        color = palette[k % len(palette)]
+        x = list(run["iteration"])
+        fig.add_scatter(name=f"{label}: proxy", x=x, y=_clean(run["expected_train_reward"]), mode="lines",
+                        line=dict(color=color, width=3), legendgroup=label,
+                        hovertemplate="iteration %{x}<br>proxy E[r] = %{y:.4f}<extra>" + label + "</extra>")
+        fig.add_scatter(name=f"{label}: true", x=x, y=_clean(run["expected_reward"]), mode="lines",
+                        line=dict(color=color, width=3, dash="dot"), legendgroup=label,
+                        hovertemplate="iteration %{x}<br>true E[r] = %{y:.4f}<extra>" + label + "</extra>")
+    fig.update_xaxes(title="iteration")
+    fig.update_yaxes(title="expected reward under π_θ")
+    return _run_layout(fig, title, height=360, legend_below=True)
+
+
+# ----------------------------------------------------------------- PPO's side of one iteration
+
+
+def ppo_reward_chart(
+    texts: Sequence[str], scores: Sequence[float], kl_penalty: Sequence[float], value: float | None = None,
+    words: Sequence[str] | None = None, title: str = "PPO: per-token reward = score − β·KL",
+) -> go.Figure:
+    """Stacked per sample: the score r_i and the KL penalty −β·KL_i (KL in the reward); the total as a marker.
+
+    With ``value`` given, the critic's V(s) is drawn as the baseline line the rewards are compared with.
+    """
+    labels = sample_labels(texts)
+    colors = word_colors(words or list(dict.fromkeys(texts)))
+    scores = [float(s) for s in scores]
+    penalty = [float(k) for k in kl_penalty]
+    total = [s + k for s, k in zip(scores, penalty)]
+    fig = go.Figure()
+    fig.add_bar(name="score r_i", x=labels, y=scores, marker_color=[colors.get(t, NEUTRAL) for t in texts],
+                hovertemplate="sample %{x}<br>score %{y:.4f}<extra></extra>")
+    fig.add_bar(name="−β·KL (in the reward)", x=labels, y=penalty, marker_color=SERIES_COLORS["π_old"],
+                hovertemplate="sample %{x}<br>−β·KL = %{y:.6f}<extra></extra>")
+    fig.add_scatter(name="rew_i = r_i − β·KL_i", x=labels, y=total, mode="markers+text", text=[f"{t:.3g}" for t in total],
+                    textposition="top center", marker=dict(color="black", symbol="diamond", size=9),
+                    hovertemplate="sample %{x}<br>rew = %{y:.6f}<extra></extra>")
+    if value is not None:
+        fig.add_hline(y=float(value), line=dict(color="black", width=2),
+                      annotation_text=f"baseline V(s) = {float(value):.4f}", annotation_position="top left")
+    fig.update_yaxes(title="reward")
+    return _run_layout(fig, title, height=400, legend_below=True, barmode="relative")
+
+
+def ppo_kl_chart(
+    texts: Sequence[str], kl: Sequence[float], beta: float, estimator: str = "k1",
+    title: str = "PPO: KL per sample, subtracted from the reward",
+) -> go.Figure:
+    """The KL estimate of each sample (k1 can be negative) and −β·KL, what it adds to that sample's reward."""
+    labels = sample_labels(texts)
+    kl = [float(k) for k in kl]
+    fig = go.Figure()
+    fig.add_bar(name=estimator, x=labels, y=kl, marker_color=SERIES_COLORS["π_ref"], text=[f"{k:.4g}" for k in kl],
+                textposition="outside", hovertemplate="sample %{x}<br>" + estimator + " = %{y:.6g}<extra></extra>")
+    fig.add_bar(name=f"−β·{estimator} (β = {beta:g}) added to the reward", x=labels, y=[-beta * k for k in kl],
+                marker_color=SERIES_COLORS["π_old"], hovertemplate="sample %{x}<br>−β·KL = %{y:.6g}<extra></extra>")
+    fig.add_hline(y=0, line=dict(color="black", width=1))
+    top = max([abs(k) for k in kl] + [1e-3]) * 1.3
+    fig.update_yaxes(title=f"KL estimate ({estimator})", range=[-top, top])
+    return _run_layout(fig, title, height=400, legend_below=True, barmode="group")
+
+
+def ppo_advantage_chart(
+    texts: Sequence[str], advantages_raw: Sequence[float], advantages: Sequence[float], whitened: bool,
+    title: str = "PPO: GAE advantages, before and after whitening",
+) -> go.Figure:
+    """Per sample: the GAE advantage (rew − V for the one-step toy) and, if applied, the whitened one used by the loss."""
+    labels = sample_labels(texts)
+    fig = go.Figure()
+    raw = [float(a) for a in advantages_raw]
+    used = [float(a) for a in advantages]
+    if whitened:
+        fig.add_bar(name="GAE A (before whitening)", x=labels, y=raw, marker_color="rgba(127,127,127,0.45)",
+                    hovertemplate="sample %{x}<br>A = %{y:.4f}<extra>before whitening</extra>")
+    fig.add_bar(name="A used by the loss" + (" (whitened)" if whitened else ""), x=labels, y=used,
+                marker_color=_sign_colors(used), text=[f"{a:+.4f}" for a in used], textposition="outside",
+                hovertemplate="sample %{x}<br>A = %{y:.4f}<extra>used</extra>")
+    fig.add_hline(y=0, line=dict(color="black", width=1))
+    top = max([abs(a) for a in raw + used] + [0.5]) * 1.3
+    fig.update_yaxes(title="advantage", range=[-top, top])
+    return _run_layout(fig, title, height=400, legend_below=True, barmode="group")

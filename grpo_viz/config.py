@@ -69,6 +69,9 @@ class Settings:
     vf_coef: float = 0.1
     value_lr: float = 0.5
     whiten_advantages: bool = True
+    # language model (issue 5): Adam on a transformer wants a far smaller step than SGD on three logits
+    lm_lr: float = 3e-3
+    max_new_tokens: int = 24
 
     def with_preset(self, name: str) -> "Settings":
         """These settings with the objective options of preset ``name``."""

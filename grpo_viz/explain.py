@@ -352,3 +352,117 @@ def stage_text(stage: int, trace: IterationTrace, step_index: int) -> str:
         f"The optimizer takes μ = {trace.mu} gradient step(s) of size η = {s.lr:g} on this one group. "
         "Press **Next iteration** to keep the new policy and sample a fresh group from it."
     )
+
+
+# ----------------------------------------------------------------- the formula card, tour and glossary
+
+HIGHLIGHT = "#e4572e"
+
+# The GRPO objective as DeepSeekMath writes it, in pieces, so one stage's term can be coloured.
+_OBJECTIVE_PIECES = {
+    "expectation": r"\mathbb{E}_{q,\ \{o_i\}_{i=1}^{G} \sim \pi_{\theta_{old}}(\cdot\mid q)}",
+    "aggregate": r"\frac{1}{G}\sum_{i=1}^{G}\frac{1}{|o_i|}\sum_{t=1}^{|o_i|}",
+    "min": "",  # the whole min(...) term, built in objective_latex
+    "ratio": r"w_{i,t}",
+    "advantage": r"\hat A_{i,t}",
+    "clip": r"\mathrm{clip}(w_{i,t}, 1-\epsilon_{low}, 1+\epsilon_{high})",
+    "kl": r"\beta\, \mathbb{D}_{KL}[\pi_\theta \| \pi_{ref}]",
+}
+STAGE_TERMS = {
+    "Sample group": ("expectation",),
+    "Score": ("advantage",),
+    "Advantages": ("advantage",),
+    "Ratios": ("ratio",),
+    "Clip": ("clip", "min"),
+    "KL": ("kl",),
+    "Loss & gradient": ("aggregate",),
+    "Update": (),
+}
+
+
+def objective_latex(stage: int) -> str:
+    r"""J_GRPO(θ) with the terms the stage computes boxed in colour (J is maximized; the loss is -J)."""
+    hot = set(STAGE_TERMS[STAGES[stage]])
+
+    def term(name: str, text: str | None = None) -> str:
+        text = _OBJECTIVE_PIECES[name] if text is None else text
+        return rf"\boxed{{\color{{{HIGHLIGHT}}}{{{text}}}}}" if name in hot else text
+
+    surrogate = term("min", rf"\min\Big({term('ratio')}{term('advantage')},\ {term('clip')}{term('advantage')}\Big)")
+    objective = rf"\mathcal{{J}}(\theta) = {term('expectation')}\Big[{term('aggregate')}\Big({surrogate} - {term('kl')}\Big)\Big]"
+    if STAGES[stage] == "Update":
+        objective += rf",\qquad \boxed{{\color{{{HIGHLIGHT}}}{{\theta \leftarrow \theta + \eta\,\nabla_\theta \mathcal{{J}}}}}}"
+    return objective
+
+
+SYMBOLS: dict[str, str] = {
+    "q": "the prompt (here the two-word state “The cat”)",
+    "o_i": "the i-th sampled completion of the group (here one word)",
+    "G": "group size: completions sampled per prompt",
+    "π_θ": "the policy being trained (softmax of the logits z / T)",
+    "π_old (π_θold)": "the policy that sampled the group, frozen during the μ inner updates",
+    "π_ref": "the frozen reference policy (the starting logits) the KL term pulls toward",
+    "r_i": "the scalar reward of completion i",
+    "μ_g, σ_g": "mean and Bessel standard deviation (divide by G − 1) of the group's rewards",
+    "Â_i,t (A_i)": "advantage: (r_i − μ_g) / (σ_g + 1e-4), the same for every token of completion i",
+    "w_i,t": "probability ratio π_θ(o_i,t) / π_old(o_i,t); exactly 1 on the first inner update",
+    "ε_low, ε_high": "clip band half-widths: w is clipped to [1 − ε_low, 1 + ε_high]",
+    "β": "weight of the KL penalty in the loss",
+    "k3": "KL estimator π_ref/π_θ − log(π_ref/π_θ) − 1: never negative, unbiased",
+    "μ (mu)": "number of gradient steps taken on one sampled group",
+    "η": "learning rate (plain SGD on the toy's three logits)",
+    "T": "sampling temperature: logits are divided by T for sampling and every log-prob",
+    "z": "the toy's three logits, its only parameters",
+    "𝓛": "the loss gradient descent minimizes, −J",
+}
+
+TOUR: dict[str, tuple[str, str, str]] = {
+    "Sample group": (
+        "Raise the temperature T to 3 and press New group a few times: the group gets more varied.",
+        "Why does GRPO sample several completions of the same prompt instead of one?",
+        "Its baseline is the group itself: each completion is judged against the others' rewards, so no value network "
+        "is needed. One completion would have nothing to be compared with (G must be at least 2).",
+    ),
+    "Score": (
+        "Set the reward of “slept” to 1 in the sidebar, the same as “sat”.",
+        "Does GRPO care about the absolute value of a reward?",
+        "Only through differences within the group: adding the same constant to every reward changes nothing, because "
+        "the group mean is subtracted next.",
+    ),
+    "Advantages": (
+        "Set all three rewards equal and watch every advantage become 0.",
+        "A group where every sample got reward 1: what does it teach the policy?",
+        "Nothing: σ = 0, every advantage is 0, so there is no policy gradient from it (only the KL term acts). "
+        "DAPO's dynamic sampling drops such groups for that reason.",
+    ),
+    "Ratios": (
+        "Set μ to 4 and move the inner-step slider: the ratios leave 1 after the first update.",
+        "With μ = 1, why is the ratio always exactly 1?",
+        "π_old is the policy that sampled the group, and with one update the policy has not moved yet when the loss "
+        "is computed: old_logp is logp detached, so w = exp(0) = 1.",
+    ),
+    "Clip": (
+        "With μ = 4, set ε low and ε high to 0.05 and count the ✖ markers.",
+        "A sample with A < 0 has w = 1.5. Is it clipped?",
+        "No. The clip only removes the gradient on the side the advantage pushes toward: for A < 0 that is w < 1 − ε. "
+        "At w = 1.5 the min picks the unclipped w·A term, so the sample is still pushed down.",
+    ),
+    "KL": (
+        "Press Next iteration a few times (so π_θ leaves π_ref), then raise β to 0.5.",
+        "Can the k3 estimate of one sample be negative?",
+        "No: k3 = x − log x − 1 ≥ 0 for every x > 0, with equality only when π_θ = π_ref. (k1 = log π_θ − log π_ref "
+        "can be negative for a single sample.)",
+    ),
+    "Loss & gradient": (
+        "Set the learning rate to 0 and check: the gradient is unchanged, only the step size is.",
+        "Why does the toy's gradient on a logit involve every sample, not just the ones that chose that word?",
+        "Softmax couples the logits: ∂log π(o)/∂z_k = 1[o = k] − π(k), so pushing one word up pushes every other "
+        "word down in proportion to its probability.",
+    ),
+    "Update": (
+        "Press Next iteration ten times with the default settings and watch “sat” take over.",
+        "Why does the probability of “slept” (reward 0.5) first rise and then fall?",
+        "Its advantage depends on the group: while “barked” (0) dominates, 0.5 is above the mean. Once most samples "
+        "are “sat” (1), 0.5 is below the mean and its advantage turns negative.",
+    ),
+}

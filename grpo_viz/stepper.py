@@ -18,7 +18,7 @@ import torch
 from torch import Tensor
 
 from .config import Settings
-from .objectives import GRPOTrace, group_advantages, grpo_loss
+from .objectives import GRPOTrace, group_advantages, grpo_loss, kl_estimate
 from .policies.base import Group, Policy
 
 STAGES = (
@@ -126,7 +126,7 @@ def grpo_iteration(
         old_logp=old_logp,
         ref_logp=ref_logp,
     )
-    optimizer = policy.make_optimizer(settings.lr)
+    optimizer = policy.make_optimizer(policy.learning_rate(settings))
     try:
         for _ in range(settings.mu):
             before = policy.trainable_state()
@@ -174,11 +174,15 @@ class StepRun:
     draw) and kept, so moving the stage cursor or re-drawing the page is free.
     """
 
-    def __init__(self, policy: Policy):
+    MAX_HISTORY = 500  # rows kept per session: a lecture hall of sessions must not grow without bound
+
+    def __init__(self, policy: Policy, describe: Callable[[Policy], dict] | None = None):
         self.policy = policy
+        self.describe = describe  # extra columns for the history, e.g. the toy's word probabilities
         self.initial_state = policy.trainable_state()
         self.iteration = 0
         self.draw = 0
+        self.history: list[dict] = []
         self._version = 0  # bumped whenever the policy's parameters change
         self._cached: tuple[tuple, IterationTrace] | None = None
 
@@ -192,7 +196,9 @@ class StepRun:
     def advance(self) -> None:
         """Keep the current trace's updated parameters and move to the next iteration."""
         if self._cached is not None:
-            self.policy.load_trainable_state(self._cached[1].state_after)
+            trace = self._cached[1]
+            self.policy.load_trainable_state(trace.state_after)
+            self._record(trace)
         self.iteration += 1
         self.draw = 0
         self._version += 1
@@ -204,4 +210,30 @@ class StepRun:
         self.policy.load_trainable_state(self.initial_state)
         self.iteration = 0
         self.draw = 0
+        self.history.clear()
         self._version += 1
+
+    def replay(self, settings: Settings, reward_fn: RewardFn, iterations: int, draw: int = 0) -> None:
+        """Reach iteration ``iterations`` from the start with these settings: how a shared link rebuilds a run."""
+        self.reset()
+        for _ in range(iterations):
+            self.trace(settings, reward_fn)
+            self.advance()
+        self.draw = draw
+
+    def _record(self, trace: IterationTrace) -> None:
+        last = trace.steps[-1].trace
+        # KL to the reference of the sampled tokens (k3), whether or not beta puts it in the loss
+        kl = kl_estimate(trace.steps[-1].logp, trace.ref_logp, "k3")
+        row = {
+            "iteration": self.iteration + 1,
+            "mean_reward": float(trace.rewards.mean()),
+            "loss": float(last.loss),
+            "kl_to_ref": float((kl * last.mask).sum() / last.mask.sum().clamp(min=1)),
+            "clip_low_fraction": float(last.clip_low_fraction),
+            "clip_high_fraction": float(last.clip_high_fraction),
+        }
+        if self.describe is not None:
+            row.update(self.describe(self.policy))
+        self.history.append(row)
+        del self.history[: -self.MAX_HISTORY]

@@ -6,6 +6,7 @@ Pages import this; the core (``grpo_viz.objectives`` and friends) never does.
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import fields, replace
 
 import streamlit as st
@@ -232,6 +233,192 @@ def compact_page() -> None:
     """Less empty space above the content, so stepper, chart and formula fit one projected screen."""
     st.markdown(
         "<style>.block-container{padding-top:2.2rem;padding-bottom:1rem}"
-        ".stMainBlockContainer{padding-top:2.2rem}</style>",
+        ".stMainBlockContainer{padding-top:2.2rem}.katex-display{overflow-x:auto;overflow-y:hidden}</style>",
         unsafe_allow_html=True,
     )
+
+
+# ----------------------------------------------------------------- PPO knobs and a page-keyed stage cursor (issue 4)
+
+PPO_QUERY_SPECS: dict[str, tuple] = {
+    "kl_estimator": ("choice", ("k1", "k2", "k3")),
+    "ppo_epochs": ("int", 1, 8),
+    "gamma": ("float", 0.0, 1.0),
+    "lam": ("float", 0.0, 1.0),
+    "cliprange_value": ("float", 0.0, 1.0),
+    "vf_coef": ("float", 0.0, 1.0),
+    "value_lr": ("float", 0.01, 5.0),
+}
+
+
+def warn_bad_query_params(specs: dict[str, tuple], session_key: str) -> None:
+    """Like the main sidebar's URL check, for another set of parameters: computed once a session, shown every run."""
+    if session_key not in st.session_state:
+        st.session_state[session_key] = invalid_query_params(st.query_params.to_dict(), specs)
+    for message in st.session_state[session_key]:
+        st.warning(message, icon="⚠️")
+
+
+def ppo_sidebar(settings: Settings) -> Settings:
+    """PPO's own knobs (MATH.md, PPO section) in a sidebar expander, each bound to a URL parameter of its name.
+
+    PPO shares β, ε (ε_low: PPO's clip is symmetric), the learning rate, G, T and the seed with GRPO.
+    """
+    warn_bad_query_params(PPO_QUERY_SPECS, "ppo_url_warnings")
+    with st.sidebar.expander("PPO options (critic, GAE, epochs)", expanded=False):
+        kl_estimator = st.selectbox(
+            "KL estimator in the reward", ("k1", "k2", "k3"), key="kl_estimator", bind="query-params",
+            help="PPO subtracts β·KL from each token's reward. k1 = log π_θ − log π_ref (RLHF default, can be "
+                 "negative); k3 is GRPO's non-negative estimator.")
+        ppo_epochs = st.slider("PPO epochs per batch", 1, 8, DEFAULTS.ppo_epochs, key="ppo_epochs",
+                               bind="query-params", help="Gradient steps on one sampled batch (GRPO's μ).")
+        col1, col2 = st.columns(2)
+        gamma = col1.slider("γ (discount)", 0.0, 1.0, DEFAULTS.gamma, step=0.01, key="gamma", bind="query-params",
+                            help="GAE discount. The toy's completions are one token, so γ only matters for LMs.")
+        lam = col2.slider("λ (GAE)", 0.0, 1.0, DEFAULTS.lam, step=0.01, key="lam", bind="query-params",
+                          help="GAE's bias-variance knob. One-token completions: A = rew − V whatever λ is.")
+        value_lr = st.slider("Critic learning rate", 0.01, 5.0, DEFAULTS.value_lr, step=0.01, key="value_lr",
+                             bind="query-params", help="SGD step size of the value V(s), separate from the policy's η.")
+        col1, col2 = st.columns(2)
+        vf_coef = col1.slider("vf_coef", 0.0, 1.0, DEFAULTS.vf_coef, step=0.01, key="vf_coef", bind="query-params",
+                              help="Weight of the value loss in the total loss L = L^π + vf_coef · L^V.")
+        cliprange_value = col2.slider("Value clip c_v", 0.0, 1.0, DEFAULTS.cliprange_value, step=0.01,
+                                      key="cliprange_value", bind="query-params",
+                                      help="The value may move at most c_v from V_old per batch before its loss "
+                                           "stops giving gradient.")
+        whiten = st.checkbox("Whiten advantages", value=DEFAULTS.whiten_advantages, key="whiten_advantages",
+                             help="A ← (A − mean) / std over the batch's tokens (RLHF default).")
+    return replace(
+        settings, kl_estimator=kl_estimator, ppo_epochs=int(ppo_epochs), gamma=float(gamma), lam=float(lam),
+        value_lr=float(value_lr), vf_coef=float(vf_coef), cliprange_value=float(cliprange_value),
+        whiten_advantages=bool(whiten),
+    )
+
+
+def stage_cursor_keyed(
+    stages: tuple[str, ...], key: str, last_actions: tuple[tuple[str, object, str], ...] = (),
+    on_new_group=None, on_reset=None, query_param: str = "stage",
+) -> int:
+    """A variant of :func:`stage_cursor` whose position lives under its own session key, for pages other than page 1.
+
+    On the last stage "Next" is replaced by ``last_actions``: (label, callback, help) buttons that run the
+    callback and return to stage 1.  The stage is mirrored to the URL parameter ``query_param``.
+    """
+    picker = f"{key}_picker"
+    if key not in st.session_state:
+        raw = st.query_params.get(query_param)
+        valid = raw is not None and _is_valid(raw, ("int", 1, len(stages)))
+        if raw is not None and not valid:
+            st.warning(f"URL parameter `{query_param}={raw[:40]}` is not a stage from 1 to {len(stages)}; "
+                       "starting at stage 1.", icon="⚠️")
+        st.session_state[key] = int(float(raw)) - 1 if valid else 0
+        st.session_state[picker] = st.session_state[key]
+
+    def go(stage: int, callback=None):
+        if callback is not None:
+            callback()
+        st.session_state[key] = st.session_state[picker] = stage
+
+    def picked():
+        st.session_state[key] = st.session_state[picker]
+
+    stage = st.session_state[key]
+    st.segmented_control("Stage", list(range(len(stages))), format_func=lambda i: f"{i + 1}. {stages[i]}",
+                         key=picker, required=True, on_change=picked, label_visibility="collapsed", width="stretch")
+    cols = st.columns([1, 1.6, 1.6, 1.2, 1.2, 1.4])
+    cols[0].button("◀ Back", on_click=go, args=(max(stage - 1, 0),), disabled=stage == 0, shortcut="Left",
+                   help="Previous stage (← key)", width="stretch", key=f"{key}_back")
+    if stage < len(stages) - 1:
+        cols[1].button("Next ▶", on_click=go, args=(stage + 1,), type="primary", shortcut="Right",
+                       help="Next stage (→ key)", width="stretch", key=f"{key}_next")
+    else:
+        for k, (label, callback, help_text) in enumerate(last_actions[:2]):
+            cols[1 + k].button(label, on_click=go, args=(0, callback), type="primary",
+                               shortcut="Right" if k == 0 else None, help=help_text, width="stretch",
+                               key=f"{key}_last_{k}")
+    cols[3].button("🎲 New group", on_click=on_new_group, shortcut="N", width="stretch",
+                   help="Sample another group from the same policy (N key)", key=f"{key}_new_group")
+    cols[4].button("↺ Reset", on_click=go, args=(0, on_reset), width="stretch",
+                   help="Back to the starting policy (π_θ = π_ref) and a fresh critic (V = 0)", key=f"{key}_reset")
+    st.query_params[query_param] = str(stage + 1)
+    return stage
+
+
+# ----------------------------------------------------------------- presentation mode and autoplay (issue 6)
+
+AUTOPLAY_SECONDS = (1.0, 2.0, 3.0, 5.0, 8.0)
+
+
+def _flag_from_url(key: str) -> bool:
+    """A 0/1 URL switch read once per session into session_state[key] (anything else counts as off)."""
+    if key not in st.session_state:
+        st.session_state[key] = st.query_params.get(key) == "1"
+    return bool(st.session_state[key])
+
+
+def presentation_toggle() -> bool:
+    """The "Presentation mode" switch (URL `present=1`): large type, no sidebar, just stepper, chart and formula."""
+    _flag_from_url("present")
+    on = st.toggle("Presentation mode", key="present", help="Large type for a projector; the sidebar hides. "
+                   "Settings stay as they are. Keyboard: ← / → step, N new group.")
+    if on:
+        st.query_params["present"] = "1"
+        st.markdown(
+            "<style>section[data-testid='stSidebar'],[data-testid='stSidebarCollapsedControl']{display:none}"
+            "html{font-size:17px}header[data-testid='stHeader']{display:none}"
+            ".stMainBlockContainer,.block-container{padding-top:1rem}"
+            ".stMainBlockContainer,.block-container{max-width:100%;padding-left:2rem;padding-right:2rem}</style>",
+            unsafe_allow_html=True,
+        )
+    elif "present" in st.query_params:
+        del st.query_params["present"]
+    return on
+
+
+def autoplay_controls() -> float | None:
+    """Autoplay switch and speed; returns seconds per stage, or None when off."""
+    cols = st.columns([1, 1.4])
+    playing = cols[0].toggle("Autoplay", key="autoplay", help="Step forward by itself; at the last stage it keeps the "
+                             "update and starts the next iteration.")
+    seconds = cols[1].select_slider("Seconds per stage", AUTOPLAY_SECONDS, value=3.0, key="autoplay_seconds",
+                                    disabled=not playing, label_visibility="collapsed",
+                                    format_func=lambda s: f"{s:g} s per stage")
+    return float(seconds) if playing else None
+
+
+def autoplay_due(seconds: float | None) -> bool:
+    """True once per `seconds` while autoplay is on (fragment reruns for clicks do not count as ticks)."""
+    if seconds is None:
+        st.session_state.pop("autoplay_last", None)
+        return False
+    now = time.monotonic()
+    last = st.session_state.setdefault("autoplay_last", now)
+    if now - last >= 0.9 * seconds:
+        st.session_state.autoplay_last = now
+        return True
+    return False
+
+
+MAX_REPLAY_ITERATIONS = 500
+
+
+def replay_from_url(run, settings: Settings, reward_fn) -> None:
+    """Once per session: rebuild the run a shared link points at (URL `iteration` and `draw`, both from 1)."""
+    if st.session_state.get("_replayed"):
+        return
+    st.session_state._replayed = True
+    params = st.query_params
+    target = {}
+    for name, high in (("iteration", MAX_REPLAY_ITERATIONS), ("draw", 10_000)):
+        raw = params.get(name)
+        if raw is None:
+            continue
+        if _is_valid(raw, ("int", 1, high)):
+            target[name] = int(float(raw)) - 1
+        else:
+            message = f"URL parameter `{name}={raw[:40]}` is not a whole number from 1 to {high}; starting at 1."
+            st.session_state.setdefault("url_warnings", []).append(message)
+            st.warning(message, icon="⚠️")
+    if target:
+        with st.spinner(f"Replaying {target.get('iteration', 0)} iteration(s) to reach the shared screen…"):
+            run.replay(settings, reward_fn, target.get("iteration", 0), target.get("draw", 0))

@@ -2,44 +2,74 @@
 
 import streamlit as st
 
-from grpo_viz import charts, explain
+from grpo_viz import charts, explain, export
 from grpo_viz.config import TOY_STATE, TOY_WORDS
 from grpo_viz.policies.toy import ToyPolicy
 from grpo_viz.stepper import STAGES, StepRun
 from grpo_viz.tasks import word_reward
-from grpo_viz.ui import compact_page, latex_lines, settings_notices, settings_sidebar, stage_cursor
+from grpo_viz.ui import (
+    autoplay_controls,
+    autoplay_due,
+    compact_page,
+    latex_lines,
+    presentation_toggle,
+    replay_from_url,
+    settings_notices,
+    settings_sidebar,
+    stage_cursor,
+)
 
 compact_page()
 settings = settings_sidebar()
+reward_fn = word_reward(TOY_WORDS, settings.rewards)
 
 if "toy_run" not in st.session_state:
-    st.session_state.toy_run = StepRun(ToyPolicy())
+    st.session_state.toy_run = StepRun(
+        ToyPolicy(), describe=lambda p: {f"p({w})": float(q) for w, q in zip(p.words, p.probs(settings.temperature))}
+    )
 run: StepRun = st.session_state.toy_run
 policy: ToyPolicy = run.policy
+replay_from_url(run, settings, reward_fn)
 
-st.markdown("## Step through one GRPO iteration")
+title, play, switch = st.columns([5, 3.2, 1.6], vertical_alignment="center")
+with switch:
+    presenting = presentation_toggle()
+if presenting:
+    with play:
+        autoplay_seconds = autoplay_controls()
+else:
+    title.markdown("## Step through one GRPO iteration")
+    autoplay_seconds = None
 settings_notices(settings)
 
 
-@st.fragment
+@st.fragment(run_every=autoplay_seconds)
 def step_through() -> None:
     """Everything a Next click changes: rerun alone, so stepping does not redraw the sidebar."""
-    st.caption(
-        f"The state is **“{TOY_STATE} …”** and the policy chooses the next word among "
-        + ", ".join(f"**{w}**" for w in TOY_WORDS)
-        + f". Iteration {run.iteration + 1}, group draw {run.draw + 1}. Every number below can be checked by hand."
-    )
-
-    reward_fn = word_reward(TOY_WORDS, settings.rewards)
+    if autoplay_due(autoplay_seconds):
+        st.session_state.stage = (st.session_state.stage + 1) % len(STAGES)
+        if st.session_state.stage == 0:
+            run.advance()
+        st.session_state.stage_picker = st.session_state.stage
+    if not presenting:
+        st.caption(
+            f"The state is **“{TOY_STATE} …”** and the policy chooses the next word among "
+            + ", ".join(f"**{w}**" for w in TOY_WORDS)
+            + f". Iteration {run.iteration + 1}, group draw {run.draw + 1}. Every number below can be checked by hand."
+        )
     trace = run.trace(settings, reward_fn)
     toy = explain.toy_numbers(trace, policy)
 
     stage = stage_cursor(STAGES, on_last_next=run.advance, on_new_group=run.new_group, on_reset=run.reset)
+    st.query_params["iteration"] = str(run.iteration + 1)
+    st.query_params["draw"] = str(run.draw + 1)
     name = STAGES[stage]
+    st.latex(explain.objective_latex(stage))
+    left, right = st.columns([5, 4], gap="medium")
 
     step_index = trace.mu - 1
     if trace.mu > 1 and name in ("Ratios", "Clip", "KL", "Loss & gradient"):
-        step_index = st.columns([2, 3])[0].slider(
+        step_index = right.slider(
             "Inner update shown (of μ)", 1, trace.mu, trace.mu, key="inner_step",
             help="μ gradient steps are taken on this one group; step 1 always has w = 1.",
         ) - 1
@@ -47,6 +77,7 @@ def step_through() -> None:
     texts = trace.group.texts
     t = trace.steps[step_index].trace
     advantages = trace.advantages.tolist()
+    clipped = (t.is_low_clipped | t.is_high_clipped)[:, 0].tolist()
 
     if name == "Sample group":
         counts = [texts.count(w) / len(texts) for w in TOY_WORDS]
@@ -60,11 +91,9 @@ def step_through() -> None:
     elif name == "Advantages":
         fig = charts.advantage_chart(texts, advantages)
     elif name == "Ratios":
-        fig = charts.ratio_chart(texts, t.ratio[:, 0].tolist(), advantages,
-                                 (t.is_low_clipped | t.is_high_clipped)[:, 0].tolist(), t.epsilon_low, t.epsilon_high)
+        fig = charts.ratio_chart(texts, t.ratio[:, 0].tolist(), advantages, clipped, t.epsilon_low, t.epsilon_high)
     elif name == "Clip":
-        fig = charts.surrogate_chart(texts, t.ratio[:, 0].tolist(), advantages,
-                                     (t.is_low_clipped | t.is_high_clipped)[:, 0].tolist(), t.epsilon_low, t.epsilon_high)
+        fig = charts.surrogate_chart(texts, t.ratio[:, 0].tolist(), advantages, clipped, t.epsilon_low, t.epsilon_high)
     elif name == "KL":
         kl = t.kl[:, 0].tolist() if t.kl is not None else [0.0] * len(texts)
         fig = charts.kl_chart(texts, kl, settings.beta)
@@ -72,10 +101,10 @@ def step_through() -> None:
         fig = charts.gradient_chart(TOY_WORDS, toy.grad_logits[step_index].tolist(),
                                     title=f"Which words the update pushes up or down (inner step {step_index + 1})")
     else:
-        series = {"π_old": toy.probs_old.tolist(), "after update": toy.probs_after.tolist(), "π_ref": toy.probs_ref.tolist()}
+        series = {"π_old": toy.probs_old.tolist(), "after update": toy.probs_after.tolist(),
+                  "π_ref": toy.probs_ref.tolist()}
         fig = charts.distribution_chart(TOY_WORDS, series, title="The distribution before and after this iteration's update")
 
-    left, right = st.columns([5, 4], gap="medium")
     with left:
         st.plotly_chart(fig, key="stage_chart")
         if name == "Update" and trace.mu > 1:
@@ -88,11 +117,29 @@ def step_through() -> None:
         if trace.all_rewards_equal and stage >= STAGES.index("Advantages"):
             st.warning("All rewards in this group are equal (σ = 0): every advantage is 0, so this group gives no "
                        "policy gradient. Only the KL term can move the policy.", icon="⚖️")
+    if presenting:
+        return
+
+    try_this, question, answer = explain.TOUR[name]
+    tour, check = st.columns(2)
+    tour.info(f"**Try this:** {try_this}", icon="🧪")
+    with check.expander(f"**Check yourself:** {question}"):
+        st.markdown(answer)
+    with st.expander("What every symbol means"):
+        st.table({"symbol": list(explain.SYMBOLS), "meaning": list(explain.SYMBOLS.values())})
 
     st.dataframe(
         explain.sample_table(trace, step_index, stage, toy.probs_after if name == "Update" else None),
         hide_index=True, key="sample_table",
     )
+    downloads = st.columns(3)
+    downloads[0].download_button("⬇ This iteration (CSV)", export.trace_csv(trace), "grpo_iteration.csv",
+                                 "text/csv", key="download_trace", width="stretch")
+    downloads[1].download_button("⬇ Iteration history (CSV)", export.history_csv(run.history) if run.history else "",
+                                 "grpo_history.csv", "text/csv", key="download_history", width="stretch",
+                                 disabled=not run.history, help="One row per completed iteration (Next iteration).")
+    with st.expander("Take it to TRL: the same settings as a GRPOConfig and a runnable script"):
+        st.code(export.trl_script(settings, TOY_WORDS, settings.rewards), language="python")
 
 
 step_through()

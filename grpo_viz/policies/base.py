@@ -55,6 +55,10 @@ class Policy(abc.ABC):
     def make_optimizer(self, lr: float) -> torch.optim.Optimizer:
         return torch.optim.SGD(self.parameters(), lr=lr)
 
+    def learning_rate(self, settings) -> float:
+        """The step size this policy's optimizer takes from ``settings`` (the toy: ``settings.lr``)."""
+        return settings.lr
+
     def trainable_state(self) -> list[Tensor]:
         """A detached copy of the trainable tensors: enough to undo or replay an update."""
         return [p.detach().clone() for p in self.parameters()]

@@ -1,0 +1,82 @@
+"""Issue 6 on the landing page: shareable URLs, presentation mode, autoplay, tour, formula card, export."""
+
+import pytest
+
+from grpo_viz.stepper import STAGES
+
+from .conftest import chart_data, charts, new_app, no_error
+
+
+def test_a_link_with_iteration_and_draw_rebuilds_the_same_screen():
+    at = new_app()
+    for _ in range(3):
+        at.session_state["stage"] = at.session_state["stage_picker"] = len(STAGES) - 1
+        at.run()
+        at.button(key="next").click().run()
+    assert "Iteration 4," in at.caption[0].value
+    shown = chart_data(at)
+    link = {k: at.query_params[k] for k in ("iteration", "draw", "stage")}
+    assert link == {"iteration": "4", "draw": "1", "stage": "1"}
+    again = new_app(**link)
+    no_error(again)
+    assert "Iteration 4," in again.caption[0].value and chart_data(again) == shown
+
+
+def test_settings_in_the_link_set_the_widgets():
+    at = new_app(group_size="16", beta="0.1", epsilon_high="0.28", mu="3", loss_type="dapo", seed="5", stage="4")
+    no_error(at)
+    assert at.slider(key="group_size").value == 16 and at.slider(key="mu").value == 3
+    assert at.slider(key="beta").value == pytest.approx(0.1) and at.selectbox(key="loss_type").value == "dapo"
+    assert at.number_input(key="seed").value == 5
+    assert len(charts(at)[0]["data"][0]["x"]) + len(charts(at)[0]["data"][1]["x"]) == 16
+
+
+@pytest.mark.parametrize("query", [{"iteration": "0"}, {"iteration": "1e9"}, {"draw": "x"}, {"present": "yes"}])
+def test_bad_iteration_or_draw_warn(query):
+    at = new_app(**query)
+    no_error(at)
+    if "present" not in query:
+        assert any(next(iter(query)) in w.value for w in at.warning)
+
+
+def test_presentation_mode_shows_only_stepper_chart_and_formula():
+    at = new_app(present="1")
+    no_error(at)
+    assert at.toggle(key="present").value
+    # no table, tour or export on the projector (the sidebar's own expander is hidden with the sidebar)
+    assert not at.dataframe and [e.label for e in at.expander] == ["More objective options"]
+    assert charts(at) and at.latex
+    at.toggle(key="present").set_value(False).run()
+    assert at.dataframe and "present" not in at.query_params
+
+
+def test_autoplay_advances_a_stage_per_tick():
+    at = new_app(present="1")
+    at.toggle(key="autoplay").set_value(True).run()
+    assert at.session_state["stage"] == 0
+    at.session_state["autoplay_last"] = 0.0  # the last tick was long ago
+    at.run()
+    assert at.session_state["stage"] == 1
+    at.run()  # a rerun right away is not a tick
+    assert at.session_state["stage"] == 1
+
+
+def test_formula_card_tour_glossary_and_export_on_every_stage():
+    at = new_app(mu="2")
+    for k, name in enumerate(STAGES):
+        at.session_state["stage"] = at.session_state["stage_picker"] = k
+        at.run()
+        no_error(at)
+        assert r"\boxed" in at.latex[0].value or name == "Score"
+        labels = [e.label for e in at.expander]
+        assert any(label.startswith("**Check yourself:**") for label in labels)
+        assert "What every symbol means" in labels
+        assert any("Try this" in i.value for i in at.info)
+        assert any("GRPOConfig(" in c.value for c in at.code)
+        assert at.get("download_button")
+
+
+def test_trl_script_uses_the_current_settings():
+    at = new_app(preset="DAPO")
+    code = next(c.value for c in at.code if "GRPOConfig(" in c.value)
+    assert "epsilon_high=0.28" in code and "loss_type='dapo'" in code and "beta=0.0" in code
