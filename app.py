@@ -1,10 +1,18 @@
-"""grpo-viz: step through how GRPO (and PPO) update a policy.  Run with `streamlit run app.py`."""
+"""grpo-viz: step through how GRPO (and PPO) update a policy.  Run with `streamlit run app.py`.
+
+The pages live in app_pages/, not pages/: Streamlit treats a folder named pages/ as an old-style multipage
+app, and a direct link to any page but the first then opens with a "Page not found" dialog.
+"""
 
 import streamlit as st
 
 st.set_page_config(page_title="grpo-viz", page_icon="🎯", layout="wide")
 
 pages = [
-    st.Page("pages/1_step_through.py", title="Step through GRPO", icon="👣", default=True),
+    st.Page("app_pages/1_step_through.py", title="Step through GRPO", icon="👣", default=True),
+    st.Page("app_pages/2_ppo_vs_grpo.py", title="PPO vs GRPO", icon="⚖️"),
+    st.Page("app_pages/3_training.py", title="Training", icon="📈"),
+    st.Page("app_pages/4_language_model.py", title="Toy vs language model", icon="🤖"),
+    st.Page("app_pages/5_math_reference.py", title="Math reference", icon="📐"),
 ]
 st.navigation(pages).run()

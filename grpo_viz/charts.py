@@ -427,7 +427,7 @@ def simplex_chart(
         caxis=dict(title=f"π({c})", min=0, linewidth=1, ticks="outside"),
     ))
     fig = _run_layout(fig, title, height=430, legend_below=True)
-    fig.update_layout(margin=dict(l=50, r=50, t=90, b=10))
+    fig.update_layout(margin=dict(l=60, r=70, t=90, b=10))
     return fig
 
 
@@ -518,3 +518,120 @@ def ppo_advantage_chart(
     top = max([abs(a) for a in raw + used] + [0.5]) * 1.3
     fig.update_yaxes(title="advantage", range=[-top, top])
     return _run_layout(fig, title, height=400, legend_below=True, barmode="group")
+
+
+# ----------------------------------------------------------------- language model (issue 5)
+
+# This section uses only its own helpers and public builders, so edits elsewhere in the file cannot break it.
+from plotly.subplots import make_subplots as _lm_subplots  # noqa: E402
+
+
+def _lm_layout(fig: go.Figure, title: str, height: int = 380, legend_below: bool = False, **kwargs) -> go.Figure:
+    legend = (dict(orientation="h", yanchor="top", y=-0.25, xanchor="left", x=0) if legend_below
+              else dict(orientation="h", yanchor="bottom", y=1.0, xanchor="right", x=1))
+    fig.update_layout(title=dict(text=title, x=0, xanchor="left"), height=height,
+                      margin=dict(l=10, r=10, t=70, b=10), legend=legend, font=dict(size=14), **kwargs)
+    return fig
+
+
+def _lm_sign_colors(values: Sequence[float], tol: float = 1e-12) -> list[str]:
+    return [POSITIVE if v > tol else NEGATIVE if v < -tol else NEUTRAL for v in values]
+
+
+# Diverging scale for signed quantities (advantage, gradient push): red down, white 0, green up.
+DIVERGING = [[0.0, NEGATIVE], [0.5, "#f7f7f7"], [1.0, POSITIVE]]
+SEQUENTIAL = [[0.0, "#f7f7f7"], [1.0, SERIES_COLORS["π_old"]]]
+
+
+def _cell_text(token: str, limit: int = 10) -> str:
+    """A token as a cell label: visible spaces and newlines, shortened to fit."""
+    text = token.replace("\n", "↵").replace(" ", "·") or "∅"
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def token_heatmap(
+    tokens: Sequence[Sequence[str]],
+    values: Sequence[Sequence[float]],
+    quantity: str,
+    title: str,
+    *,
+    center: float | None = 0.0,
+    row_labels: Sequence[str] | None = None,
+    extra_hover: Mapping[str, Sequence[Sequence[float]]] | None = None,
+    zrange: tuple[float, float] | None = None,
+) -> go.Figure:
+    """One row per completion, one cell per real token, coloured by ``quantity``; each cell shows its token.
+
+    ``center`` is the value drawn white (a diverging scale around it, e.g. 0 for
+    an advantage, 1 for a ratio); ``None`` draws a sequential scale from 0.
+    Padding after a completion's end stays empty.  Hover shows the token, the
+    value and every series in ``extra_hover``.
+    """
+    rows = len(tokens)
+    width = max([len(t) for t in tokens] + [1])
+    z = [[None] * width for _ in range(rows)]
+    text = [[""] * width for _ in range(rows)]
+    hover = [[""] * width for _ in range(rows)]
+    for i, row in enumerate(tokens):
+        for t, token in enumerate(row):
+            v = float(values[i][t])
+            z[i][t] = v
+            text[i][t] = _cell_text(token)
+            lines = [f"completion {i + 1}, token {t + 1}: {token!r}", f"{quantity} = {v:.6g}"]
+            for name, series in (extra_hover or {}).items():
+                lines.append(f"{name} = {float(series[i][t]):.6g}")
+            hover[i][t] = "<br>".join(lines)
+    finite = [v for r in z for v in r if v is not None]
+    if zrange is not None:
+        zmin, zmax = zrange
+    elif center is None:
+        zmin, zmax = 0.0, max(finite + [1e-9])
+    else:
+        spread = max([abs(v - center) for v in finite] + [1e-9])
+        zmin, zmax = center - spread, center + spread
+    fig = go.Figure(go.Heatmap(
+        z=z, text=text, texttemplate="%{text}", textfont=dict(size=12), customdata=hover,
+        hovertemplate="%{customdata}<extra></extra>", colorscale=SEQUENTIAL if center is None else DIVERGING,
+        zmin=zmin, zmax=zmax, xgap=2, ygap=2, colorbar=dict(title=dict(text=quantity, side="right"), thickness=12),
+        hoverongaps=False,
+    ))
+    labels = list(row_labels) if row_labels is not None else [str(i + 1) for i in range(rows)]
+    fig.update_yaxes(autorange="reversed", tickmode="array", tickvals=list(range(rows)), ticktext=labels,
+                     title="completion")
+    fig.update_xaxes(title=None, tickmode="array", tickvals=list(range(width)),  # the ticks say t; a title would hit the chart title
+                     ticktext=[str(t + 1) for t in range(width)], side="top")
+    return _lm_layout(fig, title, height=max(260, 90 + 34 * rows), showlegend=False)
+
+
+def completion_summary_chart(
+    rewards: Sequence[float], advantages: Sequence[float], lengths: Sequence[int],
+    true_rewards: Sequence[float] | None = None, title: str = "Reward, advantage and length per completion",
+) -> go.Figure:
+    """Three small panels sharing the completion axis: reward (and the true reward), advantage, length |o_i|."""
+    labels = [str(i + 1) for i in range(len(rewards))]
+    fig = _lm_subplots(rows=1, cols=3, subplot_titles=("reward r_i", "advantage A_i", "length |o_i|"),
+                        horizontal_spacing=0.07)
+    fig.add_bar(x=labels, y=[float(r) for r in rewards], name="reward (optimized)", marker_color=SERIES_COLORS["π_θ"],
+                hovertemplate="completion %{x}<br>r = %{y:.4g}<extra></extra>", row=1, col=1)
+    if true_rewards is not None:
+        fig.add_bar(x=labels, y=[float(r) for r in true_rewards], name="true reward (correct?)",
+                    marker_color=SERIES_COLORS["after update"],
+                    hovertemplate="completion %{x}<br>true r = %{y:.4g}<extra></extra>", row=1, col=1)
+    fig.add_bar(x=labels, y=[float(a) for a in advantages], name="advantage", marker_color=_lm_sign_colors(advantages),
+                hovertemplate="completion %{x}<br>A = %{y:.4f}<extra></extra>", row=1, col=2, showlegend=False)
+    fig.add_bar(x=labels, y=[int(n) for n in lengths], name="tokens", marker_color=NEUTRAL,
+                hovertemplate="completion %{x}<br>|o| = %{y}<extra></extra>", row=1, col=3, showlegend=False)
+    fig.update_xaxes(title="completion")
+    return _lm_layout(fig, title, height=300, legend_below=True, barmode="group")
+
+
+def top_k_chart(
+    tokens: Sequence[str], series: Mapping[str, Sequence[float]], sampled: str | None = None,
+    title: str = "Top-k next tokens",
+) -> go.Figure:
+    """Grouped bars over the top-k tokens (union over the series), e.g. under π_θ, π_old and π_ref."""
+    fig = distribution_chart([_cell_text(t, 14) for t in tokens], series, title=title)
+    if sampled is not None and sampled in tokens:
+        fig.add_annotation(x=_cell_text(sampled, 14), y=1.08, text="sampled", showarrow=False,
+                           font=dict(color=SERIES_COLORS["group"]))
+    return fig

@@ -35,3 +35,174 @@ class WordReward:
 
 def word_reward(words: Sequence[str], rewards: Sequence[float]) -> WordReward:
     return WordReward(tuple(words), tuple(float(r) for r in rewards))
+
+
+# ============================================================================ language-model tasks
+#
+# A task gives prompts and two reward functions: ``reward``, the one GRPO
+# optimizes, and ``true_reward``, the one we actually care about (task
+# accuracy).  They are the same function except in the reward-hacking task,
+# where a hackable proxy is optimized and the true reward is shown beside it.
+# Every reward function is a frozen dataclass: hashable, so the stepper can use
+# it as part of a cache key, and comparable, so the same settings give the same
+# trace.
+
+import re  # noqa: E402
+
+SUM_IN_PROMPT = re.compile(r"(\d+)\s*\+\s*(\d+)")
+ANSWER_TAG = re.compile(r"<answer>\s*(-?\d+)\s*</answer>")
+NUMBER = re.compile(r"-?\d+")
+# DeepSeek-R1's format reward: the whole completion is the answer inside the tags.
+FORMAT = re.compile(r"^\s*<answer>\s*[^<>]*?\s*</answer>\s*$", re.DOTALL)
+
+
+def expected_sum(prompt: str) -> int | None:
+    """a + b for a prompt that contains "a+b", else None."""
+    m = SUM_IN_PROMPT.search(prompt)
+    return None if m is None else int(m.group(1)) + int(m.group(2))
+
+
+def extracted_answer(completion: str) -> int | None:
+    """The number inside <answer></answer> if there is one, else the last number in the completion."""
+    tagged = ANSWER_TAG.search(completion)
+    if tagged:
+        return int(tagged.group(1))
+    numbers = NUMBER.findall(completion)
+    return int(numbers[-1]) if numbers else None
+
+
+@dataclass(frozen=True)
+class ExactMatchReward:
+    """Correctness: r = 1 if the completion's answer equals a + b of its prompt, else 0."""
+
+    def __call__(self, group: Group) -> Tensor:
+        return torch.tensor(
+            [float(expected_sum(p) is not None and extracted_answer(t) == expected_sum(p))
+             for p, t in zip(group.prompts, group.texts)],
+            dtype=torch.float64,
+        )
+
+
+@dataclass(frozen=True)
+class FormatReward:
+    """DeepSeek-R1's format reward: r = 1 if the completion is exactly <answer>...</answer>, else 0."""
+
+    def __call__(self, group: Group) -> Tensor:
+        return torch.tensor([float(bool(FORMAT.match(t))) for t in group.texts], dtype=torch.float64)
+
+
+@dataclass(frozen=True)
+class LengthReward:
+    """A hackable proxy: r = min(|o| / target_tokens, 1).  "Longer answers look more thorough"."""
+
+    target_tokens: int = 8
+
+    def __call__(self, group: Group) -> Tensor:
+        return (group.mask.sum(-1).to(torch.float64) / self.target_tokens).clamp(max=1.0)
+
+
+@dataclass(frozen=True)
+class KeywordReward:
+    """A hackable proxy: r = 1 if the completion contains ``keyword`` anywhere, right or wrong."""
+
+    keyword: str = "answer"
+
+    def __call__(self, group: Group) -> Tensor:
+        return torch.tensor([float(self.keyword in t) for t in group.texts], dtype=torch.float64)
+
+
+@dataclass(frozen=True)
+class FirstWordReward:
+    """The toy's reward on text: the reward of the completion's first word (0 for any other word)."""
+
+    words: tuple[str, ...]
+    rewards: tuple[float, ...]
+
+    def __call__(self, group: Group) -> Tensor:
+        table = dict(zip(self.words, self.rewards))
+        first = [(re.findall(r"[A-Za-z]+", t) or [""])[0] for t in group.texts]
+        return torch.tensor([table.get(w, 0.0) for w in first], dtype=torch.float64)
+
+
+@dataclass(frozen=True)
+class WeightedSum:
+    """r = sum_k weight_k * r_k (DeepSeek-R1 adds its accuracy and format rewards)."""
+
+    parts: tuple[tuple[float, object], ...]
+
+    def __call__(self, group: Group) -> Tensor:
+        return sum(w * fn(group) for w, fn in self.parts)
+
+
+@dataclass(frozen=True)
+class Task:
+    """Prompts plus the reward GRPO optimizes and the true reward shown beside it."""
+
+    key: str
+    title: str
+    description: str
+    reward: object
+    true_reward: object
+    arithmetic: bool = True
+    format_hint: bool = False  # ask a chat model to use <answer></answer>
+
+    @property
+    def is_hackable(self) -> bool:
+        return self.reward != self.true_reward
+
+    def prompt(self, a: int, b: int, chat: bool) -> str:
+        if not self.arithmetic:
+            return "The cat"
+        if not chat:
+            return f"{a}+{b}="  # the built-in model's corpus writes sums this way
+        if self.format_hint:
+            return f"What is {a}+{b}? Put only the final number inside <answer></answer>."
+        return f"What is {a}+{b}? Answer with just the number."
+
+    def prompts(self, seed: int, iteration: int, draw: int = 0, n: int = 1, chat: bool = False) -> list[str]:
+        """n prompts for (seed, iteration, draw): the same numbers every time, so a URL reproduces the screen."""
+        gen = torch.Generator().manual_seed((int(seed) * 1_000_003 + iteration * 7919 + draw) % 2**62)
+        pairs = torch.randint(0, 10, (n, 2), generator=gen).tolist()
+        return [self.prompt(a, b, chat) for a, b in pairs]
+
+    def with_word_rewards(self, words, rewards) -> "Task":
+        """The toy task with the reward per word the sidebar shows."""
+        if self.arithmetic:
+            return self
+        fn = FirstWordReward(tuple(words), tuple(float(r) for r in rewards))
+        return Task(self.key, self.title, self.description, fn, fn, arithmetic=False)
+
+    def accuracy(self, policy, samples: int = 8, seed: int = 0, problems: int = 100, temperature: float = 1.0,
+                 chat: bool = False) -> float:
+        """Mean true reward over ``samples`` completions of each of the first ``problems`` sums (sampled at T)."""
+        pairs = [(a, b) for a in range(10) for b in range(10)]
+        if problems < len(pairs):
+            order = torch.randperm(len(pairs), generator=torch.Generator().manual_seed(seed)).tolist()
+            pairs = [pairs[i] for i in order[:problems]]
+        prompts = [self.prompt(a, b, chat) for a, b in pairs]
+        gen = torch.Generator().manual_seed(seed)
+        group = policy.sample_group(prompts, samples, gen, temperature)
+        return float(self.true_reward(group).mean())
+
+
+ARITHMETIC = Task(
+    "sum", "Sum: exact match", "Single-digit addition; r = 1 when the answer equals a + b.",
+    ExactMatchReward(), ExactMatchReward(),
+)
+ARITHMETIC_FORMAT = Task(
+    "sum_format", "Sum: correctness + format (R1)",
+    "DeepSeek-R1 style: r = correctness + 0.5 · [the completion is <answer>…</answer>].",
+    WeightedSum(((1.0, ExactMatchReward()), (0.5, FormatReward()))), ExactMatchReward(), format_hint=True,
+)
+ARITHMETIC_LENGTH = Task(
+    "sum_length", "Sum: length proxy (hackable)",
+    "Reward hacking: GRPO optimizes r = min(|o| / 8, 1), longer looks more thorough; the true reward (correct?) is shown beside it.",
+    LengthReward(8), ExactMatchReward(),
+)
+TOY_TEXT = Task(
+    "toy", "“The cat …”: reward per first word",
+    "The toy's state as a prompt; the reward of the first word, from the sidebar's reward per word.",
+    FirstWordReward(("sat", "slept", "barked"), (1.0, 0.5, 0.0)),
+    FirstWordReward(("sat", "slept", "barked"), (1.0, 0.5, 0.0)), arithmetic=False,
+)
+TASKS: dict[str, Task] = {t.key: t for t in (ARITHMETIC, ARITHMETIC_FORMAT, ARITHMETIC_LENGTH, TOY_TEXT)}

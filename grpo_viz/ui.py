@@ -91,6 +91,21 @@ def _fresh_preset_from_url() -> None:
                 st.session_state[name] = getattr(PRESETS[preset], name)
 
 
+def _seed_input(container) -> int:
+    """The seed, synced to the URL by hand: Streamlit 1.67's bound integer number_input crashes on `seed=inf`."""
+    if "seed" not in st.session_state:
+        raw = st.query_params.get("seed")
+        valid = raw is not None and _is_valid(raw, QUERY_SPECS["seed"])
+        st.session_state.seed = int(float(raw)) if valid else DEFAULTS.seed
+    seed = int(container.number_input("Seed", 0, 2**31 - 1, key="seed",
+                                      help="Same seed, same groups: a link reproduces the run."))
+    if seed == DEFAULTS.seed:
+        st.query_params.pop("seed", None)
+    else:
+        st.query_params["seed"] = str(seed)
+    return seed
+
+
 def settings_sidebar() -> Settings:
     """Draw every knob in the sidebar (each bound to a URL parameter of the same name) and return the Settings."""
     _check_url_once()
@@ -119,8 +134,7 @@ def settings_sidebar() -> Settings:
                    help="Gradient steps on one sampled group. With μ = 1 the ratio is always exactly 1.")
     temperature = sb.slider("Temperature T", 0.1, 3.0, DEFAULTS.temperature, step=0.05, key="temperature",
                             bind="query-params", help="Logits are divided by T for sampling and every log-prob.")
-    seed = sb.number_input("Seed", 0, 2**31 - 1, DEFAULTS.seed, key="seed", bind="query-params",
-                           help="Same seed, same groups: a link reproduces the run.")
+    seed = _seed_input(sb)
     sb.subheader("Reward per word")
     rewards = tuple(
         col.number_input(f"“{w}”", -10.0, 10.0, r, step=0.1, key=f"reward_{w}", bind="query-params")
@@ -422,3 +436,46 @@ def replay_from_url(run, settings: Settings, reward_fn) -> None:
     if target:
         with st.spinner(f"Replaying {target.get('iteration', 0)} iteration(s) to reach the shared screen…"):
             run.replay(settings, reward_fn, target.get("iteration", 0), target.get("draw", 0))
+
+
+# ----------------------------------------------------------------- the language-model page (issue 5)
+
+LM_MODELS = {
+    "builtin": "Built-in tiny GPT (0.8M, instant)",
+    "smollm2": "SmolLM2-135M-Instruct (LoRA)",
+    "hf": "Hugging Face model (local folder or cached id)",
+}
+LM_QUERY_SPECS: dict[str, tuple] = {
+    "model": ("choice", tuple(LM_MODELS)),
+    "lm_lr": ("float", 1e-5, 0.05),
+    "max_new_tokens": ("int", 1, 64),
+}
+
+
+def lm_sidebar(task_titles: dict[str, str]) -> dict:
+    """The language model's own knobs under the shared ones: model, task, Adam step, completion length."""
+    warn_bad_query_params({**LM_QUERY_SPECS, "task": ("choice", tuple(task_titles))}, "lm_url_warnings")
+    sb = st.sidebar
+    sb.header("Language model")
+    # No format_func: a bound selectbox writes its displayed text to the URL, and short keys make short links.
+    kind = sb.selectbox("Model", list(LM_MODELS), key="model", bind="query-params",
+                        help="The policy on the right. " + "; ".join(f"{k}: {v}" for k, v in LM_MODELS.items())
+                             + ". Each browser session trains its own copy; the loaded weights are shared read-only.")
+    sb.caption(LM_MODELS[kind])
+    source = ""
+    if kind == "hf":
+        source = sb.text_input("Folder or cached model id", key="model_path", bind="query-params",
+                               placeholder="/path/to/model or org/name",
+                               help="Offline only: a folder with config.json + weights + tokenizer, or a hub id "
+                                    "already in the local Hugging Face cache. No code from the folder is run.")
+    task = sb.selectbox("Task", list(task_titles), key="task", bind="query-params",
+                        help="Prompts and the reward GRPO optimizes. "
+                             + "; ".join(f"{k}: {v}" for k, v in task_titles.items()))
+    sb.caption(task_titles[task])
+    lm_lr = sb.select_slider("LM learning rate (Adam)", [1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 5e-2],
+                             value=DEFAULTS.lm_lr, key="lm_lr", bind="query-params", format_func=lambda v: f"{v:g}",
+                             help="Adam's step on the LM's trainable weights (η above is the toy's SGD step).")
+    max_new_tokens = sb.slider("Max new tokens", 1, 64, DEFAULTS.max_new_tokens, key="max_new_tokens",
+                               bind="query-params", help="Sampling stops at end-of-sequence or after this many tokens.")
+    return {"kind": kind, "source": (source or "").strip(), "task": task, "lm_lr": float(lm_lr),
+            "max_new_tokens": int(max_new_tokens)}

@@ -11,8 +11,14 @@ from streamlit.testing.v1 import AppTest
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def new_app(**query) -> AppTest:
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
+PAGES = sorted(p.relative_to(ROOT).as_posix() for p in (ROOT / "app_pages").glob("*.py"))
+
+
+def new_app(page: str | None = None, **query) -> AppTest:
+    """app.py (its st.navigation) on ``page`` (default: the landing page), with these URL parameters."""
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=90)
+    if page is not None:
+        at.switch_page(page)
     for key, value in query.items():
         at.query_params[key] = value
     return at.run()

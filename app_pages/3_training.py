@@ -1,0 +1,190 @@
+"""Train the toy for many iterations with GRPO, PPO or both, and watch the policy move."""
+
+import pandas as pd
+import streamlit as st
+
+from grpo_viz import charts
+from grpo_viz.config import TOY_STATE, TOY_WORDS
+from grpo_viz.training import (COMPARE_KNOBS, COMPARE_LABELS, DEFAULT_ITERATIONS, HACKED_WORD, HACKING_BETA,
+                               MAX_ITERATIONS, PROXY_BONUS, Experiment, proxy_rewards, reward_hacking_specs, run_specs,
+                               start_probs)
+from grpo_viz.ui import compact_page, ppo_sidebar, settings_notices, settings_sidebar, warn_bad_query_params
+
+PLAY_INTERVAL_S = 0.4  # one Play tick: a few iterations, then the charts are redrawn
+TICKS_PER_RUN = 40  # Play reaches the target in about this many ticks, whatever the number of iterations
+ALGORITHM_CHOICES = {"GRPO": ("GRPO",), "PPO": ("PPO",), "Both": ("GRPO", "PPO")}
+COMPARE_CHOICES = ("off", *COMPARE_KNOBS)
+KNOB_BOUNDS = {"beta": (0.0, 2.0, 0.01), "epsilon": (0.0, 0.5, 0.01), "lr": (0.01, 5.0, 0.05),
+               "group_size": (2, 64, 1), "temperature": (0.1, 3.0, 0.05)}
+TRAINING_QUERY_SPECS = {
+    "algorithm": ("choice", tuple(ALGORITHM_CHOICES)),
+    "iterations": ("int", 1, MAX_ITERATIONS),
+    "compare": ("choice", COMPARE_CHOICES),
+}
+
+compact_page()
+settings = ppo_sidebar(settings_sidebar())
+warn_bad_query_params(TRAINING_QUERY_SPECS, "training_url_warnings")
+
+st.markdown("## Training the toy over many iterations")
+st.caption(
+    f"Every run starts from the same policy after **“{TOY_STATE} …”** (π_θ = π_ref) and uses the sidebar's settings; "
+    "iteration k samples its group with the same seed stream as *Step through GRPO*, so iteration 1 there is "
+    "iteration 1 here. Changing a setting starts the runs again."
+)
+settings_notices(settings)
+
+# ----------------------------------------------------------------- controls
+c1, c2, c3, c4, c5 = st.columns([1.6, 2.2, 1.3, 1, 1], vertical_alignment="bottom")
+algorithm = c1.segmented_control("Algorithm", list(ALGORITHM_CHOICES), default="Both", required=True,
+                                 key="algorithm", bind="query-params",
+                                 help="Train GRPO, PPO, or both side by side from the same start.")
+target = c2.slider("Iterations", 1, MAX_ITERATIONS, DEFAULT_ITERATIONS, key="iterations", bind="query-params",
+                   help="How far Run and Play go (at most 500).")
+compare = c3.selectbox("Compare", COMPARE_CHOICES, key="compare", bind="query-params",
+                       help="Draw two runs per algorithm that differ in this one knob (epsilon sets both clip edges).")
+compare_values = None
+if compare != "off":
+    low, high, step = KNOB_BOUNDS[compare]
+    default_a, default_b = COMPARE_KNOBS[compare]
+    kind = int if compare == "group_size" else float
+    a = c4.number_input(f"{COMPARE_LABELS[compare]} run a", kind(low), kind(high), kind(default_a), step=kind(step),
+                        key=f"compare_a_{compare}")
+    b = c5.number_input(f"{COMPARE_LABELS[compare]} run b", kind(low), kind(high), kind(default_b), step=kind(step),
+                        key=f"compare_b_{compare}")
+    compare_values = (compare, a, b)
+
+specs = run_specs(settings, ALGORITHM_CHOICES[algorithm or "Both"], compare_values)
+state = st.session_state
+if state.get("training_specs") != specs:
+    if "training_specs" in state:
+        st.toast("Settings changed: the runs start again from π_ref.", icon="🔄")
+    state.training_specs = specs
+    state.training = Experiment(specs)
+    state.training_playing = False
+
+
+def toggle_play() -> None:
+    state.training_playing = not state.training_playing and state.training.iteration < target
+
+
+def step_once() -> None:
+    state.training_playing = False
+    if not state.training.done:
+        state.training.step(1)
+
+
+def reset() -> None:
+    state.training = Experiment(specs)
+    state.training_playing = False
+
+
+def draw_charts(exp: Experiment) -> None:
+    runs = exp.columns()
+    ref = start_probs(settings)
+    # a fixed x range up to the target, so Play fills the frame instead of rescaling it every tick
+    x_range = [0, max(target, exp.iteration)]
+    top_left, top_right = st.columns([3, 2], gap="medium")
+    top_left.plotly_chart(charts.training_probability_chart(TOY_WORDS, runs, ref).update_xaxes(range=x_range),
+                          key="probs_chart")
+    top_right.plotly_chart(charts.simplex_chart(TOY_WORDS, runs, ref, title="Paths on the probability simplex"),
+                           key="simplex_chart")
+    best = max(settings.rewards)
+    m1, m2, m3 = st.columns(3, gap="small")
+    m1.plotly_chart(charts.training_metric_chart(runs, "expected_reward", "Expected reward under π_θ", "E[r]",
+                                                 reference=best, reference_name=f"best {best:g}"
+                                                 ).update_xaxes(range=x_range), key="reward_chart")
+    m2.plotly_chart(charts.training_metric_chart(runs, "kl", "KL(π_θ ‖ π_ref), exact", "KL"
+                                                 ).update_xaxes(range=x_range), key="kl_chart")
+    m3.plotly_chart(charts.training_metric_chart(runs, "loss", "Loss (mean over the update steps)", "loss"
+                                                 ).update_xaxes(range=x_range), key="loss_chart")
+    n1, n2 = st.columns(2, gap="small")
+    n1.plotly_chart(charts.clip_fraction_chart(runs).update_xaxes(range=x_range), key="clip_chart")
+    if any(spec.algorithm == "PPO" for spec in exp.specs):
+        n2.plotly_chart(charts.value_chart(runs).update_xaxes(range=x_range), key="value_chart")
+    else:
+        n2.info("The critic's value estimate and value loss appear when PPO is trained: GRPO has no critic.",
+                icon="ℹ️")
+    with st.expander("History table"):
+        st.dataframe(exp.frame().round(5), hide_index=True, key="history_table")
+
+
+PLAYING_AT_START = state.training_playing  # the fragment's timer is set when the page runs in full
+
+
+@st.fragment(run_every=PLAY_INTERVAL_S if state.training_playing else None)
+def live() -> None:
+    # The controls live inside the fragment: a click outside a fragment that reruns every 0.4 s can be lost
+    # behind the ticks, so Pause would not pause.
+    b1, b2, b3, b4, _ = st.columns([1.2, 1.2, 1, 1, 3])
+    run_clicked = b1.button(f"⏩ Run to {target}", type="primary", width="stretch", key="run_to_target",
+                            disabled=state.training.iteration >= target, help="Run the remaining iterations now")
+    b2.button("⏸ Pause" if state.training_playing else "▶ Play", on_click=toggle_play, width="stretch", key="play",
+              disabled=state.training.iteration >= target and not state.training_playing, shortcut="Space",
+              help="Train a few iterations per tick and redraw, until the target (space key)")
+    b3.button("Step +1", on_click=step_once, width="stretch", key="step", disabled=state.training.done,
+              help="One more iteration")
+    b4.button("↺ Reset", on_click=reset, width="stretch", key="reset_training", help="Back to iteration 0")
+
+    if run_clicked:
+        state.training_playing = False
+        progress = st.progress(0.0, text="Training…")
+        start = state.training.iteration
+        while state.training.iteration < target:
+            state.training.step(min(10, target - state.training.iteration))
+            progress.progress((state.training.iteration - start) / max(target - start, 1),
+                              text=f"Training… iteration {state.training.iteration} of {target}")
+        progress.empty()
+        st.rerun()  # redraw the controls for the new iteration (Run is now done)
+
+    if state.training_playing != PLAYING_AT_START:
+        st.rerun()  # a full rerun starts or stops the fragment's timer
+    exp: Experiment = state.training
+    if state.training_playing:
+        per_tick = max(1, round(target / TICKS_PER_RUN))
+        exp.step(min(per_tick, max(target - exp.iteration, 0)))
+        if exp.iteration >= target:
+            state.training_playing = False
+            st.rerun()  # a full rerun turns the Play timer off and relabels the button
+    where = (f"Iteration {exp.iteration} of {target}" if exp.iteration <= target
+             else f"Iteration {exp.iteration} (past the target of {target})")
+    st.progress(min(exp.iteration / target, 1.0), text=where + (" (playing)" if state.training_playing else ""))
+    draw_charts(exp)
+
+
+live()
+
+# ----------------------------------------------------------------- reward hacking
+st.divider()
+st.markdown("### Reward hacking: a proxy reward that overrates one word")
+h1, h2, h3, h4 = st.columns([1, 1.5, 1.5, 3], vertical_alignment="bottom")
+hack_algorithm = h1.selectbox("Train with", ("GRPO", "PPO"), key="hack_algorithm")
+hack_beta = h2.slider("β against β = 0", 0.0, 2.0, HACKING_BETA, step=0.05, key="hack_beta",
+                      help="The KL weight of the second run; the first has β = 0.")
+bonus = h3.slider(f"Proxy's bonus for “{HACKED_WORD}”", 0.0, 3.0, PROXY_BONUS, step=0.1, key="proxy_bonus")
+proxy = proxy_rewards(settings.rewards, TOY_WORDS, HACKED_WORD, bonus)
+h4.markdown(
+    "The policy is trained on a **proxy** reward model that overrates “" + HACKED_WORD + "”; the **true** reward is "
+    "the sidebar's. " + " · ".join(f"{w}: true {t:g}, proxy {p:g}" for w, t, p in zip(TOY_WORDS, settings.rewards, proxy))
+)
+hack_specs = reward_hacking_specs(settings, hack_algorithm, hack_beta, proxy)
+hack_key = (tuple(hack_specs), target)
+if state.get("hacking_key") != hack_key:
+    hacking = Experiment(hack_specs)
+    hacking.step(target)
+    state.hacking_key, state.hacking = hack_key, hacking
+hack_runs = state.hacking.columns()
+left, right = st.columns([3, 2], gap="medium")
+left.plotly_chart(charts.reward_hacking_chart(hack_runs, title=f"Trained on the proxy for {target} iterations: "
+                                              "proxy reward (solid) against true reward (dotted)"),
+                  key="hacking_chart")
+final = pd.DataFrame([{"run": label, "proxy E[r]": cols["expected_train_reward"][-1],
+                       "true E[r]": cols["expected_reward"][-1], "KL to π_ref": cols["kl"][-1],
+                       **{f"π({w})": cols[f"p_{w}"][-1] for w in TOY_WORDS}} for label, cols in hack_runs.items()])
+with right:
+    st.dataframe(final.round(3), hide_index=True, key="hacking_table")
+    st.markdown(
+        "With **β = 0** nothing ties the policy to the reference: it climbs the proxy onto the overrated word, and the "
+        "true reward falls. A **KL penalty** holds it near π_ref. GRPO's advantages are normalized by the group's spread, "
+        "so its push stays strong however small the proxy's margin is: it needs a larger β than PPO to hold."
+    )

@@ -1,0 +1,145 @@
+"""The toy (left) and a real language model (right) step through the same GRPO stages together."""
+
+from dataclasses import replace
+
+import streamlit as st
+
+from grpo_viz import explain, lm_view
+from grpo_viz.config import TOY_STATE, TOY_WORDS
+from grpo_viz.policies.loading import LoadedModel, load_model, make_policy
+from grpo_viz.policies.toy import ToyPolicy
+from grpo_viz.stepper import STAGES, StepRun
+from grpo_viz.tasks import TASKS, word_reward
+from grpo_viz.ui import compact_page, latex_lines, lm_sidebar, settings_notices, settings_sidebar, stage_cursor
+
+compact_page()
+settings = settings_sidebar()
+choice = lm_sidebar({k: t.title for k, t in TASKS.items()})
+lm_settings = replace(settings, lm_lr=choice["lm_lr"], max_new_tokens=choice["max_new_tokens"])
+
+
+@st.cache_resource(show_spinner=False, max_entries=4)
+def shared_model(kind: str, source: str) -> LoadedModel:
+    """Loaded once per server process and never trained: every session makes its own policy on top of it."""
+    return load_model(kind, source)
+
+
+# ---------------------------------------------------------------- the two runs of this session
+if "lm_page_toy_run" not in st.session_state:
+    st.session_state.lm_page_toy_run = StepRun(ToyPolicy())
+toy_run: StepRun = st.session_state.lm_page_toy_run
+
+loaded, load_error = None, None
+if choice["kind"] == "hf" and not choice["source"]:
+    load_error = "Type a model folder (or a Hugging Face id already in the local cache) in the sidebar."
+else:
+    label = "SmolLM2 (the first load converts the GGUF once, about 20 s)" if choice["kind"] == "smollm2" else "the model"
+    try:
+        with st.spinner(f"Loading {label}…"):
+            loaded = shared_model(choice["kind"], choice["source"])
+    except ValueError as err:
+        load_error = str(err)
+
+lm_run: StepRun | None = None
+if loaded is not None:
+    key = (choice["kind"], choice["source"])
+    if st.session_state.get("lm_run_key") != key:
+        # This session's own trainable copy (tiny: deep copy; LoRA: own adapters on the shared base).
+        st.session_state.lm_run = StepRun(make_policy(loaded, max_new_tokens=lm_settings.max_new_tokens))
+        st.session_state.lm_run_key = key
+        st.session_state.pop("lm_topk_cache", None)
+    lm_run = st.session_state.lm_run
+    lm_run.policy.max_new_tokens = lm_settings.max_new_tokens
+
+
+def both(action: str):
+    def run_both():
+        getattr(toy_run, action)()
+        if lm_run is not None:
+            getattr(lm_run, action)()
+    return run_both
+
+
+st.markdown("## The toy and a language model, side by side")
+settings_notices(settings)
+stage = stage_cursor(STAGES, on_last_next=both("advance"), on_new_group=both("new_group"), on_reset=both("reset"))
+name = STAGES[stage]
+st.latex(explain.objective_latex(stage))
+
+toy_trace = toy_run.trace(settings, word_reward(TOY_WORDS, settings.rewards))
+toy = explain.toy_numbers(toy_trace, toy_run.policy)
+step_index = settings.mu - 1
+if settings.mu > 1 and name in ("Ratios", "Clip", "KL", "Loss & gradient"):
+    step_index = st.slider("Inner update shown (of μ)", 1, settings.mu, settings.mu, key="lm_inner_step",
+                           help="Both policies take μ steps on their group; step 1 always has w = 1.") - 1
+
+left, right = st.columns([4, 6], gap="medium")
+with left:
+    st.markdown(f"#### Toy: “{TOY_STATE} …” · iteration {toy_run.iteration + 1}")
+    st.plotly_chart(lm_view.toy_stage_figure(toy_trace, toy, stage, step_index, TOY_WORDS, TOY_STATE),
+                    key="toy_chart")
+    with st.container(border=True):
+        st.markdown(f"**{stage + 1}. {name}**")
+        latex_lines(explain.stage_latex(stage, toy_trace, step_index, toy)[:3])
+        st.markdown(explain.stage_text(stage, toy_trace, step_index))
+
+with right:
+    if loaded is None:
+        st.markdown("#### Language model")
+        st.error(load_error, icon="🚫")
+    else:
+        task = TASKS[choice["task"]].with_word_rewards(TOY_WORDS, settings.rewards)
+        prompts = task.prompts(settings.seed, lm_run.iteration, lm_run.draw, chat=loaded.chat)
+        try:
+            trace = lm_run.trace(lm_settings, task.reward, prompts)
+        except ValueError as err:
+            trace = None
+            st.error(f"This model cannot run this step: {err}", icon="🚫")
+        if trace is not None:
+            policy = lm_run.policy
+            st.markdown(f"#### {policy.name} · iteration {lm_run.iteration + 1}")
+            st.caption(f"Prompt: **{prompts[0]}**" + (" (sent through the chat template)" if loaded.chat else "")
+                       + f" · task: {task.title} — {task.description}")
+            logp_after = None
+            if name == "Update":
+                logp_after = policy.log_probs_under(trace.group, lm_settings.temperature, trace.state_after)
+            st.plotly_chart(lm_view.token_figure(trace, stage, step_index, logp_after), key="lm_tokens")
+            true_rewards = task.true_reward(trace.group) if task.is_hackable else None
+            if name in ("Score", "Advantages"):
+                st.plotly_chart(lm_view.summary_figure(trace, true_rewards), key="lm_summary")
+            if trace.all_rewards_equal and stage >= STAGES.index("Advantages"):
+                st.warning("Every completion of this group got the same reward (σ = 0): all advantages are 0 and "
+                           "the group gives no policy gradient; only the KL term acts. Try 🎲 New group.", icon="⚖️")
+            if name == "Ratios" and step_index == 0:
+                st.info("At the first update on a fresh group π_θ is π_old, so every ratio is exactly 1 here too.",
+                        icon="ℹ️")
+
+if loaded is not None and trace is not None:
+    with st.expander("Next-token distribution at one position: π_θ after the update, π_old, π_ref", expanded=True):
+        c1, c2, c3 = st.columns([1, 2, 1])
+        row = c1.number_input("Completion", 1, trace.group.batch_size, 1, key="lm_row") - 1
+        n_tokens = max(int(trace.group.mask[row].sum()), 1)
+        position = c2.slider("Token position t", 1, max(n_tokens, 2), 1, key="lm_position",
+                             disabled=n_tokens < 2) - 1
+        position = min(position, n_tokens - 1)
+        k = c3.slider("k", 3, 15, 8, key="lm_topk")
+        cache = st.session_state.setdefault("lm_topk_cache", {})
+        cache_key = (id(trace), row)
+        if cache_key not in cache:
+            cache.clear()  # one completion's distributions at a time: a session's memory stays small
+            T = lm_settings.temperature
+            cache[cache_key] = {
+                "π_θ": policy.next_token_probs(trace.group, row, T, state=trace.state_after),
+                "π_old": policy.next_token_probs(trace.group, row, T, state=trace.state_before),
+                "π_ref": policy.next_token_probs(trace.group, row, T, reference=True),
+            }
+        dists = {"after update" if n == "π_θ" else n: p[position] for n, p in cache[cache_key].items()}
+        tokens, series = lm_view.top_k(dists, policy.tokenizer.token_text, k)
+        sampled = trace.group.tokens[row][position]
+        prefix = "".join(trace.group.tokens[row][:position])
+        st.plotly_chart(lm_view.charts.top_k_chart(
+            tokens, series, sampled, title=f"After “{prompts[0]}{prefix}”: sampled {sampled!r}"), key="lm_topk_chart")
+    st.dataframe(lm_view.completion_table(trace, step_index, true_rewards), key="lm_table")
+    st.caption(f"Model: {loaded.name}, {loaded.num_parameters / 1e6:.2f}M parameters, "
+               f"{sum(p.numel() for p in policy.parameters()):,} trainable in this session; loaded from "
+               f"{loaded.source} in {loaded.load_seconds:.1f} s.")

@@ -1,0 +1,102 @@
+"""Real Chromium against `streamlit run`: grpo-viz beside a bare one-button-one-chart app, in the same run.
+
+    python bench/bench_browser.py [--clicks 15]
+
+(b) Next click until every chart on the page has new data, median of --clicks clicks;
+(c) cold start: a fresh browser context opening the page until its first chart is drawn, median of 5.
+Each prints a line `browser_<what> app_ms=<x> bare_ms=<y> ratio=<x/y>`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests" / "browser"))
+from conftest import CHROMIUM, CHROMIUM_ARGS, start_streamlit  # noqa: E402
+
+BARE = '''import plotly.graph_objects as go
+import streamlit as st
+
+st.session_state.setdefault("n", 0)
+if st.button("Next"):
+    st.session_state.n += 1
+st.plotly_chart(go.Figure(go.Bar(x=["a", "b", "c"], y=[st.session_state.n, 1, 2])))
+'''
+CHARTS_JS = "() => Array.from(document.querySelectorAll('.js-plotly-plot')).map(d => JSON.stringify(d.data)).join('|')"
+DRAWN_JS = "() => document.querySelectorAll('.js-plotly-plot .main-svg').length > 0"
+
+
+def click_ms(page, clicks: int, before_click=None) -> float:
+    times = []
+    for k in range(clicks):
+        if before_click:
+            before_click(page, k)
+        page.wait_for_function(DRAWN_JS)
+        before = page.evaluate(CHARTS_JS)
+        t0 = time.perf_counter()
+        page.get_by_role("button", name="Next").first.click()
+        page.wait_for_function(f"() => ({CHARTS_JS})() !== {before!r} && ({DRAWN_JS})()", timeout=30_000)
+        times.append((time.perf_counter() - t0) * 1000)
+    return statistics.median(times)
+
+
+def cold_ms(browser, url: str, runs: int = 5) -> float:
+    times = []
+    for _ in range(runs):
+        context = browser.new_context(viewport={"width": 1440, "height": 900})
+        page = context.new_page()
+        t0 = time.perf_counter()
+        page.goto(url)
+        page.wait_for_function(DRAWN_JS, timeout=60_000)
+        times.append((time.perf_counter() - t0) * 1000)
+        context.close()
+    return statistics.median(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--clicks", type=int, default=15)
+    parser.add_argument("--query", default="stage=1", help="URL parameters for the app's page, e.g. present=1")
+    args = parser.parse_args()
+    from playwright.sync_api import sync_playwright
+
+    with tempfile.TemporaryDirectory() as tmp:
+        (Path(tmp) / "bare.py").write_text(BARE)
+        bare_proc, bare_url = start_streamlit(str(Path(tmp) / "bare.py"), cwd=Path(tmp))
+        app_proc, app_url = start_streamlit()
+        try:
+            with sync_playwright() as p:
+                browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+                results = {}
+                for name, url in (("bare", bare_url), ("app", app_url)):
+                    cold_ms(browser, url, runs=1)  # warm the server's imports and caches
+                    results[f"{name}_cold"] = cold_ms(browser, url)
+                    page = browser.new_page(viewport={"width": 1440, "height": 900})
+                    page.goto(url + (f"/?{args.query}" if name == "app" else ""))
+                    page.wait_for_function(DRAWN_JS, timeout=60_000)
+
+                    def stay_before_last_stage(page, k, name=name):
+                        # stages 1..8 have a Next button; after 7 clicks start again from stage 1
+                        if name == "app" and k and k % 7 == 0:
+                            page.get_by_text("1. Sample group", exact=True).first.click()
+                            page.wait_for_timeout(500)
+
+                    results[f"{name}_click"] = click_ms(page, args.clicks, stay_before_last_stage)
+                    page.close()
+                browser.close()
+        finally:
+            for proc in (bare_proc, app_proc):
+                proc.terminate()
+    for what in ("click", "cold"):
+        app, bare = results[f"app_{what}"], results[f"bare_{what}"]
+        print(f"browser_{what} app_ms={app:.0f} bare_ms={bare:.0f} ratio={app / bare:.2f}")
+
+
+if __name__ == "__main__":
+    main()

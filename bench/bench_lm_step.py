@@ -1,0 +1,148 @@
+"""How long does one GRPO iteration on a language model take, against bare torch doing the same work?
+
+    python bench/bench_lm_step.py                                   # built-in, G = 8, 24 new tokens
+    python bench/bench_lm_step.py --model smollm2 --group-size 4 --new-tokens 16
+    python bench/bench_lm_step.py --model hf --source /path/to/model
+
+"ours" is ``grpo_iteration`` exactly as the app calls it (mu = 1, beta = 0.04):
+sample the group with the KV cache, score it, log-probs under pi_old and
+pi_ref, one forward/backward of the GRPO loss, one optimizer step, and the
+copies of the trainable state the trace keeps.  The "floor" is bare torch in
+the same process: the same sampling loop (same model, same seed, same tokens)
+and one forward/backward of the same model on the sampled sequences.  To
+compare equal work, EOS does not stop sampling here: every completion has
+exactly --new-tokens tokens.
+
+Also prints each extra session's memory: resident memory after building
+--sessions more sessions (own policy + one iteration's trace) divided by
+their number.  The last line is
+
+    lm_step model=<name> median_ms=<x> floor_ms=<y> ratio=<x/y>
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import statistics
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from grpo_viz.config import Settings  # noqa: E402
+from grpo_viz.policies.loading import load_model, make_policy  # noqa: E402
+from grpo_viz.stepper import StepRun, grpo_iteration, make_generator  # noqa: E402
+from grpo_viz.tasks import TASKS  # noqa: E402
+
+
+def no_eos(policy) -> None:
+    """Sample exactly max_new_tokens tokens: an id that never occurs marks the end."""
+    policy.tokenizer.eos_ids = (-1,)
+
+
+@torch.no_grad()
+def floor_sampling(model, prompt_ids, group_size, new_tokens, generator, temperature):
+    x = torch.tensor([prompt_ids]).expand(group_size, -1)
+    out = model(input_ids=x, use_cache=True)
+    logits = out.logits[:, -1]
+    tokens = []
+    for step in range(new_tokens):
+        nxt = torch.multinomial(torch.softmax(logits.float() / temperature, -1), 1, generator=generator)
+        tokens.append(nxt)
+        if step == new_tokens - 1:
+            break
+        out = model(input_ids=nxt, past_key_values=out.past_key_values, use_cache=True)
+        logits = out.logits[:, -1]
+    return torch.cat(tokens, dim=1)
+
+
+def floor_step(model, params, prompt_ids, group_size, new_tokens, seed, temperature):
+    """Bare torch: the same sampling, then one forward/backward of a policy-gradient loss."""
+    ids = floor_sampling(model, prompt_ids, group_size, new_tokens, make_generator(seed, 0), temperature)
+    x = torch.cat([torch.tensor([prompt_ids]).expand(group_size, -1), ids[:, :-1]], dim=1)
+    logits = model(input_ids=x, use_cache=False, logits_to_keep=new_tokens).logits[:, -new_tokens:]
+    logp = torch.log_softmax(logits.float() / temperature, -1).gather(-1, ids.unsqueeze(-1)).squeeze(-1)
+    loss = -(logp * torch.randn(group_size, 1)).mean()
+    loss.backward()
+    for p in params:
+        p.grad = None
+    return ids
+
+
+def rss_mb() -> float:
+    import psutil
+
+    gc.collect()
+    return psutil.Process().memory_info().rss / 2**20
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--model", default="builtin", choices=("builtin", "smollm2", "hf"))
+    ap.add_argument("--source", default="", help="folder or cached hub id for --model hf")
+    ap.add_argument("--group-size", type=int, default=8)
+    ap.add_argument("--new-tokens", type=int, default=24)
+    ap.add_argument("--repeats", type=int, default=15)
+    ap.add_argument("--warmup", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--sessions", type=int, default=4, help="extra sessions for the memory measurement (0 = skip)")
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+
+    t0 = time.perf_counter()
+    loaded = load_model(args.model, args.source)
+    load_s = time.perf_counter() - t0
+    print(f"model {loaded.name}: {loaded.num_parameters / 1e6:.2f}M parameters, loaded in {load_s:.1f} s "
+          f"({loaded.source})")
+    policy = make_policy(loaded, max_new_tokens=args.new_tokens)
+    no_eos(policy)
+    task = TASKS["sum"]
+    prompt = task.prompts(0, 0, chat=loaded.chat)
+    settings = replace(Settings(), group_size=args.group_size, mu=1, beta=0.04)
+    prompt_ids = policy.tokenizer.encode_prompt(prompt[0])
+    trainable = policy.parameters()
+    print(f"prompt {prompt[0]!r} ({len(prompt_ids)} tokens), G = {args.group_size}, {args.new_tokens} new tokens, "
+          f"{sum(p.numel() for p in trainable) / 1e6:.3f}M trainable parameters, {args.threads} threads")
+
+    # Same tokens in both: same model, same generator stream, same sampling arithmetic.
+    ours_group = policy.sample_group(prompt, args.group_size, make_generator(7, 0), 1.0)
+    floor_ids = floor_step(policy.model, trainable, prompt_ids, args.group_size, args.new_tokens, 7, 1.0)
+    assert torch.equal(ours_group.completion_ids, floor_ids), "the floor must sample the very same tokens"
+
+    ours, floor = [], []
+    for k in range(args.warmup + args.repeats):
+        # Interleave the two so that load from other processes hits both alike.
+        t = time.perf_counter()
+        grpo_iteration(policy, task.reward, settings, make_generator(k, 0), prompts=prompt)
+        a = time.perf_counter() - t
+        t = time.perf_counter()
+        floor_step(policy.model, trainable, prompt_ids, args.group_size, args.new_tokens, k, 1.0)
+        b = time.perf_counter() - t
+        if k >= args.warmup:
+            ours.append(a * 1000)
+            floor.append(b * 1000)
+    median, floor_median = statistics.median(ours), statistics.median(floor)
+    print(f"ours:  median {median:.1f} ms  (min {min(ours):.1f}, max {max(ours):.1f})")
+    print(f"floor: median {floor_median:.1f} ms  (min {min(floor):.1f}, max {max(floor):.1f})")
+
+    if args.sessions:
+        before = rss_mb()
+        runs = []
+        for s in range(args.sessions):
+            p = make_policy(loaded, max_new_tokens=args.new_tokens)
+            run = StepRun(p)
+            run.trace(replace(settings, seed=s), task.reward, prompt)
+            runs.append(run)
+        per_session = (rss_mb() - before) / args.sessions
+        print(f"memory: {per_session:.1f} MB per extra session (own trainable copy or LoRA adapters, "
+              f"the trace of one iteration; resident memory over {args.sessions} sessions)")
+    print(f"lm_step model={args.model} median_ms={median:.1f} floor_ms={floor_median:.1f} "
+          f"ratio={median / floor_median:.2f}")
+
+
+if __name__ == "__main__":
+    main()

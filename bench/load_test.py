@@ -1,0 +1,126 @@
+"""A lecture hall on loopback: many Chromium sessions stepping and training at once against one server.
+
+    python bench/load_test.py [--sessions 10] [--seconds 120]
+
+One Chromium, one browser context per student. Each student loops for --seconds: on "Step through GRPO" it
+clicks Next (Next iteration at the last stage), and every third student also trains on the Training page and
+steps the built-in language model. Only 127.0.0.1 is contacted; every loop is bounded in time.
+
+Prints errors, p50/p95 step latency (click until every chart has new data), and the server's resident memory:
+before, with every session open, and after the sessions closed and the server dropped them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests" / "browser"))
+from conftest import CHROMIUM, CHROMIUM_ARGS, start_streamlit  # noqa: E402
+
+CHARTS_JS = "() => Array.from(document.querySelectorAll('.js-plotly-plot')).map(d => JSON.stringify(d.data)).join('|')"
+DRAWN_JS = "() => document.querySelectorAll('.js-plotly-plot .main-svg').length > 0"
+
+
+def rss_mb(pid: int) -> float:
+    """Resident memory of the server process and its children (MB), from /proc."""
+    total = 0
+    pids = [pid]
+    try:
+        pids += [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        pass
+    for p in pids:
+        try:
+            for line in Path(f"/proc/{p}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1])
+        except OSError:
+            pass
+    return total / 1024
+
+
+async def click_and_wait(page, name: str) -> float:
+    before = await page.evaluate(CHARTS_JS)
+    t0 = time.perf_counter()
+    await page.get_by_role("button", name=name).first.click()
+    await page.wait_for_function(f"() => ({CHARTS_JS})() !== {before!r} && ({DRAWN_JS})()", timeout=30_000)
+    return time.perf_counter() - t0
+
+
+async def student(browser, url: str, index: int, deadline: float, latencies: list, errors: list) -> None:
+    context = await browser.new_context(viewport={"width": 1280, "height": 800})
+    page = await context.new_page()
+    try:
+        await page.goto(url + f"/?seed={index}", timeout=120_000)
+        await page.wait_for_function(DRAWN_JS, timeout=120_000)
+        trainer = index % 3 == 0
+        k = 0
+        while time.monotonic() < deadline:
+            label = "Next iteration" if await page.get_by_role("button", name="Next iteration").count() else "Next"
+            latencies.append(await click_and_wait(page, label))
+            k += 1
+            if trainer and k % 10 == 0:
+                for link, button in (("Training", "Step +1"), ("Language model", "Next")):
+                    if await page.get_by_role("link", name=link).count() == 0:
+                        continue
+                    await page.get_by_role("link", name=link).click()
+                    await page.wait_for_function(DRAWN_JS, timeout=120_000)
+                    await page.wait_for_timeout(500)
+                    latencies.append(await click_and_wait(page, button))
+                await page.get_by_role("link", name="Step through GRPO").click()
+                await page.wait_for_function(DRAWN_JS, timeout=60_000)
+            if "Traceback" in await page.content():
+                errors.append(f"student {index}: traceback on screen")
+    except Exception as error:  # a timeout or a crash is what we count
+        errors.append(f"student {index}: {type(error).__name__}: {str(error).splitlines()[0][:160]}")
+    finally:
+        await context.close()
+
+
+async def main_async(sessions: int, seconds: float) -> None:
+    from playwright.async_api import async_playwright
+
+    proc, url = start_streamlit(extra_args=["--server.disconnectedSessionTTL=5"])
+    try:
+        baseline = rss_mb(proc.pid)
+        latencies: list[float] = []
+        errors: list[str] = []
+        peak = baseline
+        async with async_playwright() as p:
+            browser = await p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            deadline = time.monotonic() + seconds
+            tasks = [asyncio.create_task(student(browser, url, i, deadline, latencies, errors)) for i in range(sessions)]
+            while not all(t.done() for t in tasks):
+                peak = max(peak, rss_mb(proc.pid))
+                await asyncio.sleep(1)
+            await browser.close()
+        await asyncio.sleep(30)  # the server drops disconnected sessions after their TTL, then memory settles
+        after = rss_mb(proc.pid)
+    finally:
+        proc.terminate()
+    latencies.sort()
+    p50 = statistics.median(latencies) if latencies else float("nan")
+    p95 = latencies[int(0.95 * (len(latencies) - 1))] if latencies else float("nan")
+    for e in errors[:20]:
+        print("error:", e)
+    print(f"load sessions={sessions} seconds={seconds:.0f} steps={len(latencies)} errors={len(errors)} "
+          f"p50_ms={p50 * 1000:.0f} p95_ms={p95 * 1000:.0f} rss_before_mb={baseline:.0f} rss_peak_mb={peak:.0f} "
+          f"rss_after_mb={after:.0f} per_session_mb={(peak - baseline) / sessions:.1f}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--sessions", type=int, default=10)
+    parser.add_argument("--seconds", type=float, default=120)
+    args = parser.parse_args()
+    asyncio.run(main_async(args.sessions, min(args.seconds, 600)))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,185 @@
+"""What the language-model column shows at each stage: a trace in, plain numbers and figures out.
+
+No Streamlit: the page calls these, and tests call them directly.  Every
+number comes from the ``IterationTrace`` that ``stepper.grpo_iteration``
+computed with ``grpo_viz.objectives``; nothing here recomputes a formula
+except ``kl_estimate`` for display when beta = 0 (the loss then has no KL term,
+but the distance to pi_ref is still worth seeing).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pandas as pd
+import plotly.graph_objects as go
+import torch
+
+from . import charts
+from .objectives import kl_estimate
+from .stepper import STAGES, IterationTrace
+
+# What each stage colours the tokens by, and the value drawn white.
+STAGE_QUANTITY = {
+    "Sample group": ("π_old(o_t)", None),
+    "Score": ("reward r_i", None),
+    "Advantages": ("A_i", 0.0),
+    "Ratios": ("w_t", 1.0),
+    "Clip": ("clipped (−1 low, +1 high)", 0.0),
+    "KL": ("k3_t", None),
+    "Loss & gradient": ("−∂L/∂log π(o_t)", 0.0),
+    "Update": ("Δ log π(o_t)", 0.0),
+}
+
+
+@dataclass
+class TokenGrid:
+    """Per-token values of one stage for every completion's real tokens."""
+
+    quantity: str
+    values: list[list[float]]
+    center: float | None
+    hover: dict[str, list[list[float]]]
+    zrange: tuple[float, float] | None = None
+
+
+def _rows(x: torch.Tensor, lengths: list[int]) -> list[list[float]]:
+    return [x[i, :n].tolist() for i, n in enumerate(lengths)]
+
+
+def lengths(trace: IterationTrace) -> list[int]:
+    return trace.group.mask.sum(-1).long().tolist()
+
+
+def token_grid(trace: IterationTrace, stage: int, step_index: int, logp_after: torch.Tensor | None = None) -> TokenGrid:
+    """The stage's quantity per token (an advantage is broadcast over its completion's tokens)."""
+    name = STAGES[stage]
+    step = trace.steps[step_index]
+    t = step.trace
+    n = lengths(trace)
+    T = trace.group.mask.shape[1]
+    quantity, center = STAGE_QUANTITY[name]
+    logp = {"log π_old": _rows(trace.old_logp, n), "log π_ref": _rows(trace.ref_logp, n)}
+    if name == "Sample group":
+        return TokenGrid(quantity, _rows(trace.old_logp.exp(), n), None, logp, (0.0, 1.0))
+    if name == "Score":
+        r = trace.rewards.unsqueeze(-1).expand(-1, T)
+        return TokenGrid(quantity, _rows(r, n), None, logp)
+    if name == "Advantages":
+        a = trace.advantages.unsqueeze(-1).expand(-1, T)
+        return TokenGrid(quantity, _rows(a, n), 0.0, {"reward": _rows(trace.rewards.unsqueeze(-1).expand(-1, T), n)})
+    if name == "Ratios":
+        return TokenGrid(quantity, _rows(t.ratio, n), 1.0, {"log w": _rows(t.log_ratio, n), **logp})
+    if name == "Clip":
+        flag = t.is_high_clipped.double() - t.is_low_clipped.double()
+        return TokenGrid(quantity, _rows(flag, n), 0.0,
+                         {"w": _rows(t.ratio, n), "clipped w̃": _rows(t.clipped_ratio, n),
+                          "A": _rows(t.advantages.unsqueeze(-1).expand(-1, T), n)}, (-1.0, 1.0))
+    if name == "KL":
+        kl = t.kl if t.kl is not None else kl_estimate(step.logp, trace.ref_logp, "k3")
+        return TokenGrid(quantity, _rows(kl, n), None, {"β·k3": _rows(t.beta * kl, n), **logp})
+    if name == "Loss & gradient":
+        push = -step.grad_logp
+        return TokenGrid(quantity, _rows(push, n), 0.0, {"per-token loss L": _rows(t.per_token_loss, n)})
+    if logp_after is None:
+        raise ValueError("The Update stage needs the log-probs after the update.")
+    delta = (logp_after - trace.old_logp) * trace.group.mask
+    return TokenGrid(quantity, _rows(delta, n), 0.0,
+                     {"π_old(o_t)": _rows(trace.old_logp.exp(), n), "π_θ(o_t) after": _rows(logp_after.exp(), n)})
+
+
+STAGE_TITLES = {
+    "Sample group": "Each completion, token by token, coloured by how likely π_old made it",
+    "Score": "The reward is one number per completion, the same on every token",
+    "Advantages": "GRPO's advantage A_i is one number per completion, broadcast over its tokens",
+    "Ratios": "Ratio w_t = π_θ / π_old per token (white = 1)",
+    "Clip": "Tokens whose clipped term is active carry no gradient (red: low side, green: high side)",
+    "KL": "k3 estimate of KL(π_θ ‖ π_ref) per token",
+    "Loss & gradient": "Which tokens the update makes more likely (green) or less likely (red)",
+    "Update": "Change in log π(o_t) after this iteration's μ update(s)",
+}
+
+
+def token_figure(trace: IterationTrace, stage: int, step_index: int,
+                 logp_after: torch.Tensor | None = None) -> go.Figure:
+    grid = token_grid(trace, stage, step_index, logp_after)
+    labels = [f"{i + 1}: r={r:.3g}" for i, r in enumerate(trace.rewards.tolist())]
+    return charts.token_heatmap(trace.group.tokens, grid.values, grid.quantity, STAGE_TITLES[STAGES[stage]],
+                                center=grid.center, row_labels=labels, extra_hover=grid.hover, zrange=grid.zrange)
+
+
+def summary_figure(trace: IterationTrace, true_rewards: torch.Tensor | None = None) -> go.Figure:
+    return charts.completion_summary_chart(trace.rewards.tolist(), trace.advantages.tolist(), lengths(trace),
+                                           None if true_rewards is None else true_rewards.tolist())
+
+
+def top_k(probs: dict[str, torch.Tensor], token_text, k: int = 8) -> tuple[list[str], dict[str, list[float]]]:
+    """The union of each distribution's top-k tokens (ordered by the first), and every distribution on them."""
+    ids: list[int] = []
+    for p in probs.values():
+        for i in p.topk(min(k, p.numel())).indices.tolist():
+            if i not in ids:
+                ids.append(i)
+    first = next(iter(probs.values()))
+    ids.sort(key=lambda i: -float(first[i]))
+    ids = ids[: k + 4]
+    return [token_text(i) for i in ids], {name: [float(p[i]) for i in ids] for name, p in probs.items()}
+
+
+def completion_table(trace: IterationTrace, step_index: int, true_rewards: torch.Tensor | None = None) -> pd.DataFrame:
+    """One row per completion: text, length, rewards, advantage, and token means of the ratio, KL and loss."""
+    t = trace.steps[step_index].trace
+    mask = trace.group.mask.double()
+    n = mask.sum(-1).clamp(min=1)
+
+    def mean(x: torch.Tensor) -> list[float]:
+        return ((x.double() * mask).sum(-1) / n).tolist()
+
+    kl = t.kl if t.kl is not None else kl_estimate(trace.steps[step_index].logp, trace.ref_logp, "k3")
+    data = {
+        "completion": trace.group.texts,
+        "tokens |o|": mask.sum(-1).long().tolist(),
+        "reward r": trace.rewards.tolist(),
+    }
+    if true_rewards is not None:
+        data["true reward"] = true_rewards.tolist()
+    data.update({
+        "advantage A": trace.advantages.tolist(),
+        "log π_old(o)": (trace.old_logp.double() * mask).sum(-1).tolist(),
+        "mean ratio w": mean(t.ratio),
+        "clipped tokens": ((t.is_low_clipped | t.is_high_clipped).double() * mask).sum(-1).long().tolist(),
+        "mean k3": mean(kl),
+        "mean loss L": mean(t.per_token_loss),
+    })
+    return pd.DataFrame(data, index=pd.RangeIndex(1, len(trace.group.texts) + 1, name="i"))
+
+
+def toy_stage_figure(trace: IterationTrace, toy, stage: int, step_index: int, words, state: str) -> go.Figure:
+    """The toy's chart for a stage, as the Step-through page draws it (smaller, for the side-by-side page)."""
+    name = STAGES[stage]
+    texts = trace.group.texts
+    t = trace.steps[step_index].trace
+    advantages = trace.advantages.tolist()
+    clipped = (t.is_low_clipped | t.is_high_clipped)[:, 0].tolist()
+    if name == "Sample group":
+        counts = [texts.count(w) / len(texts) for w in words]
+        return charts.distribution_chart(words, {"π_θ": toy.probs_old.tolist(), "π_ref": toy.probs_ref.tolist(),
+                                                 "group": counts}, title=f"Next word after “{state}”")
+    if name == "Score":
+        return charts.group_reward_chart(texts, trace.rewards.tolist(), float(trace.group_mean[0]),
+                                         float(trace.group_std[0]), words)
+    if name == "Advantages":
+        return charts.advantage_chart(texts, advantages)
+    if name == "Ratios":
+        return charts.ratio_chart(texts, t.ratio[:, 0].tolist(), advantages, clipped, t.epsilon_low, t.epsilon_high)
+    if name == "Clip":
+        return charts.surrogate_chart(texts, t.ratio[:, 0].tolist(), advantages, clipped, t.epsilon_low,
+                                      t.epsilon_high)
+    if name == "KL":
+        kl = t.kl if t.kl is not None else kl_estimate(trace.steps[step_index].logp, trace.ref_logp, "k3")
+        return charts.kl_chart(texts, kl[:, 0].tolist(), t.beta)
+    if name == "Loss & gradient":
+        return charts.gradient_chart(words, toy.grad_logits[step_index].tolist(),
+                                     title="Which words the update pushes up or down")
+    return charts.distribution_chart(words, {"π_old": toy.probs_old.tolist(), "after update": toy.probs_after.tolist(),
+                                             "π_ref": toy.probs_ref.tolist()}, title="Before and after the update")

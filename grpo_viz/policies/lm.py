@@ -1,0 +1,275 @@
+"""Any causal language model as a GRPO policy: the built-in tiny GPT or a Hugging Face model.
+
+The same ``Policy`` interface as the toy, with more tokens and a bigger vocabulary:
+
+- ``sample_group``: for each prompt, G completions drawn token by token from
+  softmax(logits / T) with a seeded ``torch.Generator``, using the KV cache (one
+  new token per forward), up to ``max_new_tokens``, stopping at end-of-sequence.
+  ``mask[i, t] = 1`` for real tokens up to and including the first EOS.
+- ``log_probs``: log pi_theta(o_{i,t} | q, o_{i,<t}) = log_softmax(logits / T)[o_{i,t}],
+  one full forward per prompt's group, differentiable, 0 on padding.
+- ``reference_log_probs``: the same under pi_ref, which is either a separate
+  read-only model (the shared base weights) or, for LoRA, the same model with
+  its adapters switched off (TRL's trick with PEFT: no second copy).
+
+A model only has to answer ``model(input_ids=..., past_key_values=..., use_cache=...)``
+with ``.logits`` and ``.past_key_values``: Hugging Face causal LMs and ``TinyGPT`` both do.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from .base import Group, Policy
+from .tiny_gpt import WordTokenizer
+
+
+class TokenizerAdapter:
+    """The few tokenizer operations a policy needs, for a ``WordTokenizer`` or a Hugging Face tokenizer."""
+
+    def __init__(self, tokenizer, eos_ids: Sequence[int] = (), chat: bool = False):
+        self.tokenizer = tokenizer
+        self.is_hf = not isinstance(tokenizer, WordTokenizer)
+        base_eos = tokenizer.eos_id if not self.is_hf else tokenizer.eos_token_id
+        ids = [i for i in (base_eos, *eos_ids) if i is not None]
+        if not ids:
+            raise ValueError("The tokenizer has no end-of-sequence token, so a completion could never end.")
+        self.eos_ids = tuple(dict.fromkeys(int(i) for i in ids))
+        self.eos_id = self.eos_ids[0]
+        self.chat = bool(chat and self.is_hf and getattr(tokenizer, "chat_template", None))
+        self._cache: dict[str, list[int]] = {}
+
+    @property
+    def vocab_size(self) -> int:
+        return len(self.tokenizer)
+
+    def encode_prompt(self, prompt: str) -> list[int]:
+        """The prompt's ids as the model expects them: chat template for instruct models, BOS where the model has one."""
+        if prompt not in self._cache:
+            if not self.is_hf:
+                ids = self.tokenizer.encode(prompt, add_bos=True)
+            elif self.chat:
+                ids = self.tokenizer.apply_chat_template(
+                    [{"role": "user", "content": prompt}], add_generation_prompt=True, tokenize=True
+                )
+                if isinstance(ids, dict) or hasattr(ids, "keys"):  # some versions return a BatchEncoding
+                    ids = ids["input_ids"]
+                ids = list(ids)
+            else:
+                ids = self.tokenizer(prompt)["input_ids"]
+                bos = self.tokenizer.bos_token_id
+                if bos is not None and (not ids or ids[0] != bos):
+                    ids = [bos, *ids]
+            if not ids:
+                raise ValueError("The prompt is empty after tokenization: give the model at least one token to start from.")
+            self._cache[prompt] = list(ids)
+        return self._cache[prompt]
+
+    def token_text(self, token_id: int) -> str:
+        if not self.is_hf:
+            return self.tokenizer.token_text(token_id)
+        return self.tokenizer.decode([token_id], skip_special_tokens=False, clean_up_tokenization_spaces=False)
+
+    def decode(self, ids: Sequence[int]) -> str:
+        if not self.is_hf:
+            return self.tokenizer.decode(list(ids))
+        return self.tokenizer.decode(list(ids), skip_special_tokens=True, clean_up_tokenization_spaces=False)
+
+
+@dataclass
+class TokenDistribution:
+    """The next-token distribution at one position of one completion, under one policy."""
+
+    probs: Tensor  # [V]
+
+    def top(self, k: int) -> list[tuple[int, float]]:
+        values, ids = self.probs.topk(min(k, self.probs.numel()))
+        return list(zip(ids.tolist(), values.tolist()))
+
+
+class LanguageModelPolicy(Policy):
+    """pi_theta = a causal LM's softmax(logits / T); pi_ref beside it, read-only."""
+
+    def __init__(
+        self,
+        model: nn.Module,
+        tokenizer,
+        reference: nn.Module | None = None,
+        *,
+        max_new_tokens: int = 24,
+        name: str = "language model",
+        eos_ids: Sequence[int] = (),
+        chat: bool = False,
+        default_prompt: str = "The cat",
+    ):
+        """``reference=None`` means the model is a PEFT model whose pi_ref is "adapters disabled"."""
+        self.model = model
+        self.reference = reference
+        self.tokenizer = tokenizer if isinstance(tokenizer, TokenizerAdapter) else TokenizerAdapter(tokenizer, eos_ids, chat)
+        if reference is None and not hasattr(model, "disable_adapter"):
+            raise ValueError("Without a reference model the policy must be a PEFT (LoRA) model, whose base is pi_ref.")
+        self.max_new_tokens = int(max_new_tokens)
+        self.name = name
+        self.default_prompt = default_prompt
+        self._params = [p for p in model.parameters() if p.requires_grad]
+        if not self._params:
+            raise ValueError("The policy model has no trainable parameters.")
+
+    # ------------------------------------------------------------ sampling
+    @torch.no_grad()
+    def _sample_one_prompt(self, prompt_ids: list[int], group_size: int, generator: torch.Generator,
+                           temperature: float) -> Tensor:
+        """[G, t] sampled ids; after a row's first EOS its remaining positions repeat EOS (padding)."""
+        eos = torch.tensor(self.tokenizer.eos_ids)
+        x = torch.tensor([prompt_ids]).expand(group_size, -1)
+        out = self.model(input_ids=x, use_cache=True)
+        logits = out.logits[:, -1]
+        finished = torch.zeros(group_size, dtype=torch.bool)
+        tokens = []
+        for step in range(self.max_new_tokens):
+            probs = torch.softmax(logits.float() / temperature, dim=-1)
+            nxt = torch.multinomial(probs, 1, generator=generator)[:, 0]
+            nxt = torch.where(finished, torch.full_like(nxt, self.tokenizer.eos_id), nxt)
+            tokens.append(nxt)
+            finished |= torch.isin(nxt, eos)
+            if bool(finished.all()) or step == self.max_new_tokens - 1:
+                break
+            out = self.model(input_ids=nxt[:, None], past_key_values=out.past_key_values, use_cache=True)
+            logits = out.logits[:, -1]
+        return torch.stack(tokens, dim=1)
+
+    def completion_mask(self, ids: Tensor) -> Tensor:
+        """1 for every token up to and including the first EOS of each row, 0 after it."""
+        is_eos = torch.isin(ids, torch.tensor(self.tokenizer.eos_ids)).long()
+        eos_before = torch.cumsum(is_eos, dim=1) - is_eos  # EOS tokens strictly before t
+        return (eos_before == 0).to(torch.float32)
+
+    def sample_group(self, prompts: list[str] | None, group_size: int, generator: torch.Generator,
+                     temperature: float) -> Group:
+        prompts = list(prompts or [self.default_prompt])
+        if self.max_new_tokens < 1:
+            raise ValueError("max_new_tokens must be at least 1.")
+        chunks = [self._sample_one_prompt(self.tokenizer.encode_prompt(p), group_size, generator, temperature)
+                  for p in prompts]
+        width = max(c.shape[1] for c in chunks)
+        ids = torch.full((len(prompts) * group_size, width), self.tokenizer.eos_id, dtype=torch.long)
+        for k, c in enumerate(chunks):
+            ids[k * group_size : (k + 1) * group_size, : c.shape[1]] = c
+        mask = self.completion_mask(ids)
+        lengths = mask.sum(-1).long().tolist()
+        return Group(
+            prompts=[p for p in prompts for _ in range(group_size)],
+            completion_ids=ids,
+            mask=mask,
+            texts=[self.tokenizer.decode(row[:n]) for row, n in zip(ids.tolist(), lengths)],
+            tokens=[[self.tokenizer.token_text(i) for i in row[:n]] for row, n in zip(ids.tolist(), lengths)],
+        )
+
+    # ------------------------------------------------------------ log-probs
+    def _prompt_chunks(self, group: Group) -> list[tuple[int, int, str]]:
+        """(start, end, prompt) for each run of consecutive rows that share a prompt."""
+        chunks, start = [], 0
+        for i in range(1, group.batch_size + 1):
+            if i == group.batch_size or group.prompts[i] != group.prompts[start]:
+                chunks.append((start, i, group.prompts[start]))
+                start = i
+        return chunks
+
+    def _logits(self, model: nn.Module, prompt_ids: list[int], completion_ids: Tensor) -> Tensor:
+        """[n, T, V] logits that predict each completion token (teacher forcing on prompt + completion)."""
+        n = completion_ids.shape[0]
+        x = torch.cat([torch.tensor([prompt_ids]).expand(n, -1), completion_ids[:, :-1]], dim=1)
+        # Causal attention: padding after a row's EOS cannot change the logits before it, so no attention mask.
+        T = completion_ids.shape[1]
+        # logits_to_keep: the vocabulary projection only where a completion token is predicted (the last T
+        # positions), not over the prompt; a large-vocabulary model spends most of a forward there.
+        logits = model(input_ids=x, use_cache=False, logits_to_keep=T).logits
+        return logits[:, -T:]
+
+    def _log_probs_with(self, model: nn.Module, group: Group, temperature: float) -> Tensor:
+        rows = []
+        for start, end, prompt in self._prompt_chunks(group):
+            ids = group.completion_ids[start:end]
+            logits = self._logits(model, self.tokenizer.encode_prompt(prompt), ids)
+            logp = torch.log_softmax(logits.float() / temperature, dim=-1)
+            rows.append(logp.gather(-1, ids.unsqueeze(-1)).squeeze(-1))
+        return torch.cat(rows) * group.mask.to(torch.float32)
+
+    def log_probs(self, group: Group, temperature: float) -> Tensor:
+        return self._log_probs_with(self.model, group, temperature)
+
+    @contextlib.contextmanager
+    def _reference_model(self):
+        if self.reference is not None:
+            yield self.reference
+        else:
+            with self.model.disable_adapter():
+                yield self.model
+
+    @torch.no_grad()
+    def reference_log_probs(self, group: Group, temperature: float) -> Tensor:
+        with self._reference_model() as ref:
+            return self._log_probs_with(ref, group, temperature)
+
+    # ------------------------------------------------------------ training
+    def parameters(self) -> list[Tensor]:
+        return self._params
+
+    def make_optimizer(self, lr: float) -> torch.optim.Optimizer:
+        # Adam, not SGD: a transformer's parameters have very different gradient scales.
+        return torch.optim.Adam(self._params, lr=lr)
+
+    def learning_rate(self, settings) -> float:
+        # settings.lr is the toy's SGD step on three logits (about 1); Adam on a transformer needs ~1e-3.
+        return settings.lm_lr
+
+    def clone(self) -> "LanguageModelPolicy":
+        raise NotImplementedError("Make a new session policy with grpo_viz.policies.loading.make_policy instead.")
+
+    # ------------------------------------------------------------ inspection
+    @torch.no_grad()
+    def log_probs_under(self, group: Group, temperature: float, state: list[Tensor]) -> Tensor:
+        """log pi(o_{i,t} | ...) with the trainable tensors temporarily set to ``state`` (e.g. after the update)."""
+        saved = self.trainable_state()
+        try:
+            self.load_trainable_state(state)
+            return self.log_probs(group, temperature)
+        finally:
+            self.load_trainable_state(saved)
+
+    @torch.no_grad()
+    def next_token_probs(self, group: Group, row: int, temperature: float, state: list[Tensor] | None = None,
+                         reference: bool = False) -> Tensor:
+        """[T, V]: pi(. | q, o_{row,<t}) at every position t of one completion.
+
+        ``reference=True`` uses pi_ref; otherwise pi_theta with its trainable tensors
+        temporarily set to ``state`` (e.g. pi_old = a trace's ``state_before``).
+        """
+        prompt = group.prompts[row]
+        ids = group.completion_ids[row : row + 1]
+        if reference:
+            with self._reference_model() as ref:
+                logits = self._logits(ref, self.tokenizer.encode_prompt(prompt), ids)
+        else:
+            saved = self.trainable_state() if state is not None else None
+            try:
+                if state is not None:
+                    self.load_trainable_state(state)
+                logits = self._logits(self.model, self.tokenizer.encode_prompt(prompt), ids)
+            finally:
+                if saved is not None:
+                    self.load_trainable_state(saved)
+        return torch.softmax(logits[0].float() / temperature, dim=-1)
+
+
+def parameter_checksum(module: nn.Module) -> float:
+    """A cheap fingerprint of every parameter and buffer: sum of |x| weighted by position, in float64."""
+    total = 0.0
+    for k, t in enumerate(list(module.parameters()) + list(module.buffers())):
+        total += (k + 1) * float(t.detach().double().abs().sum())
+    return total

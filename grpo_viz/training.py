@@ -1,0 +1,282 @@
+"""Train the toy over many iterations with GRPO, PPO or both, and keep a history of what happened.
+
+Plain Python (no Streamlit): a :class:`TrainingRun` owns its own policy (and, for
+PPO, its own critic), takes one iteration at a time with the same
+``grpo_iteration`` / ``ppo_iteration`` the step-through pages show, and appends one
+row per iteration to its history.  Iteration k samples its group with
+``make_generator(seed, k, 0)``, the same stream as the step-through page, so the
+first iteration here is the first iteration there, and GRPO and PPO started from
+the same policy see the same first group.
+
+Also here: runs that differ in one knob (the "compare" setting) and the reward
+hacking set-up, a proxy reward that overrates one word, trained on while the true
+reward is recorded beside it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+
+import pandas as pd
+import torch
+
+from .config import TOY_REWARDS, TOY_WORDS, Settings
+from .policies.toy import ToyPolicy, probs_from_logits
+from .ppo import ToyValue, ppo_iteration
+from .stepper import grpo_iteration, make_generator
+from .tasks import word_reward
+
+ALGORITHMS = ("GRPO", "PPO")
+MAX_ITERATIONS = 500  # a run never grows past this: the history stays small enough to redraw on every tick
+DEFAULT_ITERATIONS = 50  # both algorithms put >= 0.9 on the best word well within this at default settings
+
+# Knobs the "compare" setting can vary, with the two values drawn by default.
+COMPARE_KNOBS: dict[str, tuple[float, float]] = {
+    "beta": (0.0, 0.04),
+    "epsilon": (0.1, 0.3),
+    "lr": (0.3, 1.0),
+    "group_size": (4, 16),
+    "temperature": (0.7, 1.5),
+}
+COMPARE_LABELS = {"beta": "β", "epsilon": "ε", "lr": "η", "group_size": "G", "temperature": "T"}
+
+# The reward-hacking demo: a proxy reward model that overrates the wrong word "barked"
+# (true reward 0) above the best word "sat" (true reward 1).
+HACKED_WORD = "barked"
+PROXY_BONUS = 1.5
+HACKING_BETA = 1.0  # strong enough that the KL term mostly holds GRPO's group-normalized push near the reference
+
+
+def proxy_rewards(true_rewards: Sequence[float] = TOY_REWARDS, words: Sequence[str] = TOY_WORDS,
+                  overrated: str = HACKED_WORD, bonus: float = PROXY_BONUS) -> tuple[float, ...]:
+    """The proxy reward model's table: the true rewards with ``bonus`` added to ``overrated``."""
+    if overrated not in words:
+        raise ValueError(f"The overrated word must be one of {', '.join(words)}, not {overrated!r}.")
+    return tuple(float(r) + (bonus if w == overrated else 0.0) for w, r in zip(words, true_rewards))
+
+
+def exact_kl(probs, ref_probs) -> float:
+    """KL(pi_theta || pi_ref) = sum_w pi_theta(w) log(pi_theta(w) / pi_ref(w)), exact for the toy (no sampling)."""
+    p = torch.as_tensor(probs, dtype=torch.float64)
+    q = torch.as_tensor(ref_probs, dtype=torch.float64)
+    terms = torch.where(p > 0, p * (torch.log(p) - torch.log(q)), torch.zeros_like(p))
+    return float(terms.sum())
+
+
+def _mean(xs: list[float]) -> float:
+    return sum(xs) / len(xs) if xs else float("nan")
+
+
+class TrainingRun:
+    """One algorithm trained on the toy from its starting policy, one iteration at a time.
+
+    ``train_rewards`` is the reward table the algorithm optimizes (a proxy in the
+    reward-hacking demo); the history also records the expected *true* reward
+    (``settings.rewards``) so the two can be drawn side by side.
+    """
+
+    def __init__(self, algorithm: str, settings: Settings, label: str | None = None,
+                 train_rewards: Sequence[float] | None = None, max_iterations: int = MAX_ITERATIONS):
+        if algorithm not in ALGORITHMS:
+            raise ValueError(f"algorithm must be one of {', '.join(ALGORITHMS)}, not {algorithm!r}.")
+        problems = settings.validate()
+        if problems:
+            raise ValueError(" ".join(problems))
+        self.algorithm = algorithm
+        self.settings = settings
+        self.label = label or algorithm
+        self.max_iterations = int(max(1, min(max_iterations, MAX_ITERATIONS)))
+        self.policy = ToyPolicy()
+        self.value = ToyValue()
+        self.true_rewards = tuple(float(r) for r in settings.rewards)
+        self.train_rewards = tuple(float(r) for r in (train_rewards if train_rewards is not None else settings.rewards))
+        self.reward_fn = word_reward(self.policy.words, self.train_rewards)
+        self.iteration = 0
+        self.history: list[dict] = [self._row(None)]
+
+    @property
+    def words(self) -> tuple[str, ...]:
+        return self.policy.words
+
+    @property
+    def done(self) -> bool:
+        return self.iteration >= self.max_iterations
+
+    def probs(self) -> list[float]:
+        return self.policy.probs(self.settings.temperature).tolist()
+
+    def _row(self, stats: dict | None) -> dict:
+        """The history row for the policy as it is now (after ``self.iteration`` updates)."""
+        probs = self.probs()
+        ref = self.policy.ref_probs(self.settings.temperature).tolist()
+        row = {
+            "run": self.label,
+            "algorithm": self.algorithm,
+            "iteration": self.iteration,
+            **{f"p_{w}": p for w, p in zip(self.words, probs)},
+            # expected rewards under pi_theta are exact for the toy: smoother than a group's sample mean
+            "expected_reward": sum(p * r for p, r in zip(probs, self.true_rewards)),
+            "expected_train_reward": sum(p * r for p, r in zip(probs, self.train_rewards)),
+            "kl": exact_kl(probs, ref),
+            "value": float(self.value) if self.algorithm == "PPO" else None,
+        }
+        empty = {"group_mean_reward": None, "loss": None, "clip_low": None, "clip_high": None, "value_loss": None}
+        return {**row, **(stats or empty)}
+
+    def step(self) -> dict:
+        """Sample a group from the current policy, update on it, keep the update, and return the new history row."""
+        if self.done:
+            raise ValueError(f"This run has reached its limit of {self.max_iterations} iterations; reset it to go on.")
+        s = self.settings
+        generator = make_generator(s.seed, self.iteration, 0)
+        if self.algorithm == "GRPO":
+            trace = grpo_iteration(self.policy, self.reward_fn, s, generator)
+            steps = [step.trace for step in trace.steps]
+            stats = {
+                "group_mean_reward": float(trace.rewards.mean()),
+                "loss": _mean([float(t.loss) for t in steps]),
+                "clip_low": _mean([float(t.clip_low_fraction) for t in steps]),
+                "clip_high": _mean([float(t.clip_high_fraction) for t in steps]),
+                "value_loss": None,
+            }
+        else:
+            trace = ppo_iteration(self.policy, self.value, self.reward_fn, s, generator)
+            steps = [epoch.trace for epoch in trace.epochs]
+            stats = {
+                "group_mean_reward": float(trace.rewards.mean()),
+                "loss": _mean([float(t.loss) for t in steps]),
+                # PPO's clip is symmetric; split its clipped tokens by the side the advantage pushes toward
+                "clip_low": _mean([float((t.is_clipped & (t.advantages < 0)).to(torch.float64).mean()) for t in steps]),
+                "clip_high": _mean([float((t.is_clipped & (t.advantages > 0)).to(torch.float64).mean()) for t in steps]),
+                "value_loss": _mean([float(t.value_loss) for t in steps]),
+            }
+            self.value.load_trainable_state(trace.value_state_after)
+        self.policy.load_trainable_state(trace.state_after)
+        self.iteration += 1
+        row = self._row(stats)
+        self.history.append(row)
+        return row
+
+    def run(self, iterations: int) -> None:
+        for _ in range(max(0, min(iterations, self.max_iterations - self.iteration))):
+            self.step()
+
+    def frame(self) -> pd.DataFrame:
+        return pd.DataFrame(self.history)
+
+    def columns(self) -> dict[str, list]:
+        """The history column by column ({"iteration": [...], "p_sat": [...], ...})."""
+        return {key: [row[key] for row in self.history] for key in self.history[0]}
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """What one run is: its label, algorithm, settings and (for reward hacking) the reward it trains on."""
+
+    label: str
+    algorithm: str
+    settings: Settings
+    train_rewards: tuple[float, ...] | None = None
+
+    def start(self, max_iterations: int = MAX_ITERATIONS) -> TrainingRun:
+        return TrainingRun(self.algorithm, self.settings, self.label, self.train_rewards, max_iterations)
+
+
+def with_knob(settings: Settings, knob: str, value: float) -> Settings:
+    """``settings`` with one compare knob set (``epsilon`` sets both clip edges)."""
+    if knob not in COMPARE_KNOBS:
+        raise ValueError(f"The compare knob must be one of {', '.join(COMPARE_KNOBS)}, not {knob!r}.")
+    if knob == "epsilon":
+        return replace(settings, epsilon_low=float(value), epsilon_high=float(value))
+    if knob == "group_size":
+        return replace(settings, group_size=int(value))
+    return replace(settings, **{knob: float(value)})
+
+
+def run_specs(settings: Settings, algorithms: Sequence[str], compare: tuple[str, float, float] | None = None
+              ) -> list[RunSpec]:
+    """One run per algorithm, or two per algorithm (values a and b of one knob) when ``compare`` is given."""
+    algorithms = [a for a in ALGORITHMS if a in algorithms]
+    if not algorithms:
+        raise ValueError("Choose at least one algorithm to train: GRPO, PPO or both.")
+    if compare is None:
+        return [RunSpec(a, a, settings) for a in algorithms]
+    knob, a_value, b_value = compare
+    symbol = COMPARE_LABELS.get(knob, knob)
+    return [RunSpec(f"{alg} · {symbol} = {v:g}", alg, with_knob(settings, knob, v))
+            for alg in algorithms for v in (a_value, b_value)]
+
+
+def reward_hacking_specs(settings: Settings, algorithm: str, beta: float,
+                         train_rewards: Sequence[float] | None = None) -> list[RunSpec]:
+    """Two runs trained on the proxy reward: beta = 0 and the chosen beta."""
+    proxy = tuple(train_rewards) if train_rewards is not None else proxy_rewards(settings.rewards)
+    return [RunSpec(f"{algorithm} · β = {b:g}", algorithm, replace(settings, beta=float(b)), proxy)
+            for b in (0.0, beta)]
+
+
+class Experiment:
+    """Several runs stepped together (what the Training page holds per session)."""
+
+    def __init__(self, specs: Sequence[RunSpec], max_iterations: int = MAX_ITERATIONS):
+        self.specs = tuple(specs)
+        self.runs = [spec.start(max_iterations) for spec in self.specs]
+
+    @property
+    def iteration(self) -> int:
+        return min(r.iteration for r in self.runs)
+
+    @property
+    def max_iterations(self) -> int:
+        return min(r.max_iterations for r in self.runs)
+
+    @property
+    def done(self) -> bool:
+        return all(r.done for r in self.runs)
+
+    def step(self, iterations: int = 1) -> None:
+        for run in self.runs:
+            run.run(iterations)
+
+    def frame(self) -> pd.DataFrame:
+        return pd.DataFrame([row for run in self.runs for row in run.history])
+
+    def columns(self) -> dict[str, dict[str, list]]:
+        """{run label: {history column: values}}: what the figure builders take."""
+        return {run.label: run.columns() for run in self.runs}
+
+
+def iterations_to_reach(history: pd.DataFrame | list[dict], word: str, threshold: float = 0.9) -> int | None:
+    """The first iteration at which pi_theta(word) >= threshold, or None if it never does."""
+    frame = history if isinstance(history, pd.DataFrame) else pd.DataFrame(history)
+    hit = frame.loc[frame[f"p_{word}"] >= threshold, "iteration"]
+    return None if hit.empty else int(hit.iloc[0])
+
+
+def train(algorithm: str, settings: Settings, iterations: int = DEFAULT_ITERATIONS, **kwargs) -> pd.DataFrame:
+    """Convenience for notebooks and tests: one run of ``iterations`` iterations, its history as a DataFrame."""
+    run = TrainingRun(algorithm, settings, **kwargs)
+    run.run(iterations)
+    return run.frame()
+
+
+def finite_or_none(x) -> float | None:
+    """A number for display, or None (a gap in a chart, a dash in a table) for a missing one."""
+    if x is None:
+        return None
+    x = float(x)
+    return x if math.isfinite(x) else None
+
+
+def start_probs(settings: Settings) -> list[float]:
+    """The toy's starting (= reference) distribution at the settings' temperature."""
+    return probs_from_logits(ToyPolicy().ref_logits, settings.temperature).tolist()
+
+
+__all__ = [
+    "ALGORITHMS", "COMPARE_KNOBS", "DEFAULT_ITERATIONS", "Experiment", "HACKED_WORD", "HACKING_BETA",
+    "MAX_ITERATIONS", "PROXY_BONUS", "RunSpec", "TrainingRun", "exact_kl", "iterations_to_reach",
+    "proxy_rewards", "reward_hacking_specs", "run_specs", "start_probs", "train", "with_knob",
+]

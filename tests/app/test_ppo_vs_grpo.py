@@ -1,0 +1,115 @@
+"""The "PPO vs GRPO" page through AppTest: every stage forward and back, keeping either update, bad URLs."""
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from grpo_viz.explain_ppo import COMPARE_STAGES
+
+from .conftest import ROOT, chart_data, charts, no_error
+
+PAGE = "app_pages/2_ppo_vs_grpo.py"
+
+
+def open_page(**query) -> AppTest:
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
+    at.switch_page(PAGE)
+    for key, value in query.items():
+        at.query_params[key] = value
+    return at.run()
+
+
+def stage_title(at):
+    return next(m.value for m in at.markdown if str(m.value).startswith("#### "))
+
+
+def callout(at):
+    return next(i.value for i in at.info if i.value.startswith("**What differs here.**"))
+
+
+def test_walks_every_stage_with_both_algorithms_side_by_side():
+    at = open_page()
+    no_error(at)
+    seen = []
+    for k, name in enumerate(COMPARE_STAGES):
+        assert stage_title(at) == f"#### {k + 1}. {name}"
+        assert at.query_params["stage"] == str(k + 1)
+        assert callout(at)
+        if k > 0:
+            assert [c["layout"]["title"]["text"][:4] for c in charts(at)] == ["GRPO", "PPO:"]
+        seen.append((chart_data(at), callout(at)))
+        no_error(at)
+        if k < len(COMPARE_STAGES) - 1:
+            at.button(key="cmp_stage_next").click().run()
+    assert all(seen[i] != seen[i + 1] for i in range(len(seen) - 1))
+    for k in reversed(range(len(COMPARE_STAGES) - 1)):
+        at.button(key="cmp_stage_back").click().run()
+        assert stage_title(at) == f"#### {k + 1}. {COMPARE_STAGES[k]}"
+
+
+def test_baseline_and_kl_stages_name_what_differs():
+    at = open_page(stage="4")
+    text = callout(at)
+    assert "group's own mean" in text and "learned critic" in text
+    ppo_chart = charts(at)[1]
+    assert any("baseline V(s)" in a["text"] for a in ppo_chart["layout"]["annotations"])
+    at = open_page(stage="3")
+    assert "**loss**" in callout(at) and "**reward**" in callout(at)
+
+
+@pytest.mark.parametrize("keep", [0, 1])
+def test_keeping_either_update_starts_the_next_iteration(keep):
+    at = open_page(stage="8")
+    after = charts(at)[keep]["data"][1]["y"]  # that side's "after update" bars
+    at.button(key=f"cmp_stage_last_{keep}").click().run()
+    no_error(at)
+    assert stage_title(at).startswith("#### 1.") and "Iteration 2," in at.caption[0].value
+    assert charts(at)[0]["data"][0]["y"] == pytest.approx(after)  # pi_theta now is the kept update
+    # from iteration 2 on pi_theta has left pi_ref, so the KL stage shows non-zero KL under both
+    at.button(key="cmp_stage_next").click().run()
+    at.button(key="cmp_stage_next").click().run()
+    assert any(abs(v) > 1e-6 for v in charts(at)[1]["data"][0]["y"])
+
+
+def test_new_group_reset_and_ppo_knobs_change_what_is_shown():
+    at = open_page(stage="5")
+    before = chart_data(at)
+    at.button(key="cmp_stage_new_group").click().run()
+    assert "group draw 2" in at.caption[0].value and chart_data(at) != before
+    at.button(key="cmp_stage_reset").click().run()
+    assert "Iteration 1, group draw 1" in at.caption[0].value
+    at = open_page(stage="6")
+    before = chart_data(at)
+    at.slider(key="ppo_epochs").set_value(1).run()
+    assert chart_data(at)[1] != before[1] and set(charts(at)[1]["data"][0]["y"] or [1.0]) == {1.0}
+    at = open_page(stage="5")
+    before = chart_data(at)
+    at.checkbox(key="whiten_advantages").uncheck().run()
+    assert chart_data(at)[1] != before[1] and "Whitening is off" in callout(at)
+    at.selectbox(key="kl_estimator").set_value("k3").run()
+    no_error(at)
+
+
+@pytest.mark.parametrize("preset", ["GRPO (DeepSeekMath)", "Dr. GRPO", "DAPO", "GSPO", "TRL defaults"])
+def test_every_preset_every_stage(preset):
+    at = open_page(preset=preset, mu="3")
+    for k in range(len(COMPARE_STAGES)):
+        at.session_state["cmp_stage"] = at.session_state["cmp_stage_picker"] = k
+        at.run()
+        no_error(at)
+        assert charts(at)
+
+
+def test_equal_rewards_warn_without_nan():
+    at = open_page(stage="5", reward_sat="1", reward_slept="1", reward_barked="1")
+    no_error(at)
+    assert any("no policy" in w.value for w in at.warning)
+
+
+@pytest.mark.parametrize("query", [{"stage": "99"}, {"stage": "x"}, {"kl_estimator": "k9"}, {"ppo_epochs": "0"},
+                                   {"gamma": "2"}, {"value_lr": "nan"}, {"lam": "abc"}, {"vf_coef": "-1"}])
+def test_bad_query_parameters_warn_and_fall_back(query):
+    at = open_page(**query)
+    no_error(at)
+    name = next(iter(query))
+    assert any(f"`{name}=" in w.value for w in at.warning), [w.value for w in at.warning]
+    assert charts(at)

@@ -1,0 +1,119 @@
+"""The Training page through AppTest: run, step, play, compare, reward hacking, bad URLs."""
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from grpo_viz.training import DEFAULT_ITERATIONS
+
+from .conftest import ROOT, charts, no_error
+
+PAGE = "app_pages/3_training.py"
+
+
+def open_page(**query) -> AppTest:
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=90)
+    at.switch_page(PAGE)
+    for key, value in query.items():
+        at.query_params[key] = value
+    return at.run()
+
+
+def chart(at, title_start):
+    return next(c for c in charts(at) if c["layout"]["title"]["text"].startswith(title_start))
+
+
+def points(at):
+    """Number of history points drawn in the probability chart (first trace)."""
+    return len(chart(at, "π_θ(word)")["data"][0]["x"])
+
+
+def test_opens_at_iteration_zero_with_every_chart():
+    at = open_page()
+    no_error(at)
+    titles = [c["layout"]["title"]["text"] for c in charts(at)]
+    for start in ("π_θ(word)", "Paths on the probability simplex", "Expected reward", "KL", "Loss", "Fraction",
+                  "PPO's critic", "Trained on the proxy"):
+        assert any(t.startswith(start) for t in titles), (start, titles)
+    assert points(at) == 1
+    simplex = chart(at, "Paths on the probability simplex")
+    assert [d["name"] for d in simplex["data"] if d.get("mode") == "lines"] == ["GRPO", "PPO"]
+
+
+def test_run_step_and_reset():
+    at = open_page()
+    at.button(key="run_to_target").click().run()
+    no_error(at)
+    assert points(at) == DEFAULT_ITERATIONS + 1
+    probs = chart(at, "π_θ(word)")["data"]
+    assert probs[0]["name"] == "sat" and probs[0]["y"][-1] >= 0.9  # GRPO learned the best word
+    assert at.button(key="run_to_target").disabled
+    at.button(key="step").click().run()
+    assert points(at) == DEFAULT_ITERATIONS + 2
+    at.button(key="reset_training").click().run()
+    assert points(at) == 1
+
+
+def test_play_grows_the_charts_and_pause_stops():
+    at = open_page(iterations="20")
+    at.button(key="play").click().run()
+    assert at.session_state["training_playing"]
+    first = points(at)
+    at.run()  # a Play tick (the fragment's run_every re-runs it in a browser)
+    assert points(at) > first > 1
+    at.button(key="play").click().run()  # now labelled Pause
+    assert not at.session_state["training_playing"]
+    paused = points(at)
+    at.run()
+    assert points(at) == paused
+
+
+def test_play_stops_at_the_target():
+    at = open_page(iterations="3")
+    at.button(key="play").click().run()
+    for _ in range(5):
+        at.run()
+    assert not at.session_state["training_playing"] and points(at) == 4
+
+
+def test_algorithm_and_compare_settings():
+    at = open_page(algorithm="PPO")
+    assert [d["name"] for d in chart(at, "Expected reward")["data"]] == ["PPO"]
+    at = open_page(compare="beta")
+    names = [d["name"] for d in chart(at, "Expected reward")["data"]]
+    assert names == ["GRPO · β = 0", "GRPO · β = 0.04", "PPO · β = 0", "PPO · β = 0.04"]
+    at.number_input(key="compare_b_beta").set_value(0.5).run()
+    assert "GRPO · β = 0.5" in [d["name"] for d in chart(at, "Expected reward")["data"]]
+    at.selectbox(key="compare").set_value("epsilon").run()
+    assert "PPO · ε = 0.3" in [d["name"] for d in chart(at, "KL")["data"]]
+    no_error(at)
+
+
+def test_changing_a_setting_restarts_the_runs():
+    at = open_page(iterations="5")
+    at.button(key="run_to_target").click().run()
+    assert points(at) == 6
+    at.slider(key="beta").set_value(0.3).run()
+    assert points(at) == 1
+
+
+def test_reward_hacking_demo():
+    at = open_page()
+    data = chart(at, "Trained on the proxy")["data"]
+    by_name = {d["name"]: d["y"] for d in data}
+    free_proxy, free_true = by_name["GRPO · β = 0: proxy"], by_name["GRPO · β = 0: true"]
+    assert free_proxy[-1] > free_proxy[0] and free_true[-1] < free_true[0]
+    at.selectbox(key="hack_algorithm").set_value("PPO").run()
+    assert any(d["name"].startswith("PPO · β = 0") for d in chart(at, "Trained on the proxy")["data"])
+    at.slider(key="hack_beta").set_value(2.0).run()
+    no_error(at)
+
+
+@pytest.mark.parametrize("query", [{"iterations": "abc"}, {"iterations": "9999"}, {"algorithm": "SAC"},
+                                   {"compare": "nope"}, {"kl_estimator": "k9"}, {"ppo_epochs": "1.5"},
+                                   {"beta": "nan"}, {"group_size": "1"}])
+def test_bad_query_parameters_warn_and_fall_back(query):
+    at = open_page(**query)
+    no_error(at)
+    name = next(iter(query))
+    assert any(f"`{name}=" in w.value for w in at.warning), [w.value for w in at.warning]
+    assert charts(at)

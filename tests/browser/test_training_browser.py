@@ -1,0 +1,54 @@
+"""Real Chromium plays the Training page and watches its charts grow; screenshots land in artifacts/screenshots/."""
+
+import pytest
+
+from .conftest import SCREENSHOTS
+
+pytestmark = pytest.mark.browser
+
+# number of iterations drawn in the first chart (π_θ over iterations)
+POINTS_JS = "() => { const d = document.querySelector('.js-plotly-plot'); return d && d.data ? d.data[0].x.length : 0 }"
+
+
+def settle(page):
+    page.wait_for_function("() => document.querySelectorAll('.js-plotly-plot .main-svg').length > 0", timeout=30_000)
+    page.wait_for_function("() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=30_000)
+
+
+def open_training(page, app_url, query=""):
+    page.goto(app_url + "/training" + query)  # a direct link, as a shared URL opens it
+    page.get_by_text("Training the toy over many iterations").wait_for(timeout=30_000)
+    settle(page)
+
+
+def test_play_grows_the_charts_then_pause(page, app_url):
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    open_training(page, app_url, "?iterations=500")  # far enough that Play is still going when Pause is pressed
+    assert page.evaluate(POINTS_JS) == 1
+    page.get_by_role("button", name="Play").click()
+    page.wait_for_function(f"() => ({POINTS_JS})() > 5", timeout=30_000)
+    grown = page.evaluate(POINTS_JS)
+    page.wait_for_function(f"() => ({POINTS_JS})() > {grown}", timeout=30_000)  # still growing, tick after tick
+    page.get_by_role("button", name="Pause").click()
+    page.get_by_role("button", name="Play").wait_for(timeout=20_000)
+    settle(page)
+    page.wait_for_timeout(1500)
+    paused = page.evaluate(POINTS_JS)
+    page.wait_for_timeout(1500)
+    assert page.evaluate(POINTS_JS) == paused  # paused means paused
+    assert "Traceback" not in page.content()
+    page.screenshot(path=str(SCREENSHOTS / "training_paused.png"), full_page=True)
+
+
+def test_run_to_target_and_compare(page, app_url):
+    open_training(page, app_url)
+    page.get_by_role("button", name="Run to").click()
+    page.wait_for_function(f"() => ({POINTS_JS})() == 51", timeout=60_000)
+    settle(page)
+    page.screenshot(path=str(SCREENSHOTS / "training_run.png"), full_page=True)
+    assert "Traceback" not in page.content()
+    titles_js = "() => Array.from(document.querySelectorAll('.js-plotly-plot')).map(d => d.layout.title.text)"
+    # the page streams its charts in one after another: wait for the simplex rather than read a half-drawn page
+    page.wait_for_function(f"() => ({titles_js})().some(t => t && t.includes('Paths on the probability simplex'))",
+                           timeout=30_000)
+    titles = page.evaluate(titles_js)

@@ -1,0 +1,45 @@
+"""Tiny random Hugging Face models (GPT-2 and Qwen2 style) with a word-level tokenizer, built in a folder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+WORDS = ["The", "cat", "sat", "slept", "barked", "on", "the", "mat", ".", "+", "=", "<answer>", "</answer>",
+         *[str(n) for n in range(19)]]
+
+
+def build_tokenizer(folder: Path):
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    vocab = {t: i for i, t in enumerate(["<unk>", "<eos>", "<bos>", *WORDS])}
+    tok = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="<unk>", eos_token="<eos>", bos_token="<bos>",
+                                   pad_token="<eos>")
+    fast.save_pretrained(folder)
+    return fast
+
+
+def build_model(folder: Path, style: str = "gpt2", seed: int = 0) -> Path:
+    """Save a random ~50k-parameter causal LM of ``style`` ('gpt2' or 'qwen2') and its tokenizer to ``folder``."""
+    import torch
+    import transformers
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    tok = build_tokenizer(folder)
+    common = dict(vocab_size=len(tok), bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id)
+    torch.manual_seed(seed)
+    if style == "gpt2":
+        config = transformers.GPT2Config(n_positions=64, n_embd=32, n_layer=2, n_head=2, **common)
+        model = transformers.GPT2LMHeadModel(config)
+    elif style == "qwen2":
+        config = transformers.Qwen2Config(hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                                          num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=64,
+                                          tie_word_embeddings=True, **common)
+        model = transformers.Qwen2ForCausalLM(config)
+    else:
+        raise ValueError(style)
+    model.save_pretrained(folder)
+    return folder
