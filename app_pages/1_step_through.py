@@ -3,6 +3,7 @@
 import streamlit as st
 
 from grpo_viz import charts, explain, export
+from grpo_viz.toy_view import toy_stage_figure
 from grpo_viz.config import TOY_STATE, TOY_WORDS
 from grpo_viz.policies.toy import ToyPolicy
 from grpo_viz.stepper import STAGES, StepRun
@@ -60,7 +61,10 @@ def step_through() -> None:
     trace = run.trace(settings, reward_fn)
     toy = explain.toy_numbers(trace, policy)
 
-    stage = stage_cursor(STAGES, on_last_next=run.advance, on_new_group=run.new_group, on_reset=run.reset)
+    stage = stage_cursor(
+        STAGES, key="stage", on_new_group=run.new_group, on_reset=run.reset,
+        last_actions=(("Next iteration ▶", run.advance, "Keep the updated policy and sample a new group from it (→ key)"),),
+    )
     st.query_params["iteration"] = str(run.iteration + 1)
     st.query_params["draw"] = str(run.draw + 1)
     name = STAGES[stage]
@@ -74,36 +78,7 @@ def step_through() -> None:
             help="μ gradient steps are taken on this one group; step 1 always has w = 1.",
         ) - 1
 
-    texts = trace.group.texts
-    t = trace.steps[step_index].trace
-    advantages = trace.advantages.tolist()
-    clipped = (t.is_low_clipped | t.is_high_clipped)[:, 0].tolist()
-
-    if name == "Sample group":
-        counts = [texts.count(w) / len(texts) for w in TOY_WORDS]
-        fig = charts.distribution_chart(
-            TOY_WORDS, {"π_θ": toy.probs_old.tolist(), "π_ref": toy.probs_ref.tolist(), "group": counts},
-            title=f"Next word after “{TOY_STATE}”: policy and the sampled group's frequencies",
-        )
-    elif name == "Score":
-        fig = charts.group_reward_chart(texts, trace.rewards.tolist(), float(trace.group_mean[0]),
-                                        float(trace.group_std[0]), TOY_WORDS)
-    elif name == "Advantages":
-        fig = charts.advantage_chart(texts, advantages)
-    elif name == "Ratios":
-        fig = charts.ratio_chart(texts, t.ratio[:, 0].tolist(), advantages, clipped, t.epsilon_low, t.epsilon_high)
-    elif name == "Clip":
-        fig = charts.surrogate_chart(texts, t.ratio[:, 0].tolist(), advantages, clipped, t.epsilon_low, t.epsilon_high)
-    elif name == "KL":
-        kl = t.kl[:, 0].tolist() if t.kl is not None else [0.0] * len(texts)
-        fig = charts.kl_chart(texts, kl, settings.beta)
-    elif name == "Loss & gradient":
-        fig = charts.gradient_chart(TOY_WORDS, toy.grad_logits[step_index].tolist(),
-                                    title=f"Which words the update pushes up or down (inner step {step_index + 1})")
-    else:
-        series = {"π_old": toy.probs_old.tolist(), "after update": toy.probs_after.tolist(),
-                  "π_ref": toy.probs_ref.tolist()}
-        fig = charts.distribution_chart(TOY_WORDS, series, title="The distribution before and after this iteration's update")
+    fig = toy_stage_figure(trace, toy, stage, step_index, TOY_WORDS, TOY_STATE)
 
     with left:
         st.plotly_chart(fig, key="stage_chart")

@@ -9,7 +9,7 @@ from grpo_viz.explain_ppo import COMPARE_STAGES, GRPO_STAGE, ppo_latex, what_dif
 from grpo_viz.policies.toy import ToyPolicy, probs_from_logits
 from grpo_viz.ppo import CompareRun
 from grpo_viz.tasks import word_reward
-from grpo_viz.ui import compact_page, latex_lines, ppo_sidebar, settings_notices, settings_sidebar, stage_cursor_keyed
+from grpo_viz.ui import compact_page, latex_lines, ppo_sidebar, settings_notices, settings_sidebar, stage_cursor
 
 compact_page()
 settings = ppo_sidebar(settings_sidebar())
@@ -35,7 +35,7 @@ except ValueError as problem:  # settings the widgets allow are valid; this guar
     st.warning(f"These settings cannot be used: {problem}", icon="⚠️")
     st.stop()
 
-stage = stage_cursor_keyed(
+stage = stage_cursor(
     COMPARE_STAGES, key="cmp_stage",
     last_actions=(
         ("Keep GRPO's update ▶", lambda: run.advance("GRPO"),
@@ -43,7 +43,8 @@ stage = stage_cursor_keyed(
         ("Keep PPO's update ▶", lambda: run.advance("PPO"),
          "Keep PPO's updated policy and critic and sample a new group from it"),
     ),
-    on_new_group=run.new_group, on_reset=run.reset,
+    on_new_group=run.new_group,
+    reset_help="Back to the starting policy (π_θ = π_ref) and a fresh critic (V = 0)", on_reset=run.reset,
 )
 name = COMPARE_STAGES[stage]
 texts = grpo.group.texts

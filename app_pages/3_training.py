@@ -64,8 +64,9 @@ if state.get("training_specs") != specs:
     state.training_playing = False
 
 
-def toggle_play() -> None:
-    state.training_playing = not state.training_playing and state.training.iteration < target
+def run_to_target() -> None:
+    state.training_playing = False
+    state.training_run_requested = True
 
 
 def step_once() -> None:
@@ -109,43 +110,41 @@ def draw_charts(exp: Experiment) -> None:
         st.dataframe(exp.frame().round(5), hide_index=True, key="history_table")
 
 
+state.setdefault("training_playing", False)
 PLAYING_AT_START = state.training_playing  # the fragment's timer is set when the page runs in full
 
 
 @st.fragment(run_every=PLAY_INTERVAL_S if state.training_playing else None)
 def live() -> None:
-    # The controls live inside the fragment: a click outside a fragment that reruns every 0.4 s can be lost
-    # behind the ticks, so Pause would not pause.
-    b1, b2, b3, b4, _ = st.columns([1.2, 1.2, 1, 1, 3])
-    run_clicked = b1.button(f"⏩ Run to {target}", type="primary", width="stretch", key="run_to_target",
-                            disabled=state.training.iteration >= target, help="Run the remaining iterations now")
-    b2.button("⏸ Pause" if state.training_playing else "▶ Play", on_click=toggle_play, width="stretch", key="play",
-              disabled=state.training.iteration >= target and not state.training_playing, shortcut="Space",
-              help="Train a few iterations per tick and redraw, until the target (space key)")
-    b3.button("Step +1", on_click=step_once, width="stretch", key="step", disabled=state.training.done,
-              help="One more iteration")
-    b4.button("↺ Reset", on_click=reset, width="stretch", key="reset_training", help="Back to iteration 0")
-
-    if run_clicked:
-        state.training_playing = False
-        progress = st.progress(0.0, text="Training…")
-        start = state.training.iteration
-        while state.training.iteration < target:
-            state.training.step(min(10, target - state.training.iteration))
-            progress.progress((state.training.iteration - start) / max(target - start, 1),
-                              text=f"Training… iteration {state.training.iteration} of {target}")
-        progress.empty()
-        st.rerun()  # redraw the controls for the new iteration (Run is now done)
-
-    if state.training_playing != PLAYING_AT_START:
-        st.rerun()  # a full rerun starts or stops the fragment's timer
     exp: Experiment = state.training
-    if state.training_playing:
+    # A Play tick trains first, before the Play switch is drawn, so reaching the target can switch it off.
+    if state.training_playing and PLAYING_AT_START:
         per_tick = max(1, round(target / TICKS_PER_RUN))
         exp.step(min(per_tick, max(target - exp.iteration, 0)))
         if exp.iteration >= target:
             state.training_playing = False
-            st.rerun()  # a full rerun turns the Play timer off and relabels the button
+    # Play is a switch, not a button: a switch's state travels with every rerun request, so pressing it while
+    # the ticks are running is never lost (a button's one-shot click can be).
+    b1, b2, b3, b4, _ = st.columns([1.2, 1.2, 1, 1, 3], vertical_alignment="center")
+    b1.button(f"⏩ Run to {target}", type="primary", width="stretch", key="run_to_target", on_click=run_to_target,
+              disabled=exp.iteration >= target, help="Run the remaining iterations now")
+    b2.toggle("Play", key="training_playing", disabled=exp.iteration >= target and not state.training_playing,
+              help="Train a few iterations per tick and redraw, until the target; switch off to pause")
+    b3.button("Step +1", on_click=step_once, width="stretch", key="step", disabled=exp.done,
+              help="One more iteration")
+    b4.button("↺ Reset", on_click=reset, width="stretch", key="reset_training", help="Back to iteration 0")
+
+    if state.pop("training_run_requested", False):
+        progress = st.progress(0.0, text="Training…")
+        start = exp.iteration
+        while exp.iteration < target:
+            exp.step(min(10, target - exp.iteration))
+            progress.progress((exp.iteration - start) / max(target - start, 1),
+                              text=f"Training… iteration {exp.iteration} of {target}")
+        progress.empty()
+        st.rerun()  # redraw the controls for the new iteration (Run is now done)
+    if state.training_playing != PLAYING_AT_START:
+        st.rerun()  # a full rerun starts or stops the fragment's timer
     where = (f"Iteration {exp.iteration} of {target}" if exp.iteration <= target
              else f"Iteration {exp.iteration} (past the target of {target})")
     st.progress(min(exp.iteration / target, 1.0), text=where + (" (playing)" if state.training_playing else ""))

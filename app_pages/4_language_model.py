@@ -10,6 +10,7 @@ from grpo_viz.policies.loading import LoadedModel, load_model, make_policy
 from grpo_viz.policies.toy import ToyPolicy
 from grpo_viz.stepper import STAGES, StepRun
 from grpo_viz.tasks import TASKS, word_reward
+from grpo_viz.toy_view import toy_stage_figure
 from grpo_viz.ui import compact_page, latex_lines, lm_sidebar, settings_notices, settings_sidebar, stage_cursor
 
 compact_page()
@@ -62,7 +63,10 @@ def both(action: str):
 
 st.markdown("## The toy and a language model, side by side")
 settings_notices(settings)
-stage = stage_cursor(STAGES, on_last_next=both("advance"), on_new_group=both("new_group"), on_reset=both("reset"))
+stage = stage_cursor(
+    STAGES, key="lm_stage", on_new_group=both("new_group"), on_reset=both("reset"),
+    last_actions=(("Next iteration ▶", both("advance"), "Both keep their update and sample a new group (→ key)"),),
+)
 name = STAGES[stage]
 st.latex(explain.objective_latex(stage))
 
@@ -76,7 +80,7 @@ if settings.mu > 1 and name in ("Ratios", "Clip", "KL", "Loss & gradient"):
 left, right = st.columns([4, 6], gap="medium")
 with left:
     st.markdown(f"#### Toy: “{TOY_STATE} …” · iteration {toy_run.iteration + 1}")
-    st.plotly_chart(lm_view.toy_stage_figure(toy_trace, toy, stage, step_index, TOY_WORDS, TOY_STATE),
+    st.plotly_chart(toy_stage_figure(toy_trace, toy, stage, step_index, TOY_WORDS, TOY_STATE),
                     key="toy_chart")
     with st.container(border=True):
         st.markdown(f"**{stage + 1}. {name}**")

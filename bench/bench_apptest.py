@@ -34,7 +34,7 @@ def step_page(runs: int) -> float:
     def click(at):
         if at.session_state["stage"] >= 6:  # stay on stages 1-7 so every click is a plain "Next"
             at.session_state["stage"] = at.session_state["stage_picker"] = 0
-        at.button(key="next").click().run()
+        at.button(key="stage_next").click().run()
 
     return median_click_ms(at, runs, click)
 

@@ -70,7 +70,7 @@ class Settings:
     value_lr: float = 0.5
     whiten_advantages: bool = True
     # language model (issue 5): Adam on a transformer wants a far smaller step than SGD on three logits
-    lm_lr: float = 3e-4
+    lm_lr: float = 1e-4
     max_new_tokens: int = 24
 
     def with_preset(self, name: str) -> "Settings":

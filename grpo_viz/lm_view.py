@@ -152,34 +152,3 @@ def completion_table(trace: IterationTrace, step_index: int, true_rewards: torch
         "mean loss L": mean(t.per_token_loss),
     })
     return pd.DataFrame(data, index=pd.RangeIndex(1, len(trace.group.texts) + 1, name="i"))
-
-
-def toy_stage_figure(trace: IterationTrace, toy, stage: int, step_index: int, words, state: str) -> go.Figure:
-    """The toy's chart for a stage, as the Step-through page draws it (smaller, for the side-by-side page)."""
-    name = STAGES[stage]
-    texts = trace.group.texts
-    t = trace.steps[step_index].trace
-    advantages = trace.advantages.tolist()
-    clipped = (t.is_low_clipped | t.is_high_clipped)[:, 0].tolist()
-    if name == "Sample group":
-        counts = [texts.count(w) / len(texts) for w in words]
-        return charts.distribution_chart(words, {"π_θ": toy.probs_old.tolist(), "π_ref": toy.probs_ref.tolist(),
-                                                 "group": counts}, title=f"Next word after “{state}”")
-    if name == "Score":
-        return charts.group_reward_chart(texts, trace.rewards.tolist(), float(trace.group_mean[0]),
-                                         float(trace.group_std[0]), words)
-    if name == "Advantages":
-        return charts.advantage_chart(texts, advantages)
-    if name == "Ratios":
-        return charts.ratio_chart(texts, t.ratio[:, 0].tolist(), advantages, clipped, t.epsilon_low, t.epsilon_high)
-    if name == "Clip":
-        return charts.surrogate_chart(texts, t.ratio[:, 0].tolist(), advantages, clipped, t.epsilon_low,
-                                      t.epsilon_high)
-    if name == "KL":
-        kl = t.kl if t.kl is not None else kl_estimate(trace.steps[step_index].logp, trace.ref_logp, "k3")
-        return charts.kl_chart(texts, kl[:, 0].tolist(), t.beta)
-    if name == "Loss & gradient":
-        return charts.gradient_chart(words, toy.grad_logits[step_index].tolist(),
-                                     title="Which words the update pushes up or down")
-    return charts.distribution_chart(words, {"π_old": toy.probs_old.tolist(), "after update": toy.probs_after.tolist(),
-                                             "π_ref": toy.probs_ref.tolist()}, title="Before and after the update")

@@ -10,6 +10,7 @@ chooses how much of the trace to show; it never recomputes or resamples.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -66,6 +67,7 @@ class IterationTrace:
     old_logp: Tensor  # [B, T]
     ref_logp: Tensor  # [B, T]
     steps: list[InnerStep] = field(default_factory=list)
+    optimizer_state_after: dict | None = None  # what the policy's optimizer carries into the next iteration
 
     @property
     def state_before(self) -> list[Tensor]:
@@ -126,7 +128,7 @@ def grpo_iteration(
         old_logp=old_logp,
         ref_logp=ref_logp,
     )
-    optimizer = policy.make_optimizer(policy.learning_rate(settings))
+    optimizer = policy.resume_optimizer(policy.learning_rate(settings))
     try:
         for _ in range(settings.mu):
             before = policy.trainable_state()
@@ -161,6 +163,7 @@ def grpo_iteration(
                     state_after=policy.trainable_state(),
                 )
             )
+        trace.optimizer_state_after = copy.deepcopy(optimizer.state_dict())
     finally:
         policy.load_trainable_state(start)
         optimizer.zero_grad()
@@ -198,6 +201,7 @@ class StepRun:
         if self._cached is not None:
             trace = self._cached[1]
             self.policy.load_trainable_state(trace.state_after)
+            self.policy.optimizer_state = trace.optimizer_state_after
             self._record(trace)
         self.iteration += 1
         self.draw = 0
@@ -208,6 +212,7 @@ class StepRun:
 
     def reset(self) -> None:
         self.policy.load_trainable_state(self.initial_state)
+        self.policy.optimizer_state = None
         self.iteration = 0
         self.draw = 0
         self.history.clear()

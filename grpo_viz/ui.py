@@ -181,68 +181,6 @@ __all__ = ["QUERY_SPECS", "invalid_query_params", "latex_lines", "settings_dict"
            "settings_sidebar"]
 
 
-# ----------------------------------------------------------------- the stage cursor and the toy session
-
-
-def _init_stage(n_stages: int) -> None:
-    if "stage" in st.session_state:
-        return
-    raw = st.query_params.get("stage")
-    valid = raw is not None and _is_valid(raw, ("int", 1, n_stages))
-    if raw is not None and not valid:
-        message = f"URL parameter `stage={raw[:40]}` is not a stage from 1 to {n_stages}; starting at stage 1."
-        st.session_state.setdefault("url_warnings", []).append(message)
-        st.warning(message, icon="⚠️")
-    stage = int(float(raw)) - 1 if valid else 0
-    st.session_state.stage = stage
-    st.session_state.stage_picker = stage
-
-
-def _set_stage(stage: int) -> None:
-    st.session_state.stage = stage
-    st.session_state.stage_picker = stage
-
-
-def _picked_stage() -> None:
-    st.session_state.stage = st.session_state.stage_picker
-
-
-def _then_first_stage(callback):
-    def run():
-        if callback is not None:
-            callback()
-        _set_stage(0)
-    return run
-
-
-def stage_cursor(stages: tuple[str, ...], on_last_next=None, on_new_group=None, on_reset=None) -> int:
-    """The stage indicator (clickable), Back / Next / New group buttons with keyboard shortcuts; returns the stage.
-
-    "Next" on the last stage becomes "Next iteration" (``on_last_next``), and it and "Reset" return to stage 1.
-    """
-    _init_stage(len(stages))
-    stage = st.session_state.stage
-    st.segmented_control(
-        "Stage", list(range(len(stages))), format_func=lambda i: f"{i + 1}. {stages[i]}", key="stage_picker",
-        required=True, on_change=_picked_stage, label_visibility="collapsed", width="stretch",
-    )
-    cols = st.columns([1, 1.4, 1.2, 1.2, 3])
-    cols[0].button("◀ Back", on_click=_set_stage, args=(max(stage - 1, 0),), disabled=stage == 0,
-                   shortcut="Left", help="Previous stage (← key)", width="stretch")
-    if stage < len(stages) - 1:
-        cols[1].button("Next ▶", on_click=_set_stage, args=(stage + 1,), type="primary", shortcut="Right",
-                       help="Next stage (→ key)", width="stretch", key="next")
-    else:
-        cols[1].button("Next iteration ▶", on_click=_then_first_stage(on_last_next), type="primary", shortcut="Right",
-                       help="Keep the updated policy and sample a new group from it (→ key)", width="stretch", key="next")
-    cols[2].button("🎲 New group", on_click=on_new_group, shortcut="N", width="stretch",
-                   help="Sample another group from the same policy (N key)")
-    cols[3].button("↺ Reset policy", on_click=_then_first_stage(on_reset), width="stretch",
-                   help="Back to the starting policy (π_θ = π_ref), iteration 0")
-    st.query_params["stage"] = str(stage + 1)
-    return stage
-
-
 def compact_page() -> None:
     """Less empty space above the content, so stepper, chart and formula fit one projected screen."""
     st.markdown(
@@ -309,22 +247,25 @@ def ppo_sidebar(settings: Settings) -> Settings:
     )
 
 
-def stage_cursor_keyed(
+def stage_cursor(
     stages: tuple[str, ...], key: str, last_actions: tuple[tuple[str, object, str], ...] = (),
     on_new_group=None, on_reset=None, query_param: str = "stage",
+    reset_help: str = "Back to the starting policy (π_θ = π_ref), iteration 1",
 ) -> int:
-    """A variant of :func:`stage_cursor` whose position lives under its own session key, for pages other than page 1.
+    """The stage indicator (clickable) and Back / Next / New group / Reset buttons, with keyboard shortcuts.
 
-    On the last stage "Next" is replaced by ``last_actions``: (label, callback, help) buttons that run the
-    callback and return to stage 1.  The stage is mirrored to the URL parameter ``query_param``.
+    The position lives in ``st.session_state[key]`` (each page its own key) and is mirrored to the URL
+    parameter ``query_param``.  On the last stage "Next" is replaced by ``last_actions``: (label, callback,
+    help) buttons that run the callback and return to stage 1, as Reset does.
     """
     picker = f"{key}_picker"
     if key not in st.session_state:
         raw = st.query_params.get(query_param)
         valid = raw is not None and _is_valid(raw, ("int", 1, len(stages)))
         if raw is not None and not valid:
-            st.warning(f"URL parameter `{query_param}={raw[:40]}` is not a stage from 1 to {len(stages)}; "
-                       "starting at stage 1.", icon="⚠️")
+            message = f"URL parameter `{query_param}={raw[:40]}` is not a stage from 1 to {len(stages)}; starting at 1."
+            st.session_state.setdefault("url_warnings", []).append(message)
+            st.warning(message, icon="⚠️")
         st.session_state[key] = int(float(raw)) - 1 if valid else 0
         st.session_state[picker] = st.session_state[key]
 
@@ -353,7 +294,7 @@ def stage_cursor_keyed(
     cols[3].button("🎲 New group", on_click=on_new_group, shortcut="N", width="stretch",
                    help="Sample another group from the same policy (N key)", key=f"{key}_new_group")
     cols[4].button("↺ Reset", on_click=go, args=(0, on_reset), width="stretch",
-                   help="Back to the starting policy (π_θ = π_ref) and a fresh critic (V = 0)", key=f"{key}_reset")
+                   help=reset_help, key=f"{key}_reset")
     st.query_params[query_param] = str(stage + 1)
     return stage
 

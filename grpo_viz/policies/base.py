@@ -35,6 +35,9 @@ class Policy(abc.ABC):
     """pi_theta, with a frozen pi_ref beside it."""
 
     name: str = "policy"
+    # The optimizer's own state (Adam's moments) carried from one iteration to the next, as a trainer keeps
+    # its optimizer: a fresh Adam every iteration would move every weight by about lr on its first step.
+    optimizer_state: dict | None = None
 
     @abc.abstractmethod
     def sample_group(self, prompts: list[str], group_size: int, generator: torch.Generator, temperature: float) -> Group:
@@ -54,6 +57,16 @@ class Policy(abc.ABC):
 
     def make_optimizer(self, lr: float) -> torch.optim.Optimizer:
         return torch.optim.SGD(self.parameters(), lr=lr)
+
+    def resume_optimizer(self, lr: float) -> torch.optim.Optimizer:
+        """An optimizer over this policy's parameters that continues from ``optimizer_state``, at step size ``lr``."""
+        optimizer = self.make_optimizer(lr)
+        if self.optimizer_state is not None:
+            # a copy: the saved state belongs to the kept trace, and recomputing this iteration must start from it
+            optimizer.load_state_dict(copy.deepcopy(self.optimizer_state))
+            for param_group in optimizer.param_groups:
+                param_group["lr"] = lr  # the slider's current value, not the one saved with the state
+        return optimizer
 
     def learning_rate(self, settings) -> float:
         """The step size this policy's optimizer takes from ``settings`` (the toy: ``settings.lr``)."""

@@ -43,3 +43,9 @@ def no_error(at: AppTest) -> None:
 @pytest.fixture
 def app():
     return new_app()
+
+
+def next_button(at: AppTest, key: str = "stage"):
+    """The forward button of a stage cursor: "Next", or on the last stage its first action ("Next iteration")."""
+    keys = {b.key for b in at.button}
+    return at.button(key=f"{key}_next") if f"{key}_next" in keys else at.button(key=f"{key}_last_0")

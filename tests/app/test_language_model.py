@@ -6,7 +6,7 @@ from streamlit.testing.v1 import AppTest
 
 from grpo_viz.stepper import STAGES
 
-from .conftest import ROOT, no_error
+from .conftest import ROOT, no_error, next_button
 
 
 def lm_page(**query) -> AppTest:
@@ -36,12 +36,12 @@ def test_default_tiny_model_steps_through_every_stage_beside_the_toy():
         assert len(z) == 8 and all(row[0] is not None for row in z)  # G = 8 completions, each with >= 1 token
         seen.append((heat["layout"]["title"]["text"], z))
         if k < len(STAGES) - 1:
-            at.button(key="next").click().run()
+            next_button(at, "lm_stage").click().run()
     assert len({title for title, _ in seen}) == len(STAGES), "each stage colours the tokens by its own quantity"
     assert any("Next-token" in e.label for e in at.expander)
     assert len(at.dataframe) >= 1 and at.dataframe[-1].value.shape[0] == 8
 
-    at.button(key="next").click().run()  # Next iteration: both runs keep their update
+    next_button(at, "lm_stage").click().run()  # Next iteration: both runs keep their update
     no_error(at)
     assert at.query_params["stage"] == "1"
     assert any("iteration 2" in m.value for m in at.markdown if m.value.startswith("#### "))

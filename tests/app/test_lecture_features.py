@@ -4,7 +4,7 @@ import pytest
 
 from grpo_viz.stepper import STAGES
 
-from .conftest import chart_data, charts, new_app, no_error
+from .conftest import chart_data, charts, new_app, no_error, next_button
 
 
 def test_a_link_with_iteration_and_draw_rebuilds_the_same_screen():
@@ -12,7 +12,7 @@ def test_a_link_with_iteration_and_draw_rebuilds_the_same_screen():
     for _ in range(3):
         at.session_state["stage"] = at.session_state["stage_picker"] = len(STAGES) - 1
         at.run()
-        at.button(key="next").click().run()
+        next_button(at).click().run()
     assert "Iteration 4," in at.caption[0].value
     shown = chart_data(at)
     link = {k: at.query_params[k] for k in ("iteration", "draw", "stage")}

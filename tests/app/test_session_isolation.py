@@ -1,6 +1,6 @@
 """Nothing one session does changes what another sees: two AppTest sessions in one server process."""
 
-from .conftest import chart_data, new_app, no_error
+from .conftest import chart_data, new_app, no_error, next_button
 
 
 def test_training_in_one_session_leaves_a_fresh_session_unchanged():
@@ -10,7 +10,7 @@ def test_training_in_one_session_leaves_a_fresh_session_unchanged():
     for _ in range(5):  # keep five updates in that session
         busy.session_state["stage"] = busy.session_state["stage_picker"] = 7
         busy.run()
-        busy.button(key="next").click().run()
+        next_button(busy).click().run()
     no_error(busy)
     assert "Iteration 6," in busy.caption[0].value
 
@@ -22,6 +22,6 @@ def test_training_in_one_session_leaves_a_fresh_session_unchanged():
 def test_settings_and_stage_are_per_session():
     a = new_app()
     a.slider(key="beta").set_value(0.5).run()
-    a.button(key="next").click().run()
+    next_button(a).click().run()
     b = new_app()
     assert b.slider(key="beta").value == 0.04 and b.session_state["stage"] == 0

@@ -4,7 +4,7 @@ import pytest
 
 from grpo_viz.stepper import STAGES
 
-from .conftest import chart_data, charts, new_app, no_error
+from .conftest import chart_data, charts, new_app, no_error, next_button
 
 
 def stage_title(at):
@@ -20,7 +20,7 @@ def test_walks_every_stage_forward_and_back(app):
         seen.append(chart_data(app))
         no_error(app)
         if k < len(STAGES) - 1:
-            app.button(key="next").click().run()
+            next_button(app).click().run()
     assert all(seen[i] != seen[i + 1] for i in range(len(seen) - 1)), "each stage shows a different chart"
     for k in reversed(range(len(STAGES) - 1)):
         app.button[0].click().run()  # Back
@@ -32,7 +32,7 @@ def test_next_iteration_keeps_the_update_and_returns_to_stage_one():
     at = new_app(stage="8")
     assert "Iteration 1," in at.caption[0].value
     after = charts(at)[0]["data"][1]["y"]  # "after update" bars
-    at.button(key="next").click().run()
+    next_button(at).click().run()
     assert stage_title(at).startswith("#### 1.") and "Iteration 2," in at.caption[0].value
     assert charts(at)[0]["data"][0]["y"] == pytest.approx(after)  # pi_theta now is last iteration's "after"
 
@@ -41,7 +41,7 @@ def test_new_group_resamples_and_reset_returns_to_start(app):
     before = chart_data(app)
     app.button[2].click().run()  # New group
     assert "group draw 2" in app.caption[0].value and chart_data(app) != before
-    app.button(key="next").click().run()
+    next_button(app).click().run()
     app.button[3].click().run()  # Reset policy
     assert "Iteration 1, group draw 1" in app.caption[0].value and stage_title(app).startswith("#### 1.")
 
@@ -82,7 +82,7 @@ def every_stage(at):
 def test_every_sidebar_control_changes_what_is_shown(kind, key, value):
     # second iteration (pi_theta has left pi_ref, so beta acts) with mu = 3 inner steps (so the clip acts)
     at = new_app(stage="8", mu="3", lr="2")
-    at.button(key="next").click().run()
+    next_button(at).click().run()
     before = every_stage(at)
     widget = getattr(at, kind)(key=key)
     (widget.check() if kind == "checkbox" else widget.set_value(value)).run()

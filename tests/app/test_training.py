@@ -55,12 +55,12 @@ def test_run_step_and_reset():
 
 def test_play_grows_the_charts_and_pause_stops():
     at = open_page(iterations="20")
-    at.button(key="play").click().run()
+    at.toggle(key="training_playing").set_value(True).run()
     assert at.session_state["training_playing"]
     first = points(at)
     at.run()  # a Play tick (the fragment's run_every re-runs it in a browser)
     assert points(at) > first > 1
-    at.button(key="play").click().run()  # now labelled Pause
+    at.toggle(key="training_playing").set_value(False).run()  # pause
     assert not at.session_state["training_playing"]
     paused = points(at)
     at.run()
@@ -69,7 +69,7 @@ def test_play_grows_the_charts_and_pause_stops():
 
 def test_play_stops_at_the_target():
     at = open_page(iterations="3")
-    at.button(key="play").click().run()
+    at.toggle(key="training_playing").set_value(True).run()
     for _ in range(5):
         at.run()
     assert not at.session_state["training_playing"] and points(at) == 4

@@ -25,12 +25,14 @@ def test_play_grows_the_charts_then_pause(page, app_url):
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     open_training(page, app_url, "?iterations=500")  # far enough that Play is still going when Pause is pressed
     assert page.evaluate(POINTS_JS) == 1
-    page.get_by_role("button", name="Play").click()
+    play = page.get_by_role("switch", name="Play")
+    play.click(force=True)
     page.wait_for_function(f"() => ({POINTS_JS})() > 5", timeout=30_000)
     grown = page.evaluate(POINTS_JS)
     page.wait_for_function(f"() => ({POINTS_JS})() > {grown}", timeout=30_000)  # still growing, tick after tick
-    page.get_by_role("button", name="Pause").click()
-    page.get_by_role("button", name="Play").wait_for(timeout=20_000)
+    play.click(force=True)  # pause
+    page.wait_for_function("() => !document.body.innerText.includes('(playing)')", timeout=20_000)
+    assert not play.is_checked()
     settle(page)
     page.wait_for_timeout(1500)
     paused = page.evaluate(POINTS_JS)
@@ -52,3 +54,4 @@ def test_run_to_target_and_compare(page, app_url):
     page.wait_for_function(f"() => ({titles_js})().some(t => t && t.includes('Paths on the probability simplex'))",
                            timeout=30_000)
     titles = page.evaluate(titles_js)
+    assert any("Paths on the probability simplex" in (t or "") for t in titles)

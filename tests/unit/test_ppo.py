@@ -1,7 +1,6 @@
 """PPO on the toy and training over many iterations: hand-computed GAE and PPO loss, then whole runs."""
 
 import math
-from dataclasses import replace
 
 import plotly.graph_objects as go
 import pytest
