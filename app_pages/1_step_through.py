@@ -20,6 +20,8 @@ from grpo_viz.ui import (
     stage_cursor,
 )
 
+GLOSSARY = "\n".join(f"- **{symbol}**: {meaning}" for symbol, meaning in explain.SYMBOLS.items())
+
 compact_page()
 settings = settings_sidebar()
 reward_fn = word_reward(TOY_WORDS, settings.rewards)
@@ -101,16 +103,16 @@ def step_through() -> None:
     with check.expander(f"**Check yourself:** {question}"):
         st.markdown(answer)
     with st.expander("What every symbol means"):
-        st.table({"symbol": list(explain.SYMBOLS), "meaning": list(explain.SYMBOLS.values())})
+        st.markdown(GLOSSARY)
 
     st.dataframe(
         explain.sample_table(trace, step_index, stage, toy.probs_after if name == "Update" else None),
         hide_index=True, key="sample_table",
     )
     downloads = st.columns(3)
-    downloads[0].download_button("⬇ This iteration (CSV)", export.trace_csv(trace), "grpo_iteration.csv",
+    downloads[0].download_button("⬇ This iteration (CSV)", lambda: export.trace_csv(trace), "grpo_iteration.csv",
                                  "text/csv", key="download_trace", width="stretch")
-    downloads[1].download_button("⬇ Iteration history (CSV)", export.history_csv(run.history) if run.history else "",
+    downloads[1].download_button("⬇ Iteration history (CSV)", lambda: export.history_csv(run.history),
                                  "grpo_history.csv", "text/csv", key="download_history", width="stretch",
                                  disabled=not run.history, help="One row per completed iteration (Next iteration).")
     with st.expander("Take it to TRL: the same settings as a GRPOConfig and a runnable script"):

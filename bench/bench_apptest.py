@@ -2,7 +2,7 @@
 
     python bench/bench_apptest.py [--runs 20] [--page app.py]
 
-Prints one line per page and, last, `apptest_next median_ms=<x> bare_ms=<y> ratio=<x/y>`.
+Prints one line per page with a stage cursor: `apptest_next page=<p> median_ms=<x> bare_ms=<y> ratio=<x/y>`.
 """
 
 from __future__ import annotations
@@ -19,24 +19,35 @@ ROOT = Path(__file__).resolve().parents[1]
 BARE = 'import streamlit as st\nst.button("Next", key="next")\n'
 
 
-def median_click_ms(at: AppTest, runs: int, click) -> float:
+def median_click_ms(at: AppTest, runs: int, click, prepare=None) -> float:
     times = []
     for _ in range(runs):
+        if prepare is not None:
+            prepare(at)  # not timed
         t0 = time.perf_counter()
         click(at)
         times.append((time.perf_counter() - t0) * 1000)
     return statistics.median(times)
 
 
-def step_page(runs: int) -> float:
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60).run()
+STEPPER_PAGES = {  # page: the session key of its stage cursor
+    "app_pages/1_step_through.py": "stage",
+    "app_pages/2_ppo_vs_grpo.py": "cmp_stage",
+    "app_pages/4_language_model.py": "lm_stage",
+}
 
-    def click(at):
-        if at.session_state["stage"] >= 6:  # stay on stages 1-7 so every click is a plain "Next"
-            at.session_state["stage"] = at.session_state["stage_picker"] = 0
-        at.button(key="stage_next").click().run()
 
-    return median_click_ms(at, runs, click)
+def step_page(runs: int, page: str, key: str) -> float:
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
+    at.switch_page(page)
+    at.run()
+
+    def back_to_start(at):
+        if at.session_state[key] >= 6:  # stay on stages 1-7 so every click is a plain "Next"
+            at.session_state[key] = at.session_state[f"{key}_picker"] = 0
+            at.run()
+
+    return median_click_ms(at, runs, lambda at: at.button(key=f"{key}_next").click().run(), back_to_start)
 
 
 def bare(runs: int) -> float:
@@ -52,8 +63,10 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=20)
     args = parser.parse_args()
     bare_ms = bare(args.runs)
-    step_ms = step_page(args.runs)
-    print(f"apptest_next page=step_through median_ms={step_ms:.1f} bare_ms={bare_ms:.1f} ratio={step_ms / bare_ms:.2f}")
+    for page, key in STEPPER_PAGES.items():
+        step_ms = step_page(args.runs, page, key)
+        name = Path(page).stem
+        print(f"apptest_next page={name} median_ms={step_ms:.1f} bare_ms={bare_ms:.1f} ratio={step_ms / bare_ms:.2f}")
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ def toy_stage_figure(trace: IterationTrace, toy, stage: int, step_index: int, wo
     if name == "Sample group":
         counts = [texts.count(w) / len(texts) for w in words]
         return charts.distribution_chart(words, {"π_θ": toy.probs_old.tolist(), "π_ref": toy.probs_ref.tolist(),
-                                                 "group": counts}, title=f"Next word after “{state}”: policy and the group's frequencies")
+                                                 "group": counts}, title=f"Next word after “{state}” (orange: the group)")
     if name == "Score":
         return charts.group_reward_chart(texts, trace.rewards.tolist(), float(trace.group_mean[0]),
                                          float(trace.group_std[0]), words)

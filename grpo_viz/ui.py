@@ -169,8 +169,9 @@ def settings_notices(settings: Settings) -> None:
 
 
 def latex_lines(lines: list[str]) -> None:
-    for line in lines:
-        st.latex(line)
+    """Equations one under the other, typeset as one block: one KaTeX render per card, not one per line."""
+    if lines:
+        st.latex(r"\begin{gathered}" + r"\\[0.6em]".join(lines) + r"\end{gathered}")
 
 
 def settings_dict(settings: Settings) -> dict:
