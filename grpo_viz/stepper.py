@@ -10,7 +10,6 @@ chooses how much of the trace to show; it never recomputes or resamples.
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -163,7 +162,8 @@ def grpo_iteration(
                     state_after=policy.trainable_state(),
                 )
             )
-        trace.optimizer_state_after = copy.deepcopy(optimizer.state_dict())
+        # no copy needed: this optimizer is dropped here, and resume_optimizer copies what it loads
+        trace.optimizer_state_after = optimizer.state_dict()
     finally:
         policy.load_trainable_state(start)
         optimizer.zero_grad()
