@@ -10,6 +10,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 import plotly.graph_objects as go
+from plotly.subplots import make_subplots
 
 # One colour per series, shared by every chart so pi_theta is always the same blue.
 SERIES_COLORS = {
@@ -27,22 +28,26 @@ BAND = "rgba(31, 119, 180, 0.12)"
 WORD_PALETTE = ("#2ca02c", "#ff7f0e", "#d62728", "#1f77b4", "#9467bd", "#8c564b", "#e377c2", "#17becf")
 
 
+def _base_layout(title: str, height: int = 380, legend_below: bool = False) -> dict:
+    """Title, size, margins, legend and font shared by every chart of the app."""
+    legend = (dict(orientation="h", yanchor="top", y=-0.2, xanchor="left", x=0) if legend_below
+              else dict(orientation="h", yanchor="bottom", y=1.0, xanchor="right", x=1))
+    return dict(title=dict(text=title, x=0, xanchor="left"), height=height, margin=dict(l=10, r=10, t=70, b=10),
+                legend=legend, font=dict(size=14))
+
+
 def _figure(data: list[dict], title: str, height: int = 380, legend_below: bool = False, **layout) -> go.Figure:
     """One Figure from plain dicts in a single validated construction.
 
     Building the whole figure at once is ~5x faster than add_trace/add_hline/update_layout
-    calls, and every figure is rebuilt on every click of a lecture.
+    calls, and the step-through figures are rebuilt on every click of a lecture.
     """
-    legend = (dict(orientation="h", yanchor="top", y=-0.2, xanchor="left", x=0) if legend_below
-              else dict(orientation="h", yanchor="bottom", y=1.0, xanchor="right", x=1))
-    base = dict(
-        title=dict(text=title, x=0, xanchor="left"),
-        height=height,
-        margin=dict(l=10, r=10, t=70, b=10),
-        legend=legend,
-        font=dict(size=14),
-    )
-    return go.Figure(data=data, layout={**base, **layout})
+    return go.Figure(data=data, layout={**_base_layout(title, height, legend_below), **layout})
+
+
+def _style(fig: go.Figure, title: str, height: int = 380, legend_below: bool = False, **layout) -> go.Figure:
+    """The shared layout applied to a figure built with Plotly's add_* calls."""
+    return fig.update_layout(**_base_layout(title, height, legend_below), **layout)
 
 
 def _hline(y: float, color: str = GUIDE, dash: str | None = None, width: float = 1, xref: str = "paper") -> dict:
@@ -268,18 +273,6 @@ ALGORITHM_COLORS = {"GRPO": "#1f77b4", "PPO": "#d62728"}
 RUN_DASHES = ("solid", "dash", "dot", "dashdot")
 
 
-# This section builds figures with plotly's add_* calls and its own layout helper, so it
-# does not depend on the private helpers above (which another part of the file may change).
-from plotly.subplots import make_subplots  # noqa: E402
-
-
-def _run_layout(fig: go.Figure, title: str, height: int = 380, legend_below: bool = False, **kwargs) -> go.Figure:
-    legend = (dict(orientation="h", yanchor="top", y=-0.25, xanchor="left", x=0) if legend_below
-              else dict(orientation="h", yanchor="bottom", y=1.0, xanchor="right", x=1))
-    fig.update_layout(title=dict(text=title, x=0, xanchor="left"), height=height,
-                      margin=dict(l=10, r=10, t=70, b=10), legend=legend, font=dict(size=14), **kwargs)
-    return fig
-
 
 def run_styles(labels: Sequence[str]) -> dict[str, tuple[str, str]]:
     """(colour, dash) per run: colour says the algorithm (GRPO blue, PPO red), dash tells apart runs of one algorithm."""
@@ -329,7 +322,7 @@ def training_probability_chart(
     fig.update_yaxes(range=[0, 1.02])
     fig.update_yaxes(title="probability", col=1)
     fig.update_xaxes(title="iteration")
-    return _run_layout(fig, title, height=360, legend_below=True)
+    return _style(fig, title, height=360, legend_below=True)
 
 
 def training_metric_chart(
@@ -347,11 +340,11 @@ def training_metric_chart(
         fig.add_scatter(name=label, x=list(run["iteration"]), y=y, mode="lines", line=dict(color=color, dash=dash, width=2.5),
                         hovertemplate="iteration %{x}<br>%{y:.4f}<extra>" + label + "</extra>")
     if reference is not None:
-        fig.add_hline(y=reference, line=dict(color="black", dash="dot", width=1), annotation_text=reference_name,
+        fig.add_hline(y=reference, line=dict(color=GUIDE, dash="dot", width=1), annotation_text=reference_name,
                       annotation_position="bottom right")
     fig.update_xaxes(title="iteration")
     fig.update_yaxes(title=y_title, range=list(y_range) if y_range is not None else None)
-    return _run_layout(fig, title, height=300, legend_below=True)
+    return _style(fig, title, height=300, legend_below=True)
 
 
 def clip_fraction_chart(runs: Mapping[str, Mapping[str, Sequence]],
@@ -369,7 +362,7 @@ def clip_fraction_chart(runs: Mapping[str, Mapping[str, Sequence]],
     fig.update_yaxes(range=[0, 1.02])
     fig.update_yaxes(title="fraction clipped", col=1)
     fig.update_xaxes(title="iteration")
-    return _run_layout(fig, title, height=300, legend_below=True)
+    return _style(fig, title, height=300, legend_below=True)
 
 
 def value_chart(runs: Mapping[str, Mapping[str, Sequence]],
@@ -393,7 +386,7 @@ def value_chart(runs: Mapping[str, Mapping[str, Sequence]],
                         line=dict(color=color, dash=dash, width=2), legendgroup=label, showlegend=False, row=1, col=2,
                         hovertemplate="iteration %{x}<br>value loss = %{y:.5f}<extra>" + label + "</extra>")
     fig.update_xaxes(title="iteration")
-    return _run_layout(fig, title, height=300, legend_below=True)
+    return _style(fig, title, height=300, legend_below=True)
 
 
 def simplex_chart(
@@ -407,7 +400,7 @@ def simplex_chart(
     styles = run_styles(list(runs))
     fig = go.Figure()
     fig.add_scatterternary(name="start = π_ref", a=[float(ref_probs[0])], b=[float(ref_probs[1])], c=[float(ref_probs[2])],
-                           mode="markers", marker=dict(symbol="star", size=18, color="black"),
+                           mode="markers", marker=dict(symbol="star", size=18, color=GUIDE),
                            hovertemplate=f"{a} %{{a:.3f}}<br>{b} %{{b:.3f}}<br>{c} %{{c:.3f}}<extra>start</extra>")
     for label, run in runs.items():
         color, dash = styles[label]
@@ -426,7 +419,7 @@ def simplex_chart(
         baxis=dict(title=f"π({b})", min=0, linewidth=1, ticks="outside"),
         caxis=dict(title=f"π({c})", min=0, linewidth=1, ticks="outside"),
     ))
-    fig = _run_layout(fig, title, height=430, legend_below=True)
+    fig = _style(fig, title, height=430, legend_below=True)
     fig.update_layout(margin=dict(l=60, r=70, t=90, b=10))
     return fig
 
@@ -447,7 +440,7 @@ def reward_hacking_chart(runs: Mapping[str, Mapping[str, Sequence]],
                         hovertemplate="iteration %{x}<br>true E[r] = %{y:.4f}<extra>" + label + "</extra>")
     fig.update_xaxes(title="iteration")
     fig.update_yaxes(title="expected reward under π_θ")
-    return _run_layout(fig, title, height=360, legend_below=True)
+    return _style(fig, title, height=360, legend_below=True)
 
 
 # ----------------------------------------------------------------- PPO's side of one iteration
@@ -472,13 +465,13 @@ def ppo_reward_chart(
     fig.add_bar(name="−β·KL (in the reward)", x=labels, y=penalty, marker_color=SERIES_COLORS["π_old"],
                 hovertemplate="sample %{x}<br>−β·KL = %{y:.6f}<extra></extra>")
     fig.add_scatter(name="rew_i = r_i − β·KL_i", x=labels, y=total, mode="markers+text", text=[f"{t:.3g}" for t in total],
-                    textposition="top center", marker=dict(color="black", symbol="diamond", size=9),
+                    textposition="top center", marker=dict(color=GUIDE, symbol="diamond", size=9),
                     hovertemplate="sample %{x}<br>rew = %{y:.6f}<extra></extra>")
     if value is not None:
-        fig.add_hline(y=float(value), line=dict(color="black", width=2),
+        fig.add_hline(y=float(value), line=dict(color=GUIDE, width=2),
                       annotation_text=f"baseline V(s) = {float(value):.4f}", annotation_position="top left")
     fig.update_yaxes(title="reward")
-    return _run_layout(fig, title, height=400, legend_below=True, barmode="relative")
+    return _style(fig, title, height=400, legend_below=True, barmode="relative")
 
 
 def ppo_kl_chart(
@@ -493,10 +486,10 @@ def ppo_kl_chart(
                 textposition="outside", hovertemplate="sample %{x}<br>" + estimator + " = %{y:.6g}<extra></extra>")
     fig.add_bar(name=f"−β·{estimator} (β = {beta:g}) added to the reward", x=labels, y=[-beta * k for k in kl],
                 marker_color=SERIES_COLORS["π_old"], hovertemplate="sample %{x}<br>−β·KL = %{y:.6g}<extra></extra>")
-    fig.add_hline(y=0, line=dict(color="black", width=1))
+    fig.add_hline(y=0, line=dict(color=GUIDE, width=1))
     top = max([abs(k) for k in kl] + [1e-3]) * 1.3
     fig.update_yaxes(title=f"KL estimate ({estimator})", range=[-top, top])
-    return _run_layout(fig, title, height=400, legend_below=True, barmode="group")
+    return _style(fig, title, height=400, legend_below=True, barmode="group")
 
 
 def ppo_advantage_chart(
@@ -514,28 +507,13 @@ def ppo_advantage_chart(
     fig.add_bar(name="A used by the loss" + (" (whitened)" if whitened else ""), x=labels, y=used,
                 marker_color=_sign_colors(used), text=[f"{a:+.4f}" for a in used], textposition="outside",
                 hovertemplate="sample %{x}<br>A = %{y:.4f}<extra>used</extra>")
-    fig.add_hline(y=0, line=dict(color="black", width=1))
+    fig.add_hline(y=0, line=dict(color=GUIDE, width=1))
     top = max([abs(a) for a in raw + used] + [0.5]) * 1.3
     fig.update_yaxes(title="advantage", range=[-top, top])
-    return _run_layout(fig, title, height=400, legend_below=True, barmode="group")
+    return _style(fig, title, height=400, legend_below=True, barmode="group")
 
 
 # ----------------------------------------------------------------- language model (issue 5)
-
-# This section uses only its own helpers and public builders, so edits elsewhere in the file cannot break it.
-from plotly.subplots import make_subplots as _lm_subplots  # noqa: E402
-
-
-def _lm_layout(fig: go.Figure, title: str, height: int = 380, legend_below: bool = False, **kwargs) -> go.Figure:
-    legend = (dict(orientation="h", yanchor="top", y=-0.25, xanchor="left", x=0) if legend_below
-              else dict(orientation="h", yanchor="bottom", y=1.0, xanchor="right", x=1))
-    fig.update_layout(title=dict(text=title, x=0, xanchor="left"), height=height,
-                      margin=dict(l=10, r=10, t=70, b=10), legend=legend, font=dict(size=14), **kwargs)
-    return fig
-
-
-def _lm_sign_colors(values: Sequence[float], tol: float = 1e-12) -> list[str]:
-    return [POSITIVE if v > tol else NEGATIVE if v < -tol else NEUTRAL for v in values]
 
 
 # Diverging scale for signed quantities (advantage, gradient push): red down, white 0, green up.
@@ -600,7 +578,7 @@ def token_heatmap(
                      title="completion")
     fig.update_xaxes(title=None, tickmode="array", tickvals=list(range(width)),  # the ticks say t; a title would hit the chart title
                      ticktext=[str(t + 1) for t in range(width)], side="top")
-    return _lm_layout(fig, title, height=max(260, 90 + 34 * rows), showlegend=False)
+    return _style(fig, title, height=max(260, 90 + 34 * rows), showlegend=False)
 
 
 def completion_summary_chart(
@@ -609,7 +587,7 @@ def completion_summary_chart(
 ) -> go.Figure:
     """Three small panels sharing the completion axis: reward (and the true reward), advantage, length |o_i|."""
     labels = [str(i + 1) for i in range(len(rewards))]
-    fig = _lm_subplots(rows=1, cols=3, subplot_titles=("reward r_i", "advantage A_i", "length |o_i|"),
+    fig = make_subplots(rows=1, cols=3, subplot_titles=("reward r_i", "advantage A_i", "length |o_i|"),
                         horizontal_spacing=0.07)
     fig.add_bar(x=labels, y=[float(r) for r in rewards], name="reward (optimized)", marker_color=SERIES_COLORS["π_θ"],
                 hovertemplate="completion %{x}<br>r = %{y:.4g}<extra></extra>", row=1, col=1)
@@ -617,12 +595,12 @@ def completion_summary_chart(
         fig.add_bar(x=labels, y=[float(r) for r in true_rewards], name="true reward (correct?)",
                     marker_color=SERIES_COLORS["after update"],
                     hovertemplate="completion %{x}<br>true r = %{y:.4g}<extra></extra>", row=1, col=1)
-    fig.add_bar(x=labels, y=[float(a) for a in advantages], name="advantage", marker_color=_lm_sign_colors(advantages),
+    fig.add_bar(x=labels, y=[float(a) for a in advantages], name="advantage", marker_color=_sign_colors(advantages),
                 hovertemplate="completion %{x}<br>A = %{y:.4f}<extra></extra>", row=1, col=2, showlegend=False)
     fig.add_bar(x=labels, y=[int(n) for n in lengths], name="tokens", marker_color=NEUTRAL,
                 hovertemplate="completion %{x}<br>|o| = %{y}<extra></extra>", row=1, col=3, showlegend=False)
     fig.update_xaxes(title="completion")
-    return _lm_layout(fig, title, height=300, legend_below=True, barmode="group")
+    return _style(fig, title, height=300, legend_below=True, barmode="group")
 
 
 def top_k_chart(

@@ -26,11 +26,11 @@ from torch import Tensor
 
 from .config import Settings
 from .objectives import PPOTrace, kl_estimate, gae, ppo_loss, ppo_token_rewards
-from .policies.base import Group, Policy
+from .policies.base import Group, Policy, Trainable
 from .stepper import RewardFn
 
 
-class ToyValue:
+class ToyValue(Trainable):
     """The toy's critic: one learned number V(s) for its single state "The cat".
 
     Every token of every completion is in that state, so V[i, t] = V for all i, t.
@@ -52,14 +52,6 @@ class ToyValue:
     def make_optimizer(self, lr: float) -> torch.optim.Optimizer:
         # its own optimizer, so the critic has its own learning rate (value_lr)
         return torch.optim.SGD(self.parameters(), lr=lr)
-
-    def trainable_state(self) -> list[Tensor]:
-        return [p.detach().clone() for p in self.parameters()]
-
-    def load_trainable_state(self, state: list[Tensor]) -> None:
-        with torch.no_grad():
-            for p, saved in zip(self.parameters(), state, strict=True):
-                p.copy_(saved)
 
     def __float__(self) -> float:
         return float(self.value.detach())

@@ -31,7 +31,23 @@ class Group:
         return self.completion_ids.shape[0]
 
 
-class Policy(abc.ABC):
+class Trainable:
+    """Anything with ``parameters()`` an update can be undone on: a policy, or PPO's critic."""
+
+    def parameters(self) -> list[Tensor]:
+        raise NotImplementedError
+
+    def trainable_state(self) -> list[Tensor]:
+        """A detached copy of the trainable tensors: enough to undo or replay an update."""
+        return [p.detach().clone() for p in self.parameters()]
+
+    def load_trainable_state(self, state: list[Tensor]) -> None:
+        with torch.no_grad():
+            for p, saved in zip(self.parameters(), state, strict=True):
+                p.copy_(saved)
+
+
+class Policy(Trainable, abc.ABC):
     """pi_theta, with a frozen pi_ref beside it."""
 
     name: str = "policy"
@@ -71,15 +87,6 @@ class Policy(abc.ABC):
     def learning_rate(self, settings) -> float:
         """The step size this policy's optimizer takes from ``settings`` (the toy: ``settings.lr``)."""
         return settings.lr
-
-    def trainable_state(self) -> list[Tensor]:
-        """A detached copy of the trainable tensors: enough to undo or replay an update."""
-        return [p.detach().clone() for p in self.parameters()]
-
-    def load_trainable_state(self, state: list[Tensor]) -> None:
-        with torch.no_grad():
-            for p, saved in zip(self.parameters(), state, strict=True):
-                p.copy_(saved)
 
     def clone(self) -> "Policy":
         """An independent copy for another session (shared read-only parts may stay shared)."""

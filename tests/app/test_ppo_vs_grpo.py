@@ -5,17 +5,13 @@ from streamlit.testing.v1 import AppTest
 
 from grpo_viz.explain_ppo import COMPARE_STAGES
 
-from .conftest import ROOT, chart_data, charts, no_error
+from .conftest import new_app, chart_data, charts, no_error
 
 PAGE = "app_pages/2_ppo_vs_grpo.py"
 
 
 def open_page(**query) -> AppTest:
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
-    at.switch_page(PAGE)
-    for key, value in query.items():
-        at.query_params[key] = value
-    return at.run()
+    return new_app(PAGE, **query)
 
 
 def stage_title(at):

@@ -5,17 +5,13 @@ from streamlit.testing.v1 import AppTest
 
 from grpo_viz.training import DEFAULT_ITERATIONS
 
-from .conftest import ROOT, charts, no_error
+from .conftest import new_app, charts, no_error
 
 PAGE = "app_pages/3_training.py"
 
 
 def open_page(**query) -> AppTest:
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=90)
-    at.switch_page(PAGE)
-    for key, value in query.items():
-        at.query_params[key] = value
-    return at.run()
+    return new_app(PAGE, **query)
 
 
 def chart(at, title_start):
