@@ -12,12 +12,14 @@ from grpo_viz.ui import (
     autoplay_controls,
     autoplay_due,
     compact_page,
+    export_row,
     latex_lines,
     presentation_toggle,
     replay_from_url,
     settings_notices,
     settings_sidebar,
     stage_cursor,
+    tour_card,
 )
 
 GLOSSARY = "\n".join(f"- **{symbol}**: {meaning}" for symbol, meaning in explain.SYMBOLS.items())
@@ -97,11 +99,7 @@ def step_through() -> None:
     if presenting:
         return
 
-    try_this, question, answer = explain.TOUR[name]
-    tour, check = st.columns(2)
-    tour.info(f"**Try this:** {try_this}", icon="🧪")
-    with check.expander(f"**Check yourself:** {question}"):
-        st.markdown(answer)
+    tour_card(explain.TOUR[name])
     with st.expander("What every symbol means"):
         st.markdown(GLOSSARY)
 
@@ -109,14 +107,11 @@ def step_through() -> None:
         explain.sample_table(trace, step_index, stage, toy.probs_after if name == "Update" else None),
         hide_index=True, key="sample_table",
     )
-    downloads = st.columns(3)
-    downloads[0].download_button("⬇ This iteration (CSV)", lambda: export.trace_csv(trace), "grpo_iteration.csv",
-                                 "text/csv", key="download_trace", width="stretch")
-    downloads[1].download_button("⬇ Iteration history (CSV)", lambda: export.history_csv(run.history),
-                                 "grpo_history.csv", "text/csv", key="download_history", width="stretch",
-                                 disabled=not run.history, help="One row per completed iteration (Next iteration).")
-    with st.expander("Take it to TRL: the same settings as a GRPOConfig and a runnable script"):
-        st.code(export.trl_script(settings, TOY_WORDS, settings.rewards), language="python")
+    export_row(
+        [("⬇ This iteration (CSV)", lambda: export.trace_csv(trace), "grpo_iteration.csv", True),
+         ("⬇ Iteration history (CSV)", lambda: export.history_csv(run.history), "grpo_history.csv", bool(run.history))],
+        export.trl_script(settings, TOY_WORDS, settings.rewards),
+    )
 
 
 step_through()

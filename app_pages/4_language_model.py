@@ -4,14 +4,16 @@ from dataclasses import replace
 
 import streamlit as st
 
-from grpo_viz import explain, lm_view
+from grpo_viz import explain, export, lm_view
 from grpo_viz.config import TOY_STATE, TOY_WORDS
 from grpo_viz.policies.loading import LoadedModel, load_model, make_policy
 from grpo_viz.policies.toy import ToyPolicy
 from grpo_viz.stepper import STAGES, StepRun
 from grpo_viz.tasks import TASKS, word_reward
 from grpo_viz.toy_view import toy_stage_figure
-from grpo_viz.ui import compact_page, latex_lines, lm_sidebar, settings_notices, settings_sidebar, stage_cursor
+from grpo_viz.ui import (
+    compact_page, export_row, latex_lines, lm_sidebar, settings_notices, settings_sidebar, stage_cursor, tour_card,
+)
 
 compact_page()
 settings = settings_sidebar()
@@ -147,3 +149,9 @@ if loaded is not None and trace is not None:
     st.caption(f"Model: {loaded.name}, {loaded.num_parameters / 1e6:.2f}M parameters, "
                f"{sum(p.numel() for p in policy.parameters()):,} trainable in this session; loaded from "
                f"{loaded.source} in {loaded.load_seconds:.1f} s.")
+
+tour_card(explain.TOUR[name])
+if loaded is not None and trace is not None:
+    export_row([("⬇ This iteration of the LM (CSV)", lambda: export.trace_csv(trace), "lm_iteration.csv", True),
+                ("⬇ The toy's iteration (CSV)", lambda: export.trace_csv(toy_trace), "toy_iteration.csv", True)],
+               export.trl_script(settings, TOY_WORDS, settings.rewards))

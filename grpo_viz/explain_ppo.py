@@ -171,3 +171,56 @@ def what_differs(stage: int, grpo: IterationTrace, ppo: PPOIterationTrace, words
             f"({grpo.mu} step(s)) and → **{p_after:.3f} under PPO** ({ppo.num_epochs} epochs). PPO also moved its "
             f"critic, V(s) {ppo.value_before:.3f} → {ppo.value_after:.3f}. Keep either update to go on, or open "
             "**Training** to run both for many iterations.")
+
+
+# For each comparison stage: a "try this" prompt, a "check yourself" question and its answer.
+PPO_TOUR: dict[str, tuple[str, str, str]] = {
+    "Sample group": (
+        "Set G to 2: GRPO still works, and PPO would even work with one sample per prompt.",
+        "Why can PPO learn from a single completion per prompt while GRPO cannot?",
+        "PPO's baseline is V(s), a learned estimate of the expected reward; GRPO's baseline is the mean of the "
+        "group's own rewards, which needs at least two samples to say anything.",
+    ),
+    "Score": (
+        "Change the reward of “slept” and watch both algorithms' rewards change the same way.",
+        "Do the two algorithms see different rewards for the same sample?",
+        "The scalar score r_i is the same. PPO then adds a per-token KL penalty to it (next stage); GRPO keeps r_i "
+        "as it is and puts the KL in the loss instead.",
+    ),
+    "Where the KL enters": (
+        "After a few kept updates, raise β to 0.5 and compare PPO's rew with its r.",
+        "Where does β act in PPO, and where in GRPO?",
+        "PPO subtracts β·KL from the reward of every token, so it flows through GAE into the advantages. GRPO adds "
+        "β·KL straight to the loss, beside the clipped surrogate.",
+    ),
+    "Baseline": (
+        "Keep PPO's update a few times and watch V(s) approach the mean reward.",
+        "Which costs more to run at LLM scale, and why?",
+        "PPO: its critic is a second network as large as the policy, trained alongside it. GRPO's baseline is a "
+        "mean and a standard deviation over G numbers.",
+    ),
+    "Advantages": (
+        "Switch off whitening in PPO options and compare the two advantage columns.",
+        "With β = 0 and whitening on, why are PPO's advantages almost GRPO's?",
+        "On the one-step toy, GAE gives A = r − V; whitening subtracts the batch mean, which removes V, and divides "
+        "by the spread: the group normalization again (up to Bessel and the 1e-4).",
+    ),
+    "Ratios & clip": (
+        "Set μ and PPO epochs to 4 and count the clipped samples on each side.",
+        "Why does PPO clip at its first epoch less often than at its fourth?",
+        "At the first epoch the policy is still π_old, so every ratio is 1; each epoch moves it, and samples leave "
+        "the band [1 − ε, 1 + ε] in the direction their advantage pushes.",
+    ),
+    "Loss & gradient": (
+        "Set vf_coef to 0: the policy's gradient is unchanged, only the critic stops learning.",
+        "Does the value loss change the policy's logits?",
+        "Not on the toy: the critic is a separate number, so the value loss only moves V. (In an LLM with a value "
+        "head on a shared trunk it does reach the shared layers.)",
+    ),
+    "Update": (
+        "Keep GRPO's update five times, reset, then keep PPO's five times; compare the paths.",
+        "Which update moved further from π_ref, and what held each back?",
+        "Compare the distributions: GRPO is held by β·KL in its loss and the clip, PPO by the KL inside its reward "
+        "and the clip over several epochs.",
+    ),
+}

@@ -421,3 +421,25 @@ def lm_sidebar(task_titles: dict[str, str]) -> dict:
                                bind="query-params", help="Sampling stops at end-of-sequence or after this many tokens.")
     return {"kind": kind, "source": (source or "").strip(), "task": task, "lm_lr": float(lm_lr),
             "max_new_tokens": int(max_new_tokens)}
+
+
+# ----------------------------------------------------------------- self-study and export, on every stepping page
+
+
+def tour_card(tour: tuple[str, str, str]) -> None:
+    """A stage's "try this" prompt and its "check yourself" question, whose answer opens on click."""
+    try_this, question, answer = tour
+    left, right = st.columns(2)
+    left.info(f"**Try this:** {try_this}", icon="🧪")
+    with right.expander(f"**Check yourself:** {question}"):
+        st.markdown(answer)
+
+
+def export_row(downloads: list[tuple[str, object, str, bool]], trl_script: str) -> None:
+    """Download buttons ((label, data or callable, file name, enabled)) and the same settings as a TRL script."""
+    columns = st.columns(max(len(downloads), 3))
+    for column, (label, data, file_name, enabled) in zip(columns, downloads):
+        column.download_button(label, data, file_name, "text/csv", key=f"download_{file_name}", width="stretch",
+                               disabled=not enabled)
+    with st.expander("Take it to TRL: the same settings as a GRPOConfig and a runnable script"):
+        st.code(trl_script, language="python")

@@ -80,3 +80,12 @@ def test_trl_script_uses_the_current_settings():
     at = new_app(preset="DAPO")
     code = next(c.value for c in at.code if "GRPOConfig(" in c.value)
     assert "epsilon_high=0.28" in code and "loss_type='dapo'" in code and "beta=0.0" in code
+
+
+@pytest.mark.parametrize("page", ["app_pages/2_ppo_vs_grpo.py", "app_pages/4_language_model.py"])
+def test_other_stepping_pages_have_tour_and_export(page):
+    at = new_app(page)
+    no_error(at)
+    assert any("Try this" in i.value for i in at.info)
+    assert any(e.label.startswith("**Check yourself:**") for e in at.expander)
+    assert at.get("download_button") and any("GRPOConfig(" in c.value for c in at.code)
