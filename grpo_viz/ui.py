@@ -32,6 +32,7 @@ QUERY_SPECS: dict[str, tuple] = {
     "loss_type": ("choice", LOSS_TYPES),
     "scale_rewards": ("choice", SCALE_REWARDS),
     "importance_sampling_level": ("choice", ("token", "sequence")),
+    "kl_ratio_correction": ("choice", ("true", "false", "True", "False")),
     **{f"reward_{w}": ("float", -10.0, 10.0) for w in TOY_WORDS},
 }
 
@@ -144,7 +145,7 @@ def settings_sidebar() -> Settings:
         level = st.selectbox("Importance sampling level", ("token", "sequence"), key="importance_sampling_level",
                              bind="query-params", help="'sequence' is GSPO: one length-normalized ratio per completion.")
         kl_ratio_correction = st.checkbox("KL ratio correction", key="kl_ratio_correction",
-                                          value=DEFAULTS.kl_ratio_correction,
+                                          value=DEFAULTS.kl_ratio_correction, bind="query-params",
                                           help="Multiply the KL term by the ratio w (DeepSeek-V3.2; TRL's default).")
     settings = replace(
         DEFAULTS,
