@@ -1,14 +1,20 @@
 """Train the toy for many iterations with GRPO, PPO or both, and watch the policy move."""
 
+from dataclasses import replace
+
 import pandas as pd
 import streamlit as st
 
 from grpo_viz import charts
 from grpo_viz.config import TOY_STATE, TOY_WORDS
+from grpo_viz.policies.loading import make_policy
+from grpo_viz.tasks import TASKS
 from grpo_viz.training import (COMPARE_KNOBS, COMPARE_LABELS, DEFAULT_ITERATIONS, HACKED_WORD, HACKING_BETA,
-                               MAX_ITERATIONS, PROXY_BONUS, Experiment, proxy_rewards, reward_hacking_specs, run_specs,
-                               start_probs)
-from grpo_viz.ui import compact_page, ppo_sidebar, settings_notices, settings_sidebar, warn_bad_query_params
+                               LM_DEFAULT_ITERATIONS, LM_EVAL_PROBLEMS, LM_EVAL_SAMPLES, LM_MAX_ITERATIONS,
+                               MAX_ITERATIONS, PROXY_BONUS, Experiment, LMTraining, proxy_rewards, reward_hacking_specs,
+                               run_specs, start_probs)
+from grpo_viz.ui import (compact_page, lm_sidebar, load_chosen_model, ppo_sidebar, settings_notices, settings_sidebar,
+                         warn_bad_query_params)
 
 PLAY_INTERVAL_S = 0.4  # one Play tick: a few iterations, then the charts are redrawn
 TICKS_PER_RUN = 40  # Play reaches the target in about this many ticks, whatever the number of iterations
@@ -24,6 +30,7 @@ TRAINING_QUERY_SPECS = {
 
 compact_page()
 settings = ppo_sidebar(settings_sidebar())
+lm_choice = lm_sidebar({k: t.title for k, t in TASKS.items()})
 warn_bad_query_params(TRAINING_QUERY_SPECS, "training_url_warnings")
 
 st.markdown("## Training the toy over many iterations")
@@ -187,3 +194,94 @@ with right:
         "true reward falls. A **KL penalty** holds it near π_ref. GRPO's advantages are normalized by the group's spread, "
         "so its push stays strong however small the proxy's margin is: it needs a larger β than PPO to hold."
     )
+
+
+# ----------------------------------------------------------------- the language model, trained the same way
+st.divider()
+st.markdown("### Training the language model")
+st.caption(
+    "The sidebar's model and task, trained with GRPO exactly as *Toy vs language model* steps it (and as "
+    "`scripts/measure_lm_grpo.py` measures it): each iteration samples G completions for each of a few prompts, "
+    "scores them, and takes μ updates. The sidebar's shared settings apply, with the LM's own learning rate "
+    f"and completion length. Accuracy is the task's true reward on a fixed set of {LM_EVAL_PROBLEMS} problems × "
+    f"{LM_EVAL_SAMPLES} samples (T = 1), in place of the toy's word probabilities. Changing a setting starts again."
+)
+
+
+def lm_section() -> None:
+    loaded, load_error = load_chosen_model(lm_choice)
+    if loaded is None:
+        st.error(load_error, icon="🚫")
+        return
+    task = TASKS[lm_choice["task"]].with_word_rewards(TOY_WORDS, settings.rewards)
+    lm_settings = replace(settings, lm_lr=lm_choice["lm_lr"], max_new_tokens=lm_choice["max_new_tokens"])
+    c1, c2, c3, c4, c5 = st.columns([2.2, 1.4, 1.4, 1.3, 1], vertical_alignment="bottom")
+    n_iterations = c1.slider("LM iterations per run", 1, LM_MAX_ITERATIONS, LM_DEFAULT_ITERATIONS, key="lm_iterations",
+                             help=f"How many iterations Run trains (a run stops at {LM_MAX_ITERATIONS} in all).")
+    n_prompts = c2.number_input("Prompts per iteration", 1, 8, 4, key="lm_prompts",
+                                help="Groups per iteration: each prompt gets its own G completions and baseline.")
+    eval_every = c3.number_input("Accuracy every k", 1, 50, 5, key="lm_eval_every",
+                                 help="Evaluating costs about as much as two iterations of the built-in model.")
+    lm_key = (lm_choice["kind"], lm_choice["source"], task, lm_settings, int(n_prompts), int(eval_every))
+    if state.get("lm_training_key") != lm_key:
+        if "lm_training_key" in state:
+            st.toast("LM settings changed: the language model starts again from π_ref.", icon="🔄")
+        state.lm_training_key = lm_key
+        # this session's own trainable copy on the shared read-only base (as on the Toy vs language model page)
+        state.lm_training = LMTraining(make_policy(loaded, max_new_tokens=lm_settings.max_new_tokens), task,
+                                       lm_settings, chat=loaded.chat, prompts_per_iteration=int(n_prompts),
+                                       eval_every=int(eval_every))
+    lm: LMTraining = state.lm_training
+    run = c4.button(f"⏩ Run {n_iterations}", type="primary", width="stretch", key="lm_run", disabled=lm.done,
+                    help="Train this many more iterations now")
+    c5.button("↺ Reset", width="stretch", key="lm_reset", help="Back to iteration 0 (π_θ = π_ref)",
+              on_click=lambda: state.pop("lm_training_key", None))
+    try:
+        if not lm.accuracy:
+            with st.spinner("Measuring the start accuracy…"):
+                lm.evaluate_now()
+        if run:
+            target = min(lm.iteration + n_iterations, lm.max_iterations)
+            start = lm.iteration
+            progress = st.progress(0.0, text="Training the language model…")
+            while lm.iteration < target:
+                lm.step(1)
+                progress.progress((lm.iteration - start) / max(target - start, 1),
+                                  text=f"Training the language model… iteration {lm.iteration} of {target}")
+            lm.evaluate_now()  # the accuracy where the run ends, whatever k is
+            progress.empty()
+    except ValueError as err:
+        st.error(f"This model cannot train with these settings: {err}", icon="🚫")
+    if not lm.accuracy:
+        return
+    cols = lm.columns()
+    (start_it, start_acc), (now_it, now_acc) = lm.accuracy[0], lm.accuracy[-1]
+    per_it = lm.seconds_per_iteration
+    st.markdown(
+        f"**{loaded.name}** · task: {task.title} · iteration **{lm.iteration}** of at most {lm.max_iterations} · "
+        f"accuracy **{start_acc:.0%}** at iteration {start_it} → **{now_acc:.0%}** at iteration {now_it}"
+        + (f" · {per_it * 1000:.0f} ms per iteration on this server" if per_it else "")
+    )
+    if not cols["iteration"]:
+        st.info("Press **Run** to train: the charts fill in over the iterations.", icon="ℹ️")
+    x_range = [0, max(lm.iteration, n_iterations)]
+    left, right = st.columns([3, 2], gap="medium")
+    left.plotly_chart(charts.lm_reward_chart(cols["iteration"], cols["mean_reward"],
+                                             cols["true_reward"] if task.is_hackable else None
+                                             ).update_xaxes(range=x_range), key="lm_reward_chart")
+    acc_x, acc_y = zip(*lm.accuracy)
+    right.plotly_chart(charts.lm_accuracy_chart(acc_x, acc_y).update_xaxes(range=x_range), key="lm_accuracy_chart")
+    runs = {"GRPO": cols}
+    k1, k2, k3 = st.columns([1, 1, 2], gap="small")
+    k1.plotly_chart(charts.training_metric_chart(runs, "kl", "LM: KL to π_ref (k3)", "KL"
+                                                 ).update_xaxes(range=x_range), key="lm_kl_chart")
+    k2.plotly_chart(charts.training_metric_chart(runs, "loss", "LM: loss (last update step)", "loss"
+                                                 ).update_xaxes(range=x_range), key="lm_loss_chart")
+    k3.plotly_chart(charts.clip_fraction_chart(runs, title="LM: fraction of tokens clipped, per iteration"
+                                               ).update_xaxes(range=x_range), key="lm_clip_chart")
+    if settings.mu == 1:
+        k3.caption("With μ = 1 each group gets one update, taken at π_θ = π_old: every ratio is 1 and nothing is "
+                   "clipped. Set μ above 1 to see clipping.")
+
+
+st.fragment(lm_section)()

@@ -6,13 +6,14 @@ import streamlit as st
 
 from grpo_viz import explain, export, lm_view
 from grpo_viz.config import TOY_STATE, TOY_WORDS
-from grpo_viz.policies.loading import LoadedModel, load_model, make_policy
+from grpo_viz.policies.loading import make_policy
 from grpo_viz.policies.toy import ToyPolicy
 from grpo_viz.stepper import STAGES, StepRun
 from grpo_viz.tasks import TASKS, word_reward
 from grpo_viz.toy_view import toy_stage_figure
 from grpo_viz.ui import (
-    compact_page, export_row, latex_lines, lm_sidebar, settings_notices, settings_sidebar, stage_cursor, tour_card,
+    compact_page, export_row, latex_lines, lm_sidebar, load_chosen_model, settings_notices, settings_sidebar, stage_cursor,
+    tour_card,
 )
 
 compact_page()
@@ -21,27 +22,12 @@ choice = lm_sidebar({k: t.title for k, t in TASKS.items()})
 lm_settings = replace(settings, lm_lr=choice["lm_lr"], max_new_tokens=choice["max_new_tokens"])
 
 
-@st.cache_resource(show_spinner=False, max_entries=4)
-def shared_model(kind: str, source: str) -> LoadedModel:
-    """Loaded once per server process and never trained: every session makes its own policy on top of it."""
-    return load_model(kind, source)
-
-
 # ---------------------------------------------------------------- the two runs of this session
 if "lm_page_toy_run" not in st.session_state:
     st.session_state.lm_page_toy_run = StepRun(ToyPolicy())
 toy_run: StepRun = st.session_state.lm_page_toy_run
 
-loaded, load_error = None, None
-if choice["kind"] == "hf" and not choice["source"]:
-    load_error = "Type a model folder (or a Hugging Face id already in the local cache) in the sidebar."
-else:
-    label = "SmolLM2 (the first load converts the GGUF once, about 20 s)" if choice["kind"] == "smollm2" else "the model"
-    try:
-        with st.spinner(f"Loading {label}…"):
-            loaded = shared_model(choice["kind"], choice["source"])
-    except ValueError as err:
-        load_error = str(err)
+loaded, load_error = load_chosen_model(choice)
 
 lm_run: StepRun | None = None
 if loaded is not None:

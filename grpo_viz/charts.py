@@ -613,3 +613,52 @@ def top_k_chart(
         fig.add_annotation(x=_cell_text(sampled, 14), y=1.08, text="sampled", showarrow=False,
                            font=dict(color=SERIES_COLORS["group"]))
     return fig
+
+
+# ----------------------------------------------------------------- a language model over many iterations
+
+
+def running_mean(values: Sequence[float | None], window: int = 10) -> list[float | None]:
+    """The mean of the last ``window`` values at each point (fewer at the start; missing values skipped)."""
+    out: list[float | None] = []
+    clean = _clean(values)
+    for i in range(len(clean)):
+        recent = [v for v in clean[max(0, i - window + 1): i + 1] if v is not None]
+        out.append(sum(recent) / len(recent) if recent else None)
+    return out
+
+
+def lm_reward_chart(
+    iterations: Sequence[int], rewards: Sequence[float], true_rewards: Sequence[float] | None = None,
+    window: int = 10, title: str = "LM: mean reward of each iteration's sampled groups",
+) -> go.Figure:
+    """Each iteration's group-mean reward (thin) and its running mean (thick); the true reward dotted beside it
+    when the optimized reward is a hackable proxy."""
+    x = list(iterations)
+    series = [("optimized reward", rewards, SERIES_COLORS["π_θ"], "solid")]
+    if true_rewards is not None:
+        series.append(("true reward (correct?)", true_rewards, SERIES_COLORS["after update"], "dot"))
+    data = []
+    for name, values, color, dash in series:
+        data.append(dict(type="scatter", name=name, x=x, y=_clean(values), mode="lines", legendgroup=name,
+                         line=dict(color=color, width=1, dash=dash), opacity=0.45,
+                         hovertemplate="iteration %{x}<br>" + name + " = %{y:.3f}<extra></extra>"))
+        data.append(dict(type="scatter", name=f"{name}, mean of last {window}", x=x, y=running_mean(values, window),
+                         mode="lines", legendgroup=name, line=dict(color=color, width=3, dash=dash),
+                         hovertemplate="iteration %{x}<br>running mean = %{y:.3f}<extra></extra>"))
+    return _figure(data, title, height=330, legend_below=True,
+                   xaxis=dict(title="iteration"), yaxis=dict(title="mean reward of the groups"))
+
+
+def lm_accuracy_chart(
+    iterations: Sequence[int], accuracy: Sequence[float],
+    title: str = "LM: task accuracy on a fixed evaluation set",
+) -> go.Figure:
+    """Accuracy (mean true reward on the same problems and samples) at each evaluation, the start dotted across."""
+    x, y = list(iterations), _clean(accuracy)
+    shapes = [_hline(y[0], dash="dot")] if y and y[0] is not None else []
+    data = [dict(type="scatter", name="accuracy", x=x, y=y, mode="lines+markers",
+                 line=dict(color=POSITIVE, width=3), marker=dict(size=7),
+                 hovertemplate="iteration %{x}<br>accuracy = %{y:.3f}<extra></extra>")]
+    return _figure(data, title, height=330, legend_below=True, shapes=shapes,
+                   xaxis=dict(title="iteration"), yaxis=dict(title="accuracy", range=[0, 1.02]))

@@ -16,6 +16,7 @@ reward is recorded beside it.
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
@@ -25,7 +26,7 @@ import torch
 from .config import TOY_REWARDS, TOY_WORDS, Settings
 from .policies.toy import ToyPolicy, probs_from_logits
 from .ppo import ToyValue, ppo_iteration
-from .stepper import grpo_iteration, make_generator
+from .stepper import StepRun, grpo_iteration, make_generator
 from .tasks import word_reward
 
 ALGORITHMS = ("GRPO", "PPO")
@@ -279,4 +280,89 @@ __all__ = [
     "ALGORITHMS", "COMPARE_KNOBS", "DEFAULT_ITERATIONS", "Experiment", "HACKED_WORD", "HACKING_BETA",
     "MAX_ITERATIONS", "PROXY_BONUS", "RunSpec", "TrainingRun", "exact_kl", "iterations_to_reach",
     "proxy_rewards", "reward_hacking_specs", "run_specs", "start_probs", "train", "with_knob",
+    "LMTraining", "LM_DEFAULT_ITERATIONS", "LM_MAX_ITERATIONS",
 ]
+
+
+# ============================================================================ a language model, many iterations
+#
+# The same loop as scripts/measure_lm_grpo.py: each iteration is one StepRun
+# iteration exactly as the Toy-vs-LM page runs it (the task's prompts for
+# (seed, iteration), G completions each, mu inner updates), then ``advance``.
+
+LM_MAX_ITERATIONS = 200  # a session's LM run never grows past this
+LM_DEFAULT_ITERATIONS = 40
+LM_EVAL_PROBLEMS = 20  # a small fixed evaluation set: 20 problems x 4 samples costs ~0.2 s on the built-in model
+LM_EVAL_SAMPLES = 4
+LM_EVAL_SEED = 12345  # the same problems and sampling stream at every evaluation
+
+
+class LMTraining:
+    """A language-model policy trained with GRPO for many iterations, with a history and periodic accuracy.
+
+    ``columns()`` has one entry per trained iteration (the mean optimized reward of that iteration's
+    sampled groups, the true reward of the same completions, KL to pi_ref, loss, clip fractions);
+    ``accuracy`` one (iteration, accuracy) pair per evaluation: at 0, every ``eval_every`` iterations,
+    and wherever ``evaluate_now`` is called.
+    """
+
+    def __init__(self, policy, task, settings: Settings, chat: bool = False, prompts_per_iteration: int = 4,
+                 eval_every: int = 5, max_iterations: int = LM_MAX_ITERATIONS):
+        if prompts_per_iteration < 1 or eval_every < 1:
+            raise ValueError("Use at least one prompt per iteration and evaluate at least every iteration.")
+        self.run = StepRun(policy)
+        self.task, self.settings, self.chat = task, settings, chat
+        self.prompts_per_iteration, self.eval_every = int(prompts_per_iteration), int(eval_every)
+        self.max_iterations = min(int(max_iterations), StepRun.MAX_HISTORY)
+        self.true_rewards: list[float] = []
+        self.accuracy: list[tuple[int, float]] = []
+        self.train_seconds = 0.0  # wall time of the trained iterations (sampling + updates), evaluations excluded
+
+    @property
+    def iteration(self) -> int:
+        return self.run.iteration
+
+    @property
+    def done(self) -> bool:
+        return self.iteration >= self.max_iterations
+
+    @property
+    def seconds_per_iteration(self) -> float | None:
+        return self.train_seconds / self.iteration if self.iteration else None
+
+    def evaluate_now(self) -> float:
+        """The task's accuracy (mean true reward) on the fixed evaluation set, recorded at this iteration."""
+        if self.accuracy and self.accuracy[-1][0] == self.iteration:
+            return self.accuracy[-1][1]
+        acc = self.task.accuracy(self.run.policy, samples=LM_EVAL_SAMPLES, seed=LM_EVAL_SEED,
+                                 problems=LM_EVAL_PROBLEMS, chat=self.chat)
+        self.accuracy.append((self.iteration, acc))
+        return acc
+
+    def step(self, iterations: int = 1) -> None:
+        """Train up to ``iterations`` more (never past ``max_iterations``); ValueError if a step cannot run."""
+        if not self.accuracy:
+            self.evaluate_now()
+        for _ in range(max(0, min(int(iterations), self.max_iterations - self.iteration))):
+            start = time.perf_counter()
+            prompts = self.task.prompts(self.settings.seed, self.iteration, n=self.prompts_per_iteration, chat=self.chat)
+            trace = self.run.trace(self.settings, self.task.reward, prompts)
+            true = self.task.true_reward(trace.group) if self.task.is_hackable else trace.rewards
+            self.run.advance()
+            self.true_rewards.append(float(true.mean()))
+            self.train_seconds += time.perf_counter() - start
+            if self.iteration % self.eval_every == 0:
+                self.evaluate_now()
+
+    def columns(self) -> dict[str, list]:
+        """History columns named as the toy's (``training_metric_chart`` and ``clip_fraction_chart`` read them)."""
+        rows = self.run.history
+        return {
+            "iteration": [r["iteration"] for r in rows],
+            "mean_reward": [r["mean_reward"] for r in rows],
+            "true_reward": self.true_rewards[-len(rows):] if rows else [],
+            "kl": [r["kl_to_ref"] for r in rows],
+            "loss": [r["loss"] for r in rows],
+            "clip_low": [r["clip_low_fraction"] for r in rows],
+            "clip_high": [r["clip_high_fraction"] for r in rows],
+        }

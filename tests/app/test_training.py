@@ -113,3 +113,43 @@ def test_bad_query_parameters_warn_and_fall_back(query):
     name = next(iter(query))
     assert any(f"`{name}=" in w.value for w in at.warning), [w.value for w in at.warning]
     assert charts(at)
+
+
+def lm_points(at, title_start):
+    return [len(d["x"]) for d in chart(at, title_start)["data"]]
+
+
+def test_language_model_section_trains_the_builtin_model():
+    at = open_page()
+    assert lm_points(at, "LM: task accuracy") == [1]  # the start accuracy, before any training
+    assert lm_points(at, "LM: mean reward") == [0, 0]
+    at.slider(key="lm_iterations").set_value(3).run()
+    at.button(key="lm_run").click().run()
+    no_error(at)
+    assert lm_points(at, "LM: mean reward") == [3, 3]  # sum task: no proxy, so no true-reward line
+    assert lm_points(at, "LM: KL to π_ref") == [3]
+    assert lm_points(at, "LM: loss") == [3]
+    assert lm_points(at, "LM: fraction") == [3, 3]
+    assert lm_points(at, "LM: task accuracy") == [2]  # iteration 0 and where the run ended
+    at.button(key="lm_run").click().run()
+    assert lm_points(at, "LM: KL to π_ref") == [6]
+    assert lm_points(at, "LM: task accuracy") == [4]  # 0, 3, every 5th (5), 6
+    assert points(at) == 1  # the toy's runs did not move
+    at.button(key="lm_reset").click().run()
+    assert lm_points(at, "LM: mean reward") == [0, 0] and lm_points(at, "LM: task accuracy") == [1]
+
+
+def test_language_model_section_shows_the_true_reward_of_a_hackable_task():
+    at = open_page(task="sum_length")
+    at.slider(key="lm_iterations").set_value(2).run()
+    at.button(key="lm_run").click().run()
+    no_error(at)
+    names = [d["name"] for d in chart(at, "LM: mean reward")["data"]]
+    assert any(n.startswith("true reward") for n in names) and lm_points(at, "LM: mean reward") == [2] * 4
+
+
+def test_language_model_section_explains_a_missing_model_folder():
+    at = open_page(model="hf")
+    assert not at.exception
+    assert any("model folder" in e.value for e in at.error), [e.value for e in at.error]
+    assert charts(at)  # the toy's charts are still there

@@ -276,3 +276,34 @@ def test_builtin_model_starts_mediocre_at_sums(builtin):
     """The corpus makes it a 20-60% adder at T = 1: room for GRPO to show improvement."""
     acc = ARITHMETIC.accuracy(make_policy(builtin, max_new_tokens=6), samples=4, seed=0, problems=30)
     assert 0.2 <= acc <= 0.6, acc
+
+
+def test_lm_training_follows_the_stepper_and_records_accuracy_at_0_every_k_and_on_request(builtin):
+    from grpo_viz.charts import lm_accuracy_chart, lm_reward_chart, running_mean
+    from grpo_viz.training import LMTraining
+
+    policy = make_policy(builtin, max_new_tokens=6)
+    settings = replace(Settings(), group_size=4)
+    lm = LMTraining(policy, TASKS["sum_length"], settings, prompts_per_iteration=2, eval_every=2, max_iterations=5)
+    # the same iterations as a bare StepRun driven like scripts/measure_lm_grpo.py
+    bare = StepRun(make_policy(builtin, max_new_tokens=6))
+    for _ in range(3):
+        bare.trace(settings, TASKS["sum_length"].reward, TASKS["sum_length"].prompts(0, bare.iteration, n=2))
+        bare.advance()
+    lm.step(3)
+    assert [r["mean_reward"] for r in bare.history] == lm.columns()["mean_reward"]
+    lm.evaluate_now()
+    lm.evaluate_now()  # once per iteration
+    lm.step(10)  # capped at max_iterations
+    assert lm.iteration == 5 and lm.done
+    cols = lm.columns()
+    assert cols["iteration"] == [1, 2, 3, 4, 5] and all(len(v) == 5 for v in cols.values())
+    assert all(0 <= v <= 1 for v in cols["true_reward"] + cols["clip_low"] + cols["clip_high"])
+    assert [it for it, _ in lm.accuracy] == [0, 2, 3, 4]
+    assert lm.seconds_per_iteration > 0
+    assert running_mean([1, None, 3, float("nan"), 5], window=2) == [1, 1, 3, 3, 5]
+    fig = lm_reward_chart(cols["iteration"], cols["mean_reward"], cols["true_reward"], window=3)
+    assert [len(d.x) for d in fig.data] == [5] * 4
+    assert len(lm_accuracy_chart(*zip(*lm.accuracy)).data[0].x) == 4
+    with pytest.raises(ValueError):
+        LMTraining(policy, TASKS["sum"], settings, prompts_per_iteration=0)
