@@ -5,7 +5,7 @@ from dataclasses import replace
 import pandas as pd
 import streamlit as st
 
-from grpo_viz import charts
+from grpo_viz import charts, explain, export
 from grpo_viz.config import TOY_STATE, TOY_WORDS
 from grpo_viz.policies.loading import make_policy
 from grpo_viz.tasks import TASKS
@@ -13,8 +13,8 @@ from grpo_viz.training import (COMPARE_KNOBS, COMPARE_LABELS, DEFAULT_ITERATIONS
                                LM_DEFAULT_ITERATIONS, LM_EVAL_PROBLEMS, LM_EVAL_SAMPLES, LM_MAX_ITERATIONS,
                                MAX_ITERATIONS, PROXY_BONUS, Experiment, LMTraining, proxy_rewards, reward_hacking_specs,
                                run_specs, start_probs)
-from grpo_viz.ui import (compact_page, lm_sidebar, load_chosen_model, ppo_sidebar, settings_notices, settings_sidebar,
-                         warn_bad_query_params)
+from grpo_viz.ui import (compact_page, export_row, lm_sidebar, load_chosen_model, ppo_sidebar, settings_notices,
+                         settings_sidebar, tour_card, warn_bad_query_params)
 
 PLAY_INTERVAL_S = 0.4  # one Play tick: a few iterations, then the charts are redrawn
 TICKS_PER_RUN = 40  # Play reaches the target in about this many ticks, whatever the number of iterations
@@ -159,6 +159,10 @@ def live() -> None:
 
 
 live()
+tour_card(explain.TRAINING_TOUR)
+export_row([("⬇ Training history (CSV)", lambda: state.training.frame().to_csv(index=False), "training_history.csv",
+             state.training.iteration > 0)],
+           export.trl_script(settings, TOY_WORDS, settings.rewards))
 
 # ----------------------------------------------------------------- reward hacking
 st.divider()

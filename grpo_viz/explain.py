@@ -466,3 +466,11 @@ TOUR: dict[str, tuple[str, str, str]] = {
         "are “sat” (1), 0.5 is below the mean and its advantage turns negative.",
     ),
 }
+
+TRAINING_TOUR: tuple[str, str, str] = (
+    "Set Compare to beta with runs 0 and 0.5, run to 200, and watch the KL chart.",
+    "GRPO and PPO both end on “sat”: which one moved its probability faster, and what in the settings decides it?",
+    "Compare the iteration at which each curve passes 0.9 (PPO's first update is larger here because it takes "
+    "several epochs on each batch). The learning rates, μ against the PPO epochs, and β decide it; the clip "
+    "fractions show how often each was held back.",
+)

@@ -89,3 +89,10 @@ def test_other_stepping_pages_have_tour_and_export(page):
     assert any("Try this" in i.value for i in at.info)
     assert any(e.label.startswith("**Check yourself:**") for e in at.expander)
     assert at.get("download_button") and any("GRPOConfig(" in c.value for c in at.code)
+
+
+def test_training_page_has_tour_and_export():
+    at = new_app("app_pages/3_training.py")
+    no_error(at)
+    assert any("Try this" in i.value for i in at.info)
+    assert at.get("download_button") and any("GRPOConfig(" in c.value for c in at.code)
