@@ -1,0 +1,48 @@
+"""Issue 6 in real Chromium: a shared link reproduces the numbers, autoplay advances, phone and projector sizes."""
+
+import pytest
+
+from .conftest import SCREENSHOTS
+
+pytestmark = pytest.mark.browser
+
+CHART_DATA_JS = "() => Array.from(document.querySelectorAll('.js-plotly-plot')).map(d => JSON.stringify(d.data))"
+LATEX_JS = "() => Array.from(document.querySelectorAll('.katex-mathml annotation')).map(a => a.textContent).join('|')"
+
+
+def open_and_read(browser, url, viewport=(1440, 900)):
+    context = browser.new_context(viewport={"width": viewport[0], "height": viewport[1]})
+    page = context.new_page()
+    page.goto(url)
+    page.wait_for_function("() => document.querySelectorAll('.js-plotly-plot .main-svg').length > 0", timeout=60_000)
+    page.wait_for_function("() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=60_000)
+    page.wait_for_timeout(500)
+    return context, page, page.evaluate(CHART_DATA_JS), page.evaluate(LATEX_JS)
+
+
+def test_a_shared_link_shows_the_same_numbers_in_a_fresh_browser(browser, app_url):
+    link = app_url + "/?seed=4&mu=3&beta=0.1&group_size=12&iteration=3&stage=5"
+    first, page, charts, latex = open_and_read(browser, link)
+    assert "Iteration 3," in page.content()
+    first.close()
+    second, _, charts_again, latex_again = open_and_read(browser, link)
+    second.close()
+    assert charts_again == charts and latex_again == latex
+
+
+def test_autoplay_steps_forward_by_itself(browser, app_url):
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    context, page, _, _ = open_and_read(browser, app_url + "/?present=1", viewport=(1280, 720))
+    page.screenshot(path=str(SCREENSHOTS / "presentation_1280x720.png"))
+    page.get_by_role("switch", name="Autoplay").click(force=True)
+    page.locator("h4", has_text="3. Advantages").wait_for(timeout=30_000)  # two stages on, untouched
+    context.close()
+
+
+def test_usable_on_a_phone(browser, app_url):
+    context, page, charts, _ = open_and_read(browser, app_url + "/?stage=2", viewport=(390, 844))
+    page.get_by_role("button", name="Next").first.click()
+    page.locator("h4", has_text="3. Advantages").wait_for(timeout=30_000)
+    page.screenshot(path=str(SCREENSHOTS / "phone_390x844.png"), full_page=True)
+    assert page.evaluate("() => document.documentElement.scrollWidth") <= 400  # no sideways scrolling of the page
+    context.close()
