@@ -36,7 +36,7 @@ run: StepRun = st.session_state.toy_run
 policy: ToyPolicy = run.policy
 replay_from_url(run, settings, reward_fn)
 
-title, play, switch = st.columns([5, 3.2, 1.6], vertical_alignment="center")
+title, play, switch = st.columns([5, 2.6, 2.2], vertical_alignment="center")
 with switch:
     presenting = presentation_toggle()
 if presenting:
