@@ -110,8 +110,11 @@ def grpo_iteration(
     grouped = rewards.view(-1, G)
     advantages = group_advantages(rewards, G, settings.scale_rewards)
     with torch.no_grad():
-        old_logp = policy.log_probs(group, settings.temperature).detach()
         ref_logp = policy.reference_log_probs(group, settings.temperature).detach()
+    # pi_old is the policy before the first inner update, so its log-probs are the first step's, detached
+    # (as TRL does): one forward pass fewer per iteration. Policies' forwards are deterministic (eval mode).
+    first_logp = policy.log_probs(group, settings.temperature)
+    old_logp = first_logp.detach()
     mask = group.mask.to(old_logp.dtype)
     adv = advantages.to(old_logp.dtype)
 
@@ -129,10 +132,10 @@ def grpo_iteration(
     )
     optimizer = policy.resume_optimizer(policy.learning_rate(settings))
     try:
-        for _ in range(settings.mu):
+        for k in range(settings.mu):
             before = policy.trainable_state()
             optimizer.zero_grad()
-            logp = policy.log_probs(group, settings.temperature)
+            logp = first_logp if k == 0 else policy.log_probs(group, settings.temperature)
             loss_trace = grpo_loss(
                 logp,
                 old_logp,
