@@ -68,11 +68,11 @@ def invalid_query_params(params: dict[str, str], specs: dict[str, tuple] = QUERY
     return problems
 
 
-def _check_url_once() -> None:
-    """Warn (for the whole session) about URL values the widgets will ignore."""
-    if "url_warnings" not in st.session_state:
-        st.session_state.url_warnings = invalid_query_params(st.query_params.to_dict())
-    for message in st.session_state.url_warnings:
+def warn_bad_query_params(specs: dict[str, tuple] = QUERY_SPECS, session_key: str = "url_warnings") -> None:
+    """Warn about URL values in ``specs`` the widgets will ignore: computed once a session, shown on every run."""
+    if session_key not in st.session_state:
+        st.session_state[session_key] = invalid_query_params(st.query_params.to_dict(), specs)
+    for message in st.session_state[session_key]:
         st.warning(message, icon="⚠️")
 
 
@@ -110,7 +110,7 @@ def _seed_input(container) -> int:
 
 def settings_sidebar() -> Settings:
     """Draw every knob in the sidebar (each bound to a URL parameter of the same name) and return the Settings."""
-    _check_url_once()
+    warn_bad_query_params()
     _fresh_preset_from_url()
     sb = st.sidebar
     sb.header("Settings")
@@ -204,14 +204,6 @@ PPO_QUERY_SPECS: dict[str, tuple] = {
     "vf_coef": ("float", 0.0, 1.0),
     "value_lr": ("float", 0.01, 5.0),
 }
-
-
-def warn_bad_query_params(specs: dict[str, tuple], session_key: str) -> None:
-    """Like the main sidebar's URL check, for another set of parameters: computed once a session, shown every run."""
-    if session_key not in st.session_state:
-        st.session_state[session_key] = invalid_query_params(st.query_params.to_dict(), specs)
-    for message in st.session_state[session_key]:
-        st.warning(message, icon="⚠️")
 
 
 def ppo_sidebar(settings: Settings) -> Settings:

@@ -49,3 +49,10 @@ def next_button(at: AppTest, key: str = "stage"):
     """The forward button of a stage cursor: "Next", or on the last stage its first action ("Next iteration")."""
     keys = {b.key for b in at.button}
     return at.button(key=f"{key}_next") if f"{key}_next" in keys else at.button(key=f"{key}_last_0")
+
+
+def assert_url_warning(at: AppTest, name: str) -> None:
+    """The page ran cleanly, warned about URL parameter ``name`` by name, and still drew its charts."""
+    no_error(at)
+    assert any(f"`{name}=" in w.value for w in at.warning), [w.value for w in at.warning]
+    assert charts(at)
