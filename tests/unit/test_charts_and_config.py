@@ -1,6 +1,9 @@
 """Figure builders return the traces they promise; presets are MATH.md section 6; explanations hold numbers."""
 
+import json
+
 import plotly.graph_objects as go
+import plotly.io
 import pytest
 
 from grpo_viz import charts, explain
@@ -108,3 +111,29 @@ def test_step_run_reuses_its_trace_and_advances():
     assert run.iteration == 1 and (run.policy.logits.detach() == after).all()
     run.reset()
     assert run.iteration == 0 and (run.policy.logits.detach() == first.state_before[0]).all()
+
+
+def test_unvalidated_figures_match_plotly_validation(monkeypatch):
+    """The app builds figures without Plotly's validation (speed); the JSON sent to the browser must not change."""
+    from grpo_viz.config import TOY_STATE, TOY_WORDS
+    from grpo_viz.toy_view import toy_stage_figure
+
+    settings = Settings(mu=2)
+    run = StepRun(ToyPolicy())
+    trace = run.trace(settings, word_reward(TOY_WORDS, settings.rewards))
+    toy = explain.toy_numbers(trace, run.policy)
+
+    def figures():
+        stages = [toy_stage_figure(trace, toy, k, 1, TOY_WORDS, TOY_STATE) for k in range(len(STAGES))]
+        return stages + [
+            charts.trajectory_chart(["a", "b"], [[0.5, 0.5], [0.6, 0.4]], [0.5, 0.5]),
+            charts.lm_reward_chart([1, 2, 3, 4], [0.1, 0.2, 0.4, 0.5], [0.0, 0.3, 0.5, 0.5]),
+            charts.lm_accuracy_chart([1, 2, 3, 4], [0.0, 0.5, 0.5, 1.0]),
+        ]
+
+    def sent(figs):  # what st.plotly_chart sends: the figure's dict as JSON
+        return [json.loads(plotly.io.to_json(f.to_dict(), validate=False)) for f in figs]
+
+    validated = sent(figures())
+    monkeypatch.setattr(charts, "VALIDATE_FIGURES", False)
+    assert sent(figures()) == validated
