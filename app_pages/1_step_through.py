@@ -103,10 +103,10 @@ def step_through() -> None:
     with st.expander("What every symbol means"):
         st.markdown(GLOSSARY)
 
-    st.dataframe(
-        explain.sample_table(trace, step_index, stage, toy.probs_after if name == "Update" else None),
-        hide_index=True, key="sample_table",
-    )
+    table = explain.sample_table(trace, step_index, stage, toy.probs_after if name == "Update" else None)
+    # Plain Markdown, scrolling past ~12 rows: lighter per click than an interactive grid.
+    with st.container(height=min(len(table), 12) * 28 + 48, border=False, key="sample_table"):
+        st.markdown(explain.table_markdown(table))
     export_row(
         [("⬇ This iteration (CSV)", lambda: export.trace_csv(trace), "grpo_iteration.csv", True),
          ("⬇ Iteration history (CSV)", lambda: export.history_csv(run.history), "grpo_history.csv", bool(run.history))],

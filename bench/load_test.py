@@ -1,13 +1,16 @@
 """A lecture hall on loopback: many Chromium sessions stepping and training at once against one server.
 
-    python bench/load_test.py [--sessions 10] [--seconds 120]
+    python bench/load_test.py [--sessions 10] [--seconds 120] [--think 1]
 
-One Chromium, one browser context per student. Each student loops for --seconds: on "Step through GRPO" it
-clicks Next (Next iteration at the last stage), and every third student also trains on the Training page and
-steps the built-in language model. Only 127.0.0.1 is contacted; every loop is bounded in time.
+One Chromium, one browser context per student. The students open the page at the same moment (their page-load
+times are reported apart), and once every page is open each one steps: on "Step through GRPO" it clicks Next
+(Next iteration at the last stage), looks at the screen for --think seconds, and clicks again; every third
+student also trains on the Training page and steps the built-in language model. Only 127.0.0.1 is contacted;
+every loop is bounded in time.
 
-Two waves of --sessions students, each for half of --seconds. Prints errors, p50/p95 step latency (click until
-every chart has new data), how many cores the server kept busy, and its resident memory: after one warm-up
+Two waves of --sessions students, each stepping for half of --seconds. Prints errors, page-load p50/p95, p50/p95
+step latency (click until every chart has new data), how many cores the server kept busy, and its resident
+memory: after one warm-up
 visit, at the peak of each wave and after each wave's sessions closed and were dropped. A second wave that
 peaks where the first did shows that closed sessions' state was let go. Note that Chromium renders every
 student's page on the same two cores, so the latencies measure the browser as much as the server.
@@ -57,15 +60,26 @@ async def click_and_wait(page, name: str) -> float:
     return time.perf_counter() - t0
 
 
-async def student(browser, url: str, index: int, deadline: float, latencies: list, errors: list) -> None:
+async def student(browser, url: str, index: int, joined: asyncio.Barrier, seconds: float, think: float,
+                  loads: list, latencies: list, errors: list) -> None:
+    """Open the page, wait until the whole class has it open, then step for ``seconds``."""
     context = await browser.new_context(viewport={"width": 1280, "height": 800})
     page = await context.new_page()
+    loaded = False
     try:
-        await page.goto(url + f"/?seed={index}", timeout=120_000)
-        await page.wait_for_function(DRAWN_JS, timeout=120_000)
+        t0 = time.perf_counter()
+        await page.goto(url + f"/?seed={index}", timeout=180_000)
+        await page.wait_for_function(DRAWN_JS, timeout=180_000)
+        loads.append(time.perf_counter() - t0)
+        loaded = True
+    except Exception as error:
+        errors.append(f"student {index} loading: {type(error).__name__}: {str(error).splitlines()[0][:160]}")
+    await joined.wait()  # everybody's page is open (or failed): now the lecture starts
+    deadline = time.monotonic() + seconds
+    try:
         trainer = index % 3 == 0
         k = 0
-        while time.monotonic() < deadline:
+        while loaded and time.monotonic() < deadline:
             label = "Next iteration" if await page.get_by_role("button", name="Next iteration").count() else "Next"
             latencies.append(await click_and_wait(page, label))
             k += 1
@@ -81,6 +95,7 @@ async def student(browser, url: str, index: int, deadline: float, latencies: lis
                 await page.wait_for_function(DRAWN_JS, timeout=60_000)
             if "Traceback" in await page.content():
                 errors.append(f"student {index}: traceback on screen")
+            await page.wait_for_timeout(think * 1000)  # reading the screen before the next click
     except Exception as error:  # a timeout or a crash is what we count
         errors.append(f"student {index}: {type(error).__name__}: {str(error).splitlines()[0][:160]}")
     finally:
@@ -93,10 +108,11 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-async def wave(browser, url, sessions, seconds, pid, latencies, errors) -> float:
-    """``sessions`` students for ``seconds``; returns the server's peak resident memory meanwhile."""
-    deadline = time.monotonic() + seconds
-    tasks = [asyncio.create_task(student(browser, url, i, deadline, latencies, errors)) for i in range(sessions)]
+async def wave(browser, url, sessions, seconds, think, pid, loads, latencies, errors) -> float:
+    """``sessions`` students open the page together, then step for ``seconds``; returns the server's peak RSS."""
+    joined = asyncio.Barrier(sessions)
+    tasks = [asyncio.create_task(student(browser, url, i, joined, seconds, think, loads, latencies, errors))
+             for i in range(sessions)]
     peak = 0.0
     while not all(t.done() for t in tasks):
         peak = max(peak, rss_mb(pid))
@@ -104,25 +120,26 @@ async def wave(browser, url, sessions, seconds, pid, latencies, errors) -> float
     return peak
 
 
-async def main_async(sessions: int, seconds: float) -> None:
+async def main_async(sessions: int, seconds: float, think: float) -> None:
     from playwright.async_api import async_playwright
 
     ttl = 5
     proc, url = start_streamlit(extra_args=[f"--server.disconnectedSessionTTL={ttl}"])
     latencies: list[float] = []
+    loads: list[float] = []
     errors: list[str] = []
     try:
         async with async_playwright() as p:
             browser = await p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-            await wave(browser, url, 1, 1, proc.pid, [], [])  # one visit loads the imports and caches
+            await wave(browser, url, 1, 1, think, proc.pid, [], [], [])  # one visit loads the imports and caches
             await asyncio.sleep(ttl + 10)
             baseline = rss_mb(proc.pid)
             cpu0, t0 = cpu_seconds(proc.pid), time.monotonic()
-            peak1 = await wave(browser, url, sessions, seconds / 2, proc.pid, latencies, errors)
+            peak1 = await wave(browser, url, sessions, seconds / 2, think, proc.pid, loads, latencies, errors)
             server_cpu = (cpu_seconds(proc.pid) - cpu0) / (time.monotonic() - t0)
             await asyncio.sleep(ttl + 20)  # the server drops the closed sessions after their TTL
             after1 = rss_mb(proc.pid)
-            peak2 = await wave(browser, url, sessions, seconds / 2, proc.pid, latencies, errors)
+            peak2 = await wave(browser, url, sessions, seconds / 2, think, proc.pid, loads, latencies, errors)
             await asyncio.sleep(ttl + 20)
             after2 = rss_mb(proc.pid)
             await browser.close()
@@ -131,9 +148,13 @@ async def main_async(sessions: int, seconds: float) -> None:
     latencies.sort()
     p50 = statistics.median(latencies) if latencies else float("nan")
     p95 = latencies[int(0.95 * (len(latencies) - 1))] if latencies else float("nan")
+    loads.sort()
+    load_p95 = loads[int(0.95 * (len(loads) - 1))] if loads else float("nan")
     for e in errors[:20]:
         print("error:", e)
-    print(f"load sessions={sessions} seconds={seconds:.0f} steps={len(latencies)} errors={len(errors)} "
+    print(f"load sessions={sessions} seconds={seconds:.0f} think_s={think:g} steps={len(latencies)} errors={len(errors)} "
+          f"page_load_p50_ms={statistics.median(loads) * 1000 if loads else float('nan'):.0f} "
+          f"page_load_p95_ms={load_p95 * 1000:.0f} "
           f"p50_ms={p50 * 1000:.0f} p95_ms={p95 * 1000:.0f} server_cores_busy={server_cpu:.2f} "
           f"rss_baseline_mb={baseline:.0f} rss_peak_mb={peak1:.0f} rss_after_mb={after1:.0f} "
           f"rss_second_wave_peak_mb={peak2:.0f} rss_second_wave_after_mb={after2:.0f} "
@@ -143,9 +164,10 @@ async def main_async(sessions: int, seconds: float) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--sessions", type=int, default=10)
-    parser.add_argument("--seconds", type=float, default=120)
+    parser.add_argument("--seconds", type=float, default=120, help="stepping time, split over the two waves")
+    parser.add_argument("--think", type=float, default=1.0, help="seconds a student looks at the screen between clicks")
     args = parser.parse_args()
-    asyncio.run(main_async(args.sessions, min(args.seconds, 600)))
+    asyncio.run(main_async(args.sessions, min(args.seconds, 600), max(args.think, 0.0)))
 
 
 if __name__ == "__main__":

@@ -188,7 +188,10 @@ def compact_page() -> None:
     """Less empty space above the content, so stepper, chart and formula fit one projected screen."""
     st.markdown(
         "<style>.block-container{padding-top:2.2rem;padding-bottom:1rem}"
-        ".stMainBlockContainer{padding-top:2.2rem}.katex-display{overflow-x:auto;overflow-y:hidden}</style>",
+        ".stMainBlockContainer{padding-top:2.2rem}.katex-display{overflow-x:auto;overflow-y:hidden}"
+        # the step-through's Markdown table: one line per sample, compact, scrolling sideways if it must
+        ".st-key-sample_table table{font-size:0.85rem;display:block;overflow-x:auto}"
+        ".st-key-sample_table th,.st-key-sample_table td{white-space:nowrap;padding:0.2rem 0.5rem}</style>",
         unsafe_allow_html=True,
     )
 
