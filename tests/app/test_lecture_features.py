@@ -76,13 +76,19 @@ def test_formula_card_tour_glossary_and_export_on_every_stage():
         assert any(label.startswith("**Check yourself:**") for label in labels)
         assert "What every symbol means" in labels
         assert any("Try this" in i.value for i in at.info)
-        assert any("GRPOConfig(" in c.value for c in at.code)
-        assert at.get("download_button")
+        assert at.get("download_button") and not at.code  # the TRL script shows on request
+
+
+def trl_code(at) -> str:
+    """Switch on "Take it to TRL" and return the script shown."""
+    at.toggle(key="show_trl").set_value(True).run()
+    no_error(at)
+    return next(c.value for c in at.code if "GRPOConfig(" in c.value)
 
 
 def test_trl_script_uses_the_current_settings():
     at = new_app(preset="DAPO")
-    code = next(c.value for c in at.code if "GRPOConfig(" in c.value)
+    code = trl_code(at)
     assert "epsilon_high=0.28" in code and "loss_type='dapo'" in code and "beta=0.0" in code
 
 
@@ -92,11 +98,11 @@ def test_other_stepping_pages_have_tour_and_export(page):
     no_error(at)
     assert any("Try this" in i.value for i in at.info)
     assert any(e.label.startswith("**Check yourself:**") for e in at.expander)
-    assert at.get("download_button") and any("GRPOConfig(" in c.value for c in at.code)
+    assert at.get("download_button") and "GRPOConfig(" in trl_code(at)
 
 
 def test_training_page_has_tour_and_export():
     at = new_app("app_pages/3_training.py")
     no_error(at)
     assert any("Try this" in i.value for i in at.info)
-    assert at.get("download_button") and any("GRPOConfig(" in c.value for c in at.code)
+    assert at.get("download_button") and "GRPOConfig(" in trl_code(at)
