@@ -6,6 +6,8 @@ app, and a direct link to any page but the first then opens with a "Page not fou
 
 import streamlit as st
 
+from grpo_viz.ui import freeze_imported_objects
+
 st.set_page_config(page_title="grpo-viz", page_icon="🎯", layout="wide")
 
 pages = [
@@ -16,3 +18,4 @@ pages = [
     st.Page("app_pages/5_math_reference.py", title="Math reference", icon="📐"),
 ]
 st.navigation(pages).run()
+freeze_imported_objects()
