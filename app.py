@@ -6,7 +6,11 @@ app, and a direct link to any page but the first then opens with a "Page not fou
 
 import streamlit as st
 
-from grpo_viz.ui import freeze_imported_objects
+# Everything the pages import, imported here so it is loaded before the GC freeze below.
+from grpo_viz import charts, explain, explain_ppo, export, lm_view, ppo, tasks, toy_view, training  # noqa: F401
+from grpo_viz.ui import freeze_startup_objects
+
+freeze_startup_objects()
 
 st.set_page_config(page_title="grpo-viz", page_icon="🎯", layout="wide")
 
@@ -18,4 +22,3 @@ pages = [
     st.Page("app_pages/5_math_reference.py", title="Math reference", icon="📐"),
 ]
 st.navigation(pages).run()
-freeze_imported_objects()

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import gc
 import math
-import sys
 import time
 from dataclasses import fields, replace
 
@@ -186,20 +185,22 @@ __all__ = ["QUERY_SPECS", "invalid_query_params", "latex_lines", "settings_dict"
            "settings_sidebar"]
 
 
-_modules_when_frozen = 0
+_startup_frozen = False
 
 
-def freeze_imported_objects() -> None:
-    """After a run that imported new modules, move every object alive into Python's permanent GC generation.
+def freeze_startup_objects() -> None:
+    """Once per server process, before any session's state exists: move every object alive into Python's
+    permanent GC generation.
 
     Streamlit calls gc.collect(2) after every script run (``runner.postScriptGC``), which is what hands a closed
-    session's memory back. With torch, transformers and plotly imported, a full collection walks ~250k objects:
-    110-150 ms holding the GIL after every click, and the click's messages reached the browser late. Frozen
-    objects are skipped by the collector (still freed by reference counting): a collection then takes ~3 ms.
+    session's memory back. With torch, plotly and pandas imported a full collection walks ~250k objects:
+    110-150 ms holding the GIL after every click, and the click's messages reached the browser late. The
+    collector skips frozen objects, so a collection then takes ~3 ms. Only once, at start-up: objects frozen
+    later (sessions' state) would never be collected if they ended up in a reference cycle.
     """
-    global _modules_when_frozen
-    if len(sys.modules) > _modules_when_frozen:
-        _modules_when_frozen = len(sys.modules)
+    global _startup_frozen
+    if not _startup_frozen:
+        _startup_frozen = True
         gc.freeze()
 
 
