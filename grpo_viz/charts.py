@@ -177,7 +177,10 @@ def ratio_chart(
         idx = [i for i, c in enumerate(clipped) if c == is_clipped]
         data.append(dict(
             type="scatter", name=name, x=[labels[i] for i in idx], y=[float(ratios[i]) for i in idx],
-            mode="markers+text", text=[f"{float(ratios[i]):.4f}" for i in idx], textposition="middle right",
+            # values above the markers, not beside them (beside, they ran into the next sample's marker);
+            # past 16 samples they would overlap anyway, and the hover and the table have them
+            mode="markers+text" if len(labels) <= 16 else "markers", text=[f"{float(ratios[i]):.4f}" for i in idx],
+            textposition="top center",
             marker=dict(size=16, symbol=symbol, color=[colors[i] for i in idx], line=dict(width=1, color=GUIDE)),
             hovertemplate="sample %{x}<br>w = %{y:.6f}<extra>" + name + "</extra>",
         ))
