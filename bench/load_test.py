@@ -10,9 +10,8 @@ every loop is bounded in time.
 
 Two waves of --sessions students, each stepping for half of --seconds. Prints errors, page-load p50/p95, p50/p95
 step latency (click until every chart has new data), how many cores the server kept busy, and its resident
-memory: after one warm-up
-visit, at the peak of each wave and after each wave's sessions closed and were dropped. A second wave that
-peaks where the first did shows that closed sessions' state was let go. Note that Chromium renders every
+memory: after one warm-up visit, at the peak of each wave and after each wave's sessions closed and were dropped.
+A second wave that peaks where the first did shows that closed sessions' state was let go. Note that Chromium renders every
 student's page on the same two cores, so the latencies measure the browser as much as the server.
 """
 
@@ -52,6 +51,18 @@ def rss_mb(pid: int) -> float:
     return total / 1024
 
 
+def describe(error: Exception) -> str:
+    return f"{type(error).__name__}: {str(error).splitlines()[0][:160]}"
+
+
+def p50_p95(values: list[float]) -> tuple[float, float]:
+    """Median and 95th percentile (nearest rank below), NaN when nothing was measured."""
+    if not values:
+        return float("nan"), float("nan")
+    ordered = sorted(values)
+    return statistics.median(ordered), ordered[int(0.95 * (len(ordered) - 1))]
+
+
 async def click_and_wait(page, name: str) -> float:
     before = await page.evaluate(CHARTS_JS)
     t0 = time.perf_counter()
@@ -73,7 +84,7 @@ async def student(browser, url: str, index: int, joined: asyncio.Barrier, second
         loads.append(time.perf_counter() - t0)
         loaded = True
     except Exception as error:
-        errors.append(f"student {index} loading: {type(error).__name__}: {str(error).splitlines()[0][:160]}")
+        errors.append(f"student {index} loading: {describe(error)}")
     await joined.wait()  # everybody's page is open (or failed): now the lecture starts
     deadline = time.monotonic() + seconds
     try:
@@ -97,7 +108,7 @@ async def student(browser, url: str, index: int, joined: asyncio.Barrier, second
                 errors.append(f"student {index}: traceback on screen")
             await page.wait_for_timeout(think * 1000)  # reading the screen before the next click
     except Exception as error:  # a timeout or a crash is what we count
-        errors.append(f"student {index}: {type(error).__name__}: {str(error).splitlines()[0][:160]}")
+        errors.append(f"student {index}: {describe(error)}")
     finally:
         await context.close()
 
@@ -145,15 +156,12 @@ async def main_async(sessions: int, seconds: float, think: float) -> None:
             await browser.close()
     finally:
         proc.terminate()
-    latencies.sort()
-    p50 = statistics.median(latencies) if latencies else float("nan")
-    p95 = latencies[int(0.95 * (len(latencies) - 1))] if latencies else float("nan")
-    loads.sort()
-    load_p95 = loads[int(0.95 * (len(loads) - 1))] if loads else float("nan")
+    p50, p95 = p50_p95(latencies)
+    load_p50, load_p95 = p50_p95(loads)
     for e in errors[:20]:
         print("error:", e)
     print(f"load sessions={sessions} seconds={seconds:.0f} think_s={think:g} steps={len(latencies)} errors={len(errors)} "
-          f"page_load_p50_ms={statistics.median(loads) * 1000 if loads else float('nan'):.0f} "
+          f"page_load_p50_ms={load_p50 * 1000:.0f} "
           f"page_load_p95_ms={load_p95 * 1000:.0f} "
           f"p50_ms={p50 * 1000:.0f} p95_ms={p95 * 1000:.0f} server_cores_busy={server_cpu:.2f} "
           f"rss_baseline_mb={baseline:.0f} rss_peak_mb={peak1:.0f} rss_after_mb={after1:.0f} "

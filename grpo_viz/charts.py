@@ -6,9 +6,8 @@ so it can be unit-tested and reused in a notebook.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-
 import os
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import plotly.graph_objects as go

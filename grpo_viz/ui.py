@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import gc
 import math
+import mimetypes
 import time
 from dataclasses import fields, replace
 
@@ -476,11 +477,9 @@ def export_row(downloads: list[tuple[str, object, str, bool]], trl_script: str) 
     The script is shown only on request: a code block loads Streamlit's 1.5 MB syntax highlighter, ~0.4 s of
     every student's first page load, even inside a closed expander.
     """
-    columns = st.columns(max(len(downloads) + 1, 3))
-    for column, (label, data, file_name, enabled) in zip(columns, downloads):
-        column.download_button(label, data, file_name, "text/csv", key=f"download_{file_name}", width="stretch",
-                               disabled=not enabled)
-    columns[len(downloads)].download_button("⬇ The same settings as a TRL script", trl_script, "grpo_trl.py",
-                                            "text/x-python", key="download_trl_script", width="stretch")
+    downloads = [*downloads, ("⬇ The same settings as a TRL script", trl_script, "grpo_trl.py", True)]
+    for column, (label, data, file_name, enabled) in zip(st.columns(max(len(downloads), 3)), downloads):
+        column.download_button(label, data, file_name, mimetypes.guess_type(file_name)[0], width="stretch",
+                               key=f"download_{file_name}", disabled=not enabled)
     if st.toggle("Take it to TRL: show the same settings as a GRPOConfig and a runnable script", key="show_trl"):
         st.code(trl_script, language="python")

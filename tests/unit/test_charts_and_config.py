@@ -7,10 +7,11 @@ import plotly.io
 import pytest
 
 from grpo_viz import charts, explain
-from grpo_viz.config import PRESETS, Settings, preset_matching
+from grpo_viz.config import PRESETS, TOY_STATE, TOY_WORDS, Settings, preset_matching
 from grpo_viz.policies.toy import ToyPolicy
 from grpo_viz.stepper import STAGES, StepRun, grpo_iteration, make_generator
 from grpo_viz.tasks import word_reward
+from grpo_viz.toy_view import toy_stage_figure
 
 TEXTS = ["sat", "barked", "slept", "barked"]
 
@@ -115,9 +116,6 @@ def test_step_run_reuses_its_trace_and_advances():
 
 def test_unvalidated_figures_match_plotly_validation(monkeypatch):
     """The app builds figures without Plotly's validation (speed); the JSON sent to the browser must not change."""
-    from grpo_viz.config import TOY_STATE, TOY_WORDS
-    from grpo_viz.toy_view import toy_stage_figure
-
     settings = Settings(mu=2)
     run = StepRun(ToyPolicy())
     trace = run.trace(settings, word_reward(TOY_WORDS, settings.rewards))
