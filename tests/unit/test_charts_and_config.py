@@ -2,6 +2,7 @@
 
 import json
 
+import pandas as pd
 import plotly.graph_objects as go
 import plotly.io
 import pytest
@@ -90,6 +91,16 @@ def test_every_stage_explains_itself_with_numbers(preset, mu):
         table = explain.sample_table(trace, mu - 1, stage, toy.probs_after)
         assert len(table) == settings.group_size
     assert "ratio w" in explain.sample_table(trace, 0, STAGES.index("Ratios")).columns
+
+
+def test_table_markdown_aligns_numbers_right_and_escapes_markdown():
+    frame = pd.DataFrame({"sample": [1, 2], "completion": ["a|b", "sat"], "loss L_i": [0.123456, -2.0]})
+    assert explain.table_markdown(frame).splitlines() == [
+        r"| sample | completion | loss L\_i |",
+        "|---:|:---|---:|",
+        r"| 1 | a\|b | 0.1235 |",
+        "| 2 | sat | -2.0000 |",
+    ]
 
 
 def test_equal_rewards_are_explained():
