@@ -1,8 +1,9 @@
 """Real Chromium against `streamlit run`: grpo-viz beside a bare one-button-one-chart app, in the same run.
 
-    python bench/bench_browser.py [--clicks 15]
+    python bench/bench_browser.py [--clicks 31]
 
-(b) Next click until every chart on the page has new data, median of --clicks clicks;
+(b) Next click until every chart on the page has new data, median of --clicks clicks, app and bare clicks
+alternating so that both see the same machine load;
 (c) cold start: a fresh browser context opening the page until its first chart is drawn, median of 5.
 Each prints a line `browser_<what> app_ms=<x> bare_ms=<y> ratio=<x/y>`.
 """
@@ -32,18 +33,31 @@ CHARTS_JS = "() => Array.from(document.querySelectorAll('.js-plotly-plot')).map(
 DRAWN_JS = "() => document.querySelectorAll('.js-plotly-plot .main-svg').length > 0"
 
 
-def click_ms(page, clicks: int, before_click=None) -> float:
-    times = []
+def one_click_ms(page) -> float:
+    """Click Next and wait until every chart on the page holds new data and is drawn."""
+    page.wait_for_function(DRAWN_JS)
+    before = page.evaluate(CHARTS_JS)
+    t0 = time.perf_counter()
+    page.get_by_role("button", name="Next").first.click()
+    page.wait_for_function(f"() => ({CHARTS_JS})() !== {before!r} && ({DRAWN_JS})()", timeout=30_000)
+    return (time.perf_counter() - t0) * 1000
+
+
+def stay_before_last_stage(page, k: int) -> None:
+    """Stages 1..8 have a Next button: after 7 clicks go back to stage 1 (not timed)."""
+    if k and k % 7 == 0:
+        page.get_by_text("1. Sample group", exact=True).first.click()
+        page.wait_for_timeout(500)
+
+
+def interleaved_click_ms(app_page, bare_page, clicks: int) -> tuple[float, float]:
+    """Medians of Next clicks on the app and on the bare app, alternating: both see the same machine load."""
+    app_times, bare_times = [], []
     for k in range(clicks):
-        if before_click:
-            before_click(page, k)
-        page.wait_for_function(DRAWN_JS)
-        before = page.evaluate(CHARTS_JS)
-        t0 = time.perf_counter()
-        page.get_by_role("button", name="Next").first.click()
-        page.wait_for_function(f"() => ({CHARTS_JS})() !== {before!r} && ({DRAWN_JS})()", timeout=30_000)
-        times.append((time.perf_counter() - t0) * 1000)
-    return statistics.median(times)
+        stay_before_last_stage(app_page, k)
+        bare_times.append(one_click_ms(bare_page))
+        app_times.append(one_click_ms(app_page))
+    return statistics.median(app_times), statistics.median(bare_times)
 
 
 def cold_ms(browser, url: str, runs: int = 5) -> float:
@@ -61,7 +75,7 @@ def cold_ms(browser, url: str, runs: int = 5) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--clicks", type=int, default=15)
+    parser.add_argument("--clicks", type=int, default=31)
     parser.add_argument("--query", default="stage=1", help="URL parameters for the app's page, e.g. present=1")
     args = parser.parse_args()
     from playwright.sync_api import sync_playwright
@@ -74,21 +88,15 @@ def main() -> None:
             with sync_playwright() as p:
                 browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
                 results = {}
+                pages = {}
                 for name, url in (("bare", bare_url), ("app", app_url)):
                     cold_ms(browser, url, runs=1)  # warm the server's imports and caches
                     results[f"{name}_cold"] = cold_ms(browser, url)
-                    page = browser.new_page(viewport={"width": 1440, "height": 900})
-                    page.goto(url + (f"/?{args.query}" if name == "app" else ""))
-                    page.wait_for_function(DRAWN_JS, timeout=60_000)
-
-                    def stay_before_last_stage(page, k, name=name):
-                        # stages 1..8 have a Next button; after 7 clicks start again from stage 1
-                        if name == "app" and k and k % 7 == 0:
-                            page.get_by_text("1. Sample group", exact=True).first.click()
-                            page.wait_for_timeout(500)
-
-                    results[f"{name}_click"] = click_ms(page, args.clicks, stay_before_last_stage)
-                    page.close()
+                    pages[name] = browser.new_page(viewport={"width": 1440, "height": 900})
+                    pages[name].goto(url + (f"/?{args.query}" if name == "app" else ""))
+                    pages[name].wait_for_function(DRAWN_JS, timeout=60_000)
+                results["app_click"], results["bare_click"] = interleaved_click_ms(pages["app"], pages["bare"],
+                                                                                   args.clicks)
                 browser.close()
         finally:
             for proc in (bare_proc, app_proc):
