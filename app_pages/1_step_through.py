@@ -89,7 +89,7 @@ def step_through() -> None:
         if name == "Update" and trace.mu > 1:
             st.plotly_chart(charts.trajectory_chart(TOY_WORDS, [p.tolist() for p in toy.probs_per_step],
                                                     toy.probs_ref.tolist()), key="trajectory_chart")
-    with right, st.container(border=True):
+    with right, st.container(border=True, key="card_stage"):
         st.markdown(f"#### {stage + 1}. {name}")
         latex_lines(explain.stage_latex(stage, trace, step_index, toy))
         st.markdown(explain.stage_text(stage, trace, step_index))

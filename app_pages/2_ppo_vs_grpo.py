@@ -139,13 +139,13 @@ with left:
     st.markdown("##### GRPO")
     if grpo_fig is not None:
         st.plotly_chart(grpo_fig, key="grpo_chart")
-    with st.container(border=True):
+    with st.container(border=True, key="card_grpo"):
         latex_lines(grpo_lines[:5])
 with right:
     st.markdown("##### PPO")
     if ppo_fig is not None:
         st.plotly_chart(ppo_fig, key="ppo_chart")
-    with st.container(border=True):
+    with st.container(border=True, key="card_ppo"):
         latex_lines(ppo_latex(stage, ppo, TOY_WORDS, policy.ref_logits))
 
 if grpo.all_rewards_equal and stage >= COMPARE_STAGES.index("Advantages"):

@@ -70,7 +70,7 @@ with left:
     st.markdown(f"#### Toy: “{TOY_STATE} …” · iteration {toy_run.iteration + 1}")
     st.plotly_chart(toy_stage_figure(toy_trace, toy, stage, step_index, TOY_WORDS, TOY_STATE),
                     key="toy_chart")
-    with st.container(border=True):
+    with st.container(border=True, key="card_toy"):
         st.markdown(f"**{stage + 1}. {name}**")
         latex_lines(explain.stage_latex(stage, toy_trace, step_index, toy)[:3])
         st.markdown(explain.stage_text(stage, toy_trace, step_index))

@@ -222,6 +222,8 @@ def compact_page() -> None:
     st.markdown(
         "<style>.block-container{padding-top:2.2rem;padding-bottom:1rem}"
         ".stMainBlockContainer{padding-top:2.2rem}.katex-display{overflow-x:auto;overflow-y:hidden}"
+        # a stage card's equations with this group's numbers: smaller than KaTeX's 1.21em so they fit the card
+        "[class*='st-key-card_'] .katex{font-size:1.0em}"
         # the step-through's Markdown table: one line per sample, compact, scrolling sideways if it must
         ".st-key-sample_table table{font-size:0.85rem;display:block;overflow-x:auto}"
         ".st-key-sample_table th,.st-key-sample_table td{white-space:nowrap;padding:0.2rem 0.5rem}</style>",
