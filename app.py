@@ -6,12 +6,13 @@ app, and a direct link to any page but the first then opens with a "Page not fou
 
 import streamlit as st
 
-# Everything the pages import, imported here so it is loaded before the GC freeze below.
-import torch._dynamo  # noqa: F401  (the first torch.optim optimizer imports it: 1.5 s and ~80k objects)
+# Imported once per server process rather than in the first student's first click: the first torch.optim
+# optimizer imports torch._dynamo (1.5 s), and the pages import the rest.
+import torch._dynamo  # noqa: F401
 from grpo_viz import charts, explain, explain_ppo, export, lm_view, ppo, tasks, toy_view, training  # noqa: F401
-from grpo_viz.ui import freeze_startup_objects
+from grpo_viz.ui import start_garbage_collector
 
-freeze_startup_objects()
+start_garbage_collector()
 
 st.set_page_config(page_title="grpo-viz", page_icon="🎯", layout="wide")
 

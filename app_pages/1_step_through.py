@@ -12,6 +12,7 @@ from grpo_viz.ui import (
     autoplay_controls,
     autoplay_due,
     compact_page,
+    deferred,
     export_row,
     latex_lines,
     presentation_toggle,
@@ -108,8 +109,9 @@ def step_through() -> None:
     with st.container(height=min(len(table), 12) * 28 + 48, border=False, key="sample_table"):
         st.markdown(explain.table_markdown(table))
     export_row(
-        [("⬇ This iteration (CSV)", lambda: export.trace_csv(trace), "grpo_iteration.csv", True),
-         ("⬇ Iteration history (CSV)", lambda: export.history_csv(run.history), "grpo_history.csv", bool(run.history))],
+        [("⬇ This iteration (CSV)", deferred(export.trace_csv, trace), "grpo_iteration.csv", True),
+         ("⬇ Iteration history (CSV)", deferred(export.history_csv, run, "history"), "grpo_history.csv",
+          bool(run.history))],
         export.trl_script(settings, TOY_WORDS, settings.rewards),
     )
 

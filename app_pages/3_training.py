@@ -13,7 +13,7 @@ from grpo_viz.training import (COMPARE_KNOBS, COMPARE_LABELS, DEFAULT_ITERATIONS
                                LM_DEFAULT_ITERATIONS, LM_EVAL_PROBLEMS, LM_EVAL_SAMPLES, LM_MAX_ITERATIONS,
                                MAX_ITERATIONS, PROXY_BONUS, Experiment, LMTraining, proxy_rewards, reward_hacking_specs,
                                run_specs, start_probs)
-from grpo_viz.ui import (compact_page, export_row, lm_sidebar, load_chosen_model, ppo_sidebar, settings_notices,
+from grpo_viz.ui import (compact_page, deferred, export_row, lm_sidebar, load_chosen_model, ppo_sidebar, settings_notices,
                          settings_sidebar, tour_card, warn_bad_query_params)
 
 PLAY_INTERVAL_S = 0.4  # one Play tick: a few iterations, then the charts are redrawn
@@ -160,7 +160,7 @@ def live() -> None:
 
 live()
 tour_card(explain.TRAINING_TOUR)
-export_row([("⬇ Training history (CSV)", lambda: state.training.frame().to_csv(index=False), "training_history.csv",
+export_row([("⬇ Training history (CSV)", deferred(export.frame_csv, state.training), "training_history.csv",
              state.training.iteration > 0)],
            export.trl_script(settings, TOY_WORDS, settings.rewards))
 

@@ -12,8 +12,8 @@ from grpo_viz.stepper import STAGES, StepRun
 from grpo_viz.tasks import TASKS, word_reward
 from grpo_viz.toy_view import toy_stage_figure
 from grpo_viz.ui import (
-    compact_page, export_row, latex_lines, lm_sidebar, load_chosen_model, settings_notices, settings_sidebar, stage_cursor,
-    tour_card,
+    compact_page, deferred, export_row, latex_lines, lm_sidebar, load_chosen_model, settings_notices, settings_sidebar,
+    stage_cursor, tour_card,
 )
 
 compact_page()
@@ -138,6 +138,6 @@ if loaded is not None and trace is not None:
 
 tour_card(explain.TOUR[name])
 if loaded is not None and trace is not None:
-    export_row([("⬇ This iteration of the LM (CSV)", lambda: export.trace_csv(trace), "lm_iteration.csv", True),
-                ("⬇ The toy's iteration (CSV)", lambda: export.trace_csv(toy_trace), "toy_iteration.csv", True)],
+    export_row([("⬇ This iteration of the LM (CSV)", deferred(export.trace_csv, trace), "lm_iteration.csv", True),
+                ("⬇ The toy's iteration (CSV)", deferred(export.trace_csv, toy_trace), "toy_iteration.csv", True)],
                export.trl_script(settings, TOY_WORDS, settings.rewards))

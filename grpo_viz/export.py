@@ -24,6 +24,11 @@ def history_csv(history: list[dict]) -> str:
     return pd.DataFrame(history).to_csv(index=False)
 
 
+def frame_csv(table) -> str:
+    """``table.frame()`` (a training run or experiment) as CSV."""
+    return table.frame().to_csv(index=False)
+
+
 def trl_config_kwargs(settings: Settings, max_completion_length: int = 1, learning_rate: float | None = None) -> dict:
     """The TRL GRPOConfig arguments that mean the same as these settings (TRL's own names)."""
     return dict(

@@ -8,7 +8,10 @@ from __future__ import annotations
 import gc
 import math
 import mimetypes
+import threading
 import time
+import weakref
+from collections.abc import Callable
 from dataclasses import fields, replace
 
 import streamlit as st
@@ -186,35 +189,33 @@ __all__ = ["QUERY_SPECS", "invalid_query_params", "latex_lines", "settings_dict"
            "settings_sidebar"]
 
 
-_startup_frozen = False
+_COLLECTION_INTERVAL_S = 30.0
+_collector_started = False
+_collector_lock = threading.Lock()
 
 
-def freeze_startup_objects() -> None:
-    """Once per server process, before any session's state exists: move every object alive into Python's
-    permanent GC generation.
+def start_garbage_collector(interval_s: float = _COLLECTION_INTERVAL_S) -> None:
+    """Once per server process: a full garbage collection every ``interval_s`` seconds, in a background thread.
 
-    Streamlit calls gc.collect(2) after every script run (``runner.postScriptGC``), which is what hands a closed
-    session's memory back. With torch, plotly and pandas imported a full collection walks ~250k objects:
-    110-150 ms holding the GIL after every click, and the click's messages reached the browser late. The
-    collector skips frozen objects, so a collection then takes ~3 ms. Only once, at start-up: objects frozen
-    later (sessions' state) would never be collected if they ended up in a reference cycle.
+    It replaces Streamlit's ``gc.collect(2)`` after every script run, turned off in .streamlit/config.toml
+    (``runner.postScriptGC = false``): with torch, plotly and pandas loaded a full collection walks ~370k
+    objects, 100-150 ms holding the GIL, after every click of every student. A closed session's state is
+    mostly reference cycles, which only a full collection frees; every 30 s is soon enough for memory and costs
+    ~0.4% of a core. (Freezing the start-up objects out of the collector, ``gc.freeze()``, made each collection
+    ~3 ms but kept every closed session alive in the load test, ~17 MB each: it is not used.)
     """
-    global _startup_frozen
-    if not _startup_frozen:
-        _startup_frozen = True
-        gc.freeze()
+    global _collector_started
+    with _collector_lock:
+        if _collector_started:
+            return
+        _collector_started = True
 
+    def collect_forever() -> None:
+        while True:
+            time.sleep(interval_s)
+            gc.collect()
 
-def freeze_library_objects() -> None:
-    """After the first Hugging Face load: freeze what transformers, peft, gguf and friends brought in.
-
-    They add ~160k objects that Streamlit's post-run collection would walk after every click of every session
-    (~90 ms holding the GIL). The price: objects of the sessions alive right now are frozen too, so any of them
-    caught in a reference cycle when its session closes stays in memory. It happens once per model loaded
-    (``shared_model`` is cached), and the libraries are imported by the first load only.
-    """
-    gc.collect()
-    gc.freeze()
+    threading.Thread(target=collect_forever, name="grpo-viz-gc", daemon=True).start()
 
 
 def compact_page() -> None:
@@ -458,10 +459,7 @@ def lm_sidebar(task_titles: dict[str, str]) -> dict:
 @st.cache_resource(show_spinner=False, max_entries=4)
 def shared_model(kind: str, source: str) -> LoadedModel:
     """Loaded once per server process and never trained: every session makes its own policy on top of it."""
-    loaded = load_model(kind, source)
-    if kind != "builtin":
-        freeze_library_objects()
-    return loaded
+    return load_model(kind, source)
 
 
 def load_chosen_model(choice: dict) -> tuple[LoadedModel | None, str | None]:
@@ -488,8 +486,28 @@ def tour_card(tour: tuple[str, str, str]) -> None:
         st.markdown(answer)
 
 
+def deferred(build: Callable[[object], str], source: object, attribute: str | None = None) -> Callable[[], str]:
+    """A download's data, made only when it is clicked: ``build(source)`` (or ``build(source.attribute)``).
+
+    ``source`` is held weakly. Streamlit keeps a download button's callable after a session that timed out on
+    disconnect is dropped (that session is never shut down), and a lambda written in a page holds the page's
+    globals: the session's runs, policies and language-model copy, ~17 MB that never came back. Built here, the
+    callable holds only a weak reference and a function of the shared core.
+    """
+    ref = weakref.ref(source)
+
+    def make() -> str:
+        obj = ref()
+        if obj is None:  # the session moved on: this button is stale
+            return ""
+        return build(obj if attribute is None else getattr(obj, attribute))
+
+    return make
+
+
 def export_row(downloads: list[tuple[str, object, str, bool]], trl_script: str) -> None:
-    """Download buttons ((label, data or callable, file name, enabled)) and the same settings as a TRL script.
+    """Download buttons ((label, data or a ``deferred`` callable, file name, enabled)) and the same settings as a
+    TRL script.
 
     The script is shown only on request: a code block loads Streamlit's 1.5 MB syntax highlighter, ~0.4 s of
     every student's first page load, even inside a closed expander.

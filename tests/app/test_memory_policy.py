@@ -1,0 +1,21 @@
+"""A lecture hall's server: no full collection after every click, one every 30 s instead."""
+
+import threading
+import tomllib
+from pathlib import Path
+
+from grpo_viz import ui
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_streamlit_does_not_collect_after_every_script_run():
+    config = tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text())
+    assert config["runner"]["postScriptGC"] is False
+
+
+def test_one_background_collector_per_process():
+    ui.start_garbage_collector()
+    ui.start_garbage_collector()
+    collectors = [t for t in threading.enumerate() if t.name == "grpo-viz-gc"]
+    assert len(collectors) == 1 and collectors[0].daemon
