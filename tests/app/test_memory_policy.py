@@ -1,5 +1,6 @@
 """A lecture hall's server: no full collection after every click, one every 30 s instead."""
 
+import gc
 import threading
 import tomllib
 from pathlib import Path
@@ -19,3 +20,15 @@ def test_one_background_collector_per_process():
     ui.start_garbage_collector()
     collectors = [t for t in threading.enumerate() if t.name == "grpo-viz-gc"]
     assert len(collectors) == 1 and collectors[0].daemon
+
+
+def test_a_deferred_download_holds_its_source_weakly():
+    class Run:
+        history = [{"iteration": 1, "reward": 0.5}]
+
+    run = Run()
+    make = ui.deferred(lambda h: f"{len(h)} rows", run, "history")
+    assert make() == "1 rows"
+    del run
+    gc.collect()
+    assert make() == ""  # the session is gone: nothing kept alive, nothing to download

@@ -48,3 +48,16 @@ def test_slider_moves_the_chart(page, app_url):
         page.keyboard.press("ArrowRight")
     page.wait_for_function(f"() => ({CHART_DATA_JS})().join() !== {before!r}.join()", timeout=20_000)
     assert "lr=" in page.url
+
+
+def test_the_iteration_downloads_as_csv_after_stepping(page, app_url):
+    """The CSV is made on click (ui.deferred) from the trace on screen, also after fragment-only reruns."""
+    page.goto(app_url + "/?mu=2")
+    wait_for_stage(page, 0)
+    page.get_by_role("button", name="Next").first.click()
+    wait_for_stage(page, 1)
+    with page.expect_download(timeout=20_000) as download:
+        page.get_by_role("button", name="This iteration (CSV)").click()
+    lines = open(download.value.path(), encoding="utf-8").read().splitlines()
+    assert lines[0].startswith("inner_step,sample,completion")
+    assert len(lines) == 1 + 2 * 8  # μ = 2 inner steps × G = 8 samples
