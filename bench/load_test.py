@@ -27,10 +27,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests" / "browser"))
+from bench_browser import CHARTS_JS, DRAWN_JS  # noqa: E402  (bench/ is on the path when run as a script)
 from conftest import CHROMIUM, CHROMIUM_ARGS, start_streamlit  # noqa: E402
-
-CHARTS_JS = "() => Array.from(document.querySelectorAll('.js-plotly-plot')).map(d => JSON.stringify(d.data)).join('|')"
-DRAWN_JS = "() => document.querySelectorAll('.js-plotly-plot .main-svg').length > 0"
 
 
 def rss_mb(pid: int) -> float:

@@ -39,7 +39,7 @@ def _base_layout(title: str, height: int = 380, legend_below: bool = False) -> d
     """Title, size, margins, legend and font shared by every chart of the app."""
     legend = (dict(orientation="h", yanchor="top", y=-0.2, xanchor="left", x=0) if legend_below
               else dict(orientation="h", yanchor="bottom", y=1.0, xanchor="right", x=1))
-    return dict(title=dict(text=title, x=0, xanchor="left"), height=height, margin=MARGIN, legend=legend,
+    return dict(title=dict(text=title, x=0, xanchor="left"), height=height, margin=dict(MARGIN), legend=legend,
                 font=dict(size=14))
 
 
