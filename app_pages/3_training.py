@@ -236,7 +236,7 @@ def lm_section() -> None:
                                        lm_settings, chat=loaded.chat, prompts_per_iteration=int(n_prompts),
                                        eval_every=int(eval_every))
     lm: LMTraining = state.lm_training
-    run = c4.button(f"⏩ Run {n_iterations}", type="primary", width="stretch", key="lm_run", disabled=lm.done,
+    run = c4.button(f"⏩ Run {n_iterations}", type="primary", width="stretch", key="lm_train_run", disabled=lm.done,
                     help="Train this many more iterations now")
     c5.button("↺ Reset", width="stretch", key="lm_reset", help="Back to iteration 0 (π_θ = π_ref)",
               on_click=lambda: state.pop("lm_training_key", None))

@@ -32,12 +32,12 @@ loaded, load_error = load_chosen_model(choice)
 lm_run: StepRun | None = None
 if loaded is not None:
     key = (choice["kind"], choice["source"])
-    if st.session_state.get("lm_run_key") != key:
+    if st.session_state.get("lm_page_run_key") != key:
         # This session's own trainable copy (tiny: deep copy; LoRA: own adapters on the shared base).
-        st.session_state.lm_run = StepRun(make_policy(loaded, max_new_tokens=lm_settings.max_new_tokens))
-        st.session_state.lm_run_key = key
+        st.session_state.lm_page_run = StepRun(make_policy(loaded, max_new_tokens=lm_settings.max_new_tokens))
+        st.session_state.lm_page_run_key = key
         st.session_state.pop("lm_topk_cache", None)
-    lm_run = st.session_state.lm_run
+    lm_run = st.session_state.lm_page_run
     lm_run.policy.max_new_tokens = lm_settings.max_new_tokens
 
 

@@ -91,6 +91,7 @@ async def student(browser, url: str, index: int, joined: asyncio.Barrier, second
     try:
         trainer = index % 3 == 0
         k = 0
+        doing = "stepping"
         while loaded and time.monotonic() < deadline:
             label = "Next iteration" if await page.get_by_role("button", name="Next iteration").count() else "Next"
             latencies.append(await click_and_wait(page, label))
@@ -99,17 +100,21 @@ async def student(browser, url: str, index: int, joined: asyncio.Barrier, second
                 for link, button in (("Training", "Step +1"), ("Language model", "Next")):
                     if await page.get_by_role("link", name=link).count() == 0:
                         continue
+                    doing = f"opening {link}"
                     await page.get_by_role("link", name=link).click()
                     await page.wait_for_function(DRAWN_JS, timeout=120_000)
                     await page.wait_for_timeout(500)
+                    doing = f"{link}: {button}"
                     latencies.append(await click_and_wait(page, button))
+                doing = "back to Step through GRPO"
                 await page.get_by_role("link", name="Step through GRPO").click()
                 await page.wait_for_function(DRAWN_JS, timeout=60_000)
+                doing = "stepping"
             if await page.locator("[data-testid='stException']").count():  # not page.content(): a whole-DOM copy
                 errors.append(f"student {index}: exception on screen")
             await page.wait_for_timeout(think * 1000)  # reading the screen before the next click
     except Exception as error:  # a timeout or a crash is what we count
-        errors.append(f"student {index}: {describe(error)}")
+        errors.append(f"student {index} {doing}: {describe(error)}")
     finally:
         await context.close()
 
@@ -144,15 +149,15 @@ async def main_async(sessions: int, seconds: float, think: float) -> None:
         async with async_playwright() as p:
             browser = await p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
             await wave(browser, url, 1, 1, think, proc.pid, [], [], [])  # one visit loads the imports and caches
-            await asyncio.sleep(ttl + 10)
+            await asyncio.sleep(ttl + 40)
             baseline = rss_mb(proc.pid)
             cpu0, t0 = cpu_seconds(proc.pid), time.monotonic()
             peak1 = await wave(browser, url, sessions, seconds / 2, think, proc.pid, loads, latencies, errors)
             server_cpu = (cpu_seconds(proc.pid) - cpu0) / (time.monotonic() - t0)
-            await asyncio.sleep(ttl + 20)  # the server drops the closed sessions after their TTL
+            await asyncio.sleep(ttl + 40)  # the server drops closed sessions after their TTL; the collector runs every 30 s
             after1 = rss_mb(proc.pid)
             peak2 = await wave(browser, url, sessions, seconds / 2, think, proc.pid, loads, latencies, errors)
-            await asyncio.sleep(ttl + 20)
+            await asyncio.sleep(ttl + 40)
             after2 = rss_mb(proc.pid)
             await browser.close()
     finally:

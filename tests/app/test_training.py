@@ -121,14 +121,14 @@ def test_language_model_section_trains_the_builtin_model():
     assert lm_points(at, "LM: task accuracy") == [1]  # the start accuracy, before any training
     assert lm_points(at, "LM: mean reward") == [0, 0]
     at.slider(key="lm_iterations").set_value(3).run()
-    at.button(key="lm_run").click().run()
+    at.button(key="lm_train_run").click().run()
     no_error(at)
     assert lm_points(at, "LM: mean reward") == [3, 3]  # sum task: no proxy, so no true-reward line
     assert lm_points(at, "LM: KL to π_ref") == [3]
     assert lm_points(at, "LM: loss") == [3]
     assert lm_points(at, "LM: fraction") == [3, 3]
     assert lm_points(at, "LM: task accuracy") == [2]  # iteration 0 and where the run ended
-    at.button(key="lm_run").click().run()
+    at.button(key="lm_train_run").click().run()
     assert lm_points(at, "LM: KL to π_ref") == [6]
     assert lm_points(at, "LM: task accuracy") == [4]  # 0, 3, every 5th (5), 6
     assert points(at) == 1  # the toy's runs did not move
@@ -139,7 +139,7 @@ def test_language_model_section_trains_the_builtin_model():
 def test_language_model_section_shows_the_true_reward_of_a_hackable_task():
     at = open_page(task="sum_length")
     at.slider(key="lm_iterations").set_value(2).run()
-    at.button(key="lm_run").click().run()
+    at.button(key="lm_train_run").click().run()
     no_error(at)
     names = [d["name"] for d in chart(at, "LM: mean reward")["data"]]
     assert any(n.startswith("true reward") for n in names) and lm_points(at, "LM: mean reward") == [2] * 4
