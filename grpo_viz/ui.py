@@ -204,6 +204,42 @@ def _heap_release() -> Callable[[], object]:
         return lambda: None
 
 
+def forget_timed_out_sessions(runtime=None, timeout_s: float = 5.0) -> int:
+    """Shut down the closed sessions whose reconnection time (``server.disconnectedSessionTTL``) has passed.
+
+    Streamlit keeps a closed session for that time in case the tab reconnects, but it reaps expired ones only when
+    its session storage is next written, i.e. when another tab disconnects: after the last student of a lecture
+    leaves, every session of the lecture would stay in memory until the next one. Runs on the runtime's event loop
+    (Streamlit's session objects are not thread-safe) and waits for it. Returns how many sessions were shut down;
+    0 outside a Streamlit server or on a Streamlit whose internals differ (then its own lazy reaping applies).
+    """
+    try:
+        if runtime is None:
+            from streamlit.runtime import Runtime
+
+            runtime = Runtime.instance()
+        cache = runtime._session_mgr._session_storage._cache
+        loop = runtime._get_async_objs().eventloop
+    except Exception:
+        return 0
+    done, reaped = threading.Event(), [0]
+
+    def reap() -> None:
+        try:
+            for _, info in cache.expire():
+                reaped[0] += 1
+                info.session.shutdown()
+        finally:
+            done.set()
+
+    try:
+        loop.call_soon_threadsafe(reap)
+    except RuntimeError:  # the server is stopping: its loop is closed
+        return 0
+    done.wait(timeout_s)
+    return reaped[0]
+
+
 def start_garbage_collector(interval_s: float = _COLLECTION_INTERVAL_S) -> None:
     """Once per server process: a full garbage collection every ``interval_s`` seconds, in a background thread.
 
@@ -214,7 +250,8 @@ def start_garbage_collector(interval_s: float = _COLLECTION_INTERVAL_S) -> None:
     ~0.4% of a core. (Freezing the start-up objects out of the collector, ``gc.freeze()``, made each collection
     ~3 ms but kept every closed session alive in the load test, ~17 MB each: it is not used.)
 
-    After each collection glibc is asked to hand freed heap pages back to the system (``malloc_trim``): without
+    Closed sessions past their reconnection time are shut down first (``forget_timed_out_sessions``). After each
+    collection glibc is asked to hand freed heap pages back to the system (``malloc_trim``): without
     it, the memory of closed sessions stayed in the allocator's free lists and the server's resident size kept
     the high-water mark of every past lecture.
     """
@@ -229,6 +266,7 @@ def start_garbage_collector(interval_s: float = _COLLECTION_INTERVAL_S) -> None:
     def collect_forever() -> None:
         while True:
             time.sleep(interval_s)
+            forget_timed_out_sessions()
             gc.collect()
             release()
 
