@@ -35,11 +35,15 @@ WORD_PALETTE = ("#2ca02c", "#ff7f0e", "#d62728", "#1f77b4", "#9467bd", "#8c564b"
 MARGIN = dict(l=90, r=10, t=70, b=40)
 
 
-def _base_layout(title: str, height: int = 380, legend_below: bool = False) -> dict:
-    """Title, size, margins, legend and font shared by every chart of the app."""
+def _base_layout(title: str, height: int = 380, legend_below: bool = False, subtitle: str | None = None) -> dict:
+    """Title (and a subtitle under it: the numbers of a chart's guide lines, which written on the lines themselves
+    overlapped the bars), size, margins, legend and font shared by every chart of the app."""
     legend = (dict(orientation="h", yanchor="top", y=-0.2, xanchor="left", x=0) if legend_below
               else dict(orientation="h", yanchor="bottom", y=1.0, xanchor="right", x=1))
-    return dict(title=dict(text=title, x=0, xanchor="left"), height=height, margin=dict(MARGIN), legend=legend,
+    heading = dict(text=title, x=0, xanchor="left")
+    if subtitle:
+        heading["subtitle"] = dict(text=subtitle, font=dict(size=13))
+    return dict(title=heading, height=height, margin=dict(MARGIN), legend=legend,
                 font=dict(size=14))
 
 
@@ -62,21 +66,23 @@ def _as_validation_would(spec):
     return spec
 
 
-def _figure(data: list[dict], title: str, height: int = 380, legend_below: bool = False, **layout) -> go.Figure:
+def _figure(data: list[dict], title: str, height: int = 380, legend_below: bool = False, subtitle: str | None = None,
+            **layout) -> go.Figure:
     """One Figure from plain dicts in a single construction, validated only under test (``VALIDATE_FIGURES``).
 
     Building the whole figure at once is ~5x faster than add_trace/add_hline/update_layout
     calls, and the step-through figures are rebuilt on every click of a lecture.
     """
-    layout = {**_base_layout(title, height, legend_below), **layout}
+    layout = {**_base_layout(title, height, legend_below, subtitle), **layout}
     if VALIDATE_FIGURES:
         return go.Figure(data=data, layout=layout)
     return go.Figure(data=_as_validation_would(data), layout=_as_validation_would(layout), _validate=False)
 
 
-def _style(fig: go.Figure, title: str, height: int = 380, legend_below: bool = False, **layout) -> go.Figure:
+def _style(fig: go.Figure, title: str, height: int = 380, legend_below: bool = False, subtitle: str | None = None,
+           **layout) -> go.Figure:
     """The shared layout applied to a figure built with Plotly's add_* calls."""
-    return fig.update_layout(**_base_layout(title, height, legend_below), **layout)
+    return fig.update_layout(**_base_layout(title, height, legend_below, subtitle), **layout)
 
 
 def _hline(y: float, color: str = GUIDE, dash: str | None = None, width: float = 1, xref: str = "paper") -> dict:
@@ -140,16 +146,18 @@ def group_reward_chart(
     words: Sequence[str] | None = None,
     title: str = "Rewards of the group",
 ) -> go.Figure:
-    """One bar per sample (coloured by word) with the group mean and mean ± std as lines."""
+    """One bar per sample (coloured by word) with the group mean and mean ± std as lines, their values above."""
     colors = word_colors(words or list(dict.fromkeys(texts)))
     bar = _bar("reward r_i", sample_labels(texts), rewards, [colors.get(t, NEUTRAL) for t in texts],
                [f"{float(r):.3g}" for r in rewards], hover="sample %{x}<br>reward %{y:.4f}")
     shapes = [_hline(group_mean, width=2)]
-    notes = [_note(f"mean μ = {group_mean:.4f}", group_mean, x=1, xanchor="right")]
+    subtitle = f"solid line: mean μ = {group_mean:.4f}"
     if group_std > 0:
         shapes += [_hline(group_mean + sign * group_std, dash="dot") for sign in (-1, 1)]
-        notes.append(_note(f"μ ± σ (σ = {group_std:.4f})", group_mean + group_std))
-    return _figure([bar], title, showlegend=False, shapes=shapes, annotations=notes, yaxis=dict(title="reward"))
+        subtitle += f" · dotted: μ ± σ, σ = {group_std:.4f}"
+    else:
+        subtitle += " · σ = 0"
+    return _figure([bar], title, showlegend=False, shapes=shapes, subtitle=subtitle, yaxis=dict(title="reward"))
 
 
 def advantage_chart(texts: Sequence[str], advantages: Sequence[float], title: str = "Advantages A_i") -> go.Figure:
@@ -499,11 +507,12 @@ def ppo_reward_chart(
     fig.add_scatter(name="rew_i = r_i − β·KL_i", x=labels, y=total, mode="markers+text", text=[f"{t:.3g}" for t in total],
                     textposition="top center", marker=dict(color=GUIDE, symbol="diamond", size=9),
                     hovertemplate="sample %{x}<br>rew = %{y:.6f}<extra></extra>")
+    subtitle = None
     if value is not None:
-        fig.add_hline(y=float(value), line=dict(color=GUIDE, width=2),
-                      annotation_text=f"baseline V(s) = {float(value):.4f}", annotation_position="top left")
+        fig.add_hline(y=float(value), line=dict(color=GUIDE, width=2))
+        subtitle = f"solid line: the critic's baseline V(s) = {float(value):.4f}"
     fig.update_yaxes(title="reward")
-    return _style(fig, title, height=400, legend_below=True, barmode="relative")
+    return _style(fig, title, height=400, legend_below=True, subtitle=subtitle, barmode="relative")
 
 
 def ppo_kl_chart(

@@ -73,3 +73,4 @@ def test_closed_sessions_past_their_ttl_are_shut_down_without_waiting_for_anothe
         thread.join(5)
         loop.close()
     assert ui.forget_timed_out_sessions() == 0  # no Streamlit server in this process: nothing to do
+

@@ -47,7 +47,7 @@ def test_baseline_and_kl_stages_name_what_differs():
     text = callout(at)
     assert "group's own mean" in text and "learned critic" in text
     ppo_chart = charts(at)[1]
-    assert any("baseline V(s)" in a["text"] for a in ppo_chart["layout"]["annotations"])
+    assert "baseline V(s) = " in ppo_chart["layout"]["title"]["subtitle"]["text"]
     at = open_page(stage="3")
     assert "**loss**" in callout(at) and "**reward**" in callout(at)
 

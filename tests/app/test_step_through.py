@@ -157,3 +157,10 @@ def test_unknown_query_parameters_are_ignored():
     at = new_app(foo="bar", epsilon_low="0")
     no_error(at)
     assert any("ε = 0" in i.value for i in at.info)
+
+
+def test_the_app_sends_figures_without_plotlys_template():
+    """Streamlit's theme styles the charts; Plotly's default template was only serialization work per click."""
+    at = new_app()
+    specs = charts(at)
+    assert specs and all(spec["layout"].get("template", {}).get("layout", {}) == {} for spec in specs)
