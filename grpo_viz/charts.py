@@ -499,20 +499,22 @@ def ppo_reward_chart(
     scores = [float(s) for s in scores]
     penalty = [float(k) for k in kl_penalty]
     total = [s + k for s, k in zip(scores, penalty)]
-    fig = go.Figure()
-    fig.add_bar(name="score r_i", x=labels, y=scores, marker_color=[colors.get(t, NEUTRAL) for t in texts],
-                hovertemplate="sample %{x}<br>score %{y:.4f}<extra></extra>")
-    fig.add_bar(name="−β·KL (in the reward)", x=labels, y=penalty, marker_color=SERIES_COLORS["π_old"],
-                hovertemplate="sample %{x}<br>−β·KL = %{y:.6f}<extra></extra>")
-    fig.add_scatter(name="rew_i = r_i − β·KL_i", x=labels, y=total, mode="markers+text", text=[f"{t:.3g}" for t in total],
-                    textposition="top center", marker=dict(color=GUIDE, symbol="diamond", size=9),
-                    hovertemplate="sample %{x}<br>rew = %{y:.6f}<extra></extra>")
-    subtitle = None
+    data = [
+        dict(type="bar", name="score r_i", x=labels, y=scores, marker=dict(color=[colors.get(t, NEUTRAL) for t in texts]),
+             hovertemplate="sample %{x}<br>score %{y:.4f}<extra></extra>"),
+        dict(type="bar", name="−β·KL (in the reward)", x=labels, y=penalty, marker=dict(color=SERIES_COLORS["π_old"]),
+             hovertemplate="sample %{x}<br>−β·KL = %{y:.6f}<extra></extra>"),
+        dict(type="scatter", name="rew_i = r_i − β·KL_i", x=labels, y=total, mode="markers+text",
+             text=[f"{t:.3g}" for t in total], textposition="top center",
+             marker=dict(color=GUIDE, symbol="diamond", size=9),
+             hovertemplate="sample %{x}<br>rew = %{y:.6f}<extra></extra>"),
+    ]
+    baseline = {}
     if value is not None:
-        fig.add_hline(y=float(value), line=dict(color=GUIDE, width=2))
-        subtitle = f"solid line: the critic's baseline V(s) = {float(value):.4f}"
-    fig.update_yaxes(title="reward")
-    return _style(fig, title, height=400, legend_below=True, subtitle=subtitle, barmode="relative")
+        baseline = dict(shapes=[_hline(float(value), width=2)],
+                        subtitle=f"solid line: the critic's baseline V(s) = {float(value):.4f}")
+    return _figure(data, title, height=400, legend_below=True, barmode="relative", yaxis=dict(title="reward"),
+                   **baseline)
 
 
 def ppo_kl_chart(
@@ -522,15 +524,16 @@ def ppo_kl_chart(
     """The KL estimate of each sample (k1 can be negative) and −β·KL, what it adds to that sample's reward."""
     labels = sample_labels(texts)
     kl = [float(k) for k in kl]
-    fig = go.Figure()
-    fig.add_bar(name=estimator, x=labels, y=kl, marker_color=SERIES_COLORS["π_ref"], text=[f"{k:.4g}" for k in kl],
-                textposition="outside", hovertemplate="sample %{x}<br>" + estimator + " = %{y:.6g}<extra></extra>")
-    fig.add_bar(name=f"−β·{estimator} (β = {beta:g}) added to the reward", x=labels, y=[-beta * k for k in kl],
-                marker_color=SERIES_COLORS["π_old"], hovertemplate="sample %{x}<br>−β·KL = %{y:.6g}<extra></extra>")
-    fig.add_hline(y=0, line=dict(color=GUIDE, width=1))
+    data = [
+        _bar(estimator, labels, kl, SERIES_COLORS["π_ref"], [f"{k:.4g}" for k in kl]),
+        _bar(f"−β·{estimator} (β = {beta:g}) added to the reward", labels, [-beta * k for k in kl],
+             SERIES_COLORS["π_old"]),
+    ]
+    data[0]["hovertemplate"] = "sample %{x}<br>" + estimator + " = %{y:.6g}<extra></extra>"
+    data[1]["hovertemplate"] = "sample %{x}<br>−β·KL = %{y:.6g}<extra></extra>"
     top = max([abs(k) for k in kl] + [1e-3]) * 1.3
-    fig.update_yaxes(title=f"KL estimate ({estimator})", range=[-top, top])
-    return _style(fig, title, height=400, legend_below=True, barmode="group")
+    return _figure(data, title, height=400, legend_below=True, barmode="group", shapes=[_hline(0)],
+                   yaxis=dict(title=f"KL estimate ({estimator})", range=[-top, top]))
 
 
 def ppo_advantage_chart(
@@ -539,19 +542,19 @@ def ppo_advantage_chart(
 ) -> go.Figure:
     """Per sample: the GAE advantage (rew − V for the one-step toy) and, if applied, the whitened one used by the loss."""
     labels = sample_labels(texts)
-    fig = go.Figure()
     raw = [float(a) for a in advantages_raw]
     used = [float(a) for a in advantages]
+    data = []
     if whitened:
-        fig.add_bar(name="GAE A (before whitening)", x=labels, y=raw, marker_color="rgba(127,127,127,0.45)",
-                    hovertemplate="sample %{x}<br>A = %{y:.4f}<extra>before whitening</extra>")
-    fig.add_bar(name="A used by the loss" + (" (whitened)" if whitened else ""), x=labels, y=used,
-                marker_color=_sign_colors(used), text=[f"{a:+.4f}" for a in used], textposition="outside",
-                hovertemplate="sample %{x}<br>A = %{y:.4f}<extra>used</extra>")
-    fig.add_hline(y=0, line=dict(color=GUIDE, width=1))
+        data.append(_bar("GAE A (before whitening)", labels, raw, "rgba(127,127,127,0.45)",
+                         hover="sample %{x}<br>A = %{y:.4f}"))
+        data[-1]["hovertemplate"] = "sample %{x}<br>A = %{y:.4f}<extra>before whitening</extra>"
+    data.append(_bar("A used by the loss" + (" (whitened)" if whitened else ""), labels, used, _sign_colors(used),
+                     [f"{a:+.4f}" for a in used], hover="sample %{x}<br>A = %{y:.4f}"))
+    data[-1]["hovertemplate"] = "sample %{x}<br>A = %{y:.4f}<extra>used</extra>"
     top = max([abs(a) for a in raw + used] + [0.5]) * 1.3
-    fig.update_yaxes(title="advantage", range=[-top, top])
-    return _style(fig, title, height=400, legend_below=True, barmode="group")
+    return _figure(data, title, height=400, legend_below=True, barmode="group", shapes=[_hline(0)],
+                   yaxis=dict(title="advantage", range=[-top, top]))
 
 
 # ----------------------------------------------------------------- language model (issue 5)
@@ -608,18 +611,32 @@ def token_heatmap(
     else:
         spread = max([abs(v - center) for v in finite] + [1e-9])
         zmin, zmax = center - spread, center + spread
-    fig = go.Figure(go.Heatmap(
-        z=z, text=text, texttemplate="%{text}", textfont=dict(size=12), customdata=hover,
+    heatmap = dict(
+        type="heatmap", z=z, text=text, texttemplate="%{text}", textfont=dict(size=12), customdata=hover,
         hovertemplate="%{customdata}<extra></extra>", colorscale=SEQUENTIAL if center is None else DIVERGING,
         zmin=zmin, zmax=zmax, xgap=2, ygap=2, colorbar=dict(title=dict(text=quantity, side="right"), thickness=12),
         hoverongaps=False,
-    ))
+    )
     labels = list(row_labels) if row_labels is not None else [str(i + 1) for i in range(rows)]
-    fig.update_yaxes(autorange="reversed", tickmode="array", tickvals=list(range(rows)), ticktext=labels,
-                     title="completion")
-    fig.update_xaxes(title=None, tickmode="array", tickvals=list(range(width)),  # the ticks say t; a title would hit the chart title
-                     ticktext=[str(t + 1) for t in range(width)], side="top")
-    return _style(fig, title, height=max(260, 90 + 34 * rows), showlegend=False)
+    return _figure(
+        [heatmap], title, height=max(260, 90 + 34 * rows), showlegend=False,
+        yaxis=dict(autorange="reversed", tickmode="array", tickvals=list(range(rows)), ticktext=labels,
+                   title="completion"),
+        # the ticks say t; an axis title would hit the chart title
+        xaxis=dict(tickmode="array", tickvals=list(range(width)), ticktext=[str(t + 1) for t in range(width)],
+                   side="top"),
+    )
+
+
+def _panels_layout(titles: tuple[str, ...], spacing: float) -> dict:
+    """Axes and panel titles of a one-row grid of len(titles) plots, as ``make_subplots`` lays them out: computed
+    once, because make_subplots and the add_* calls that follow it cost ~10 ms a figure."""
+    return make_subplots(rows=1, cols=len(titles), subplot_titles=titles, horizontal_spacing=spacing
+                         ).layout.to_plotly_json()
+
+
+_SUMMARY_PANELS = ("reward r_i", "advantage A_i", "length |o_i|")
+_summary_layout = None
 
 
 def completion_summary_chart(
@@ -627,21 +644,31 @@ def completion_summary_chart(
     true_rewards: Sequence[float] | None = None, title: str = "Reward, advantage and length per completion",
 ) -> go.Figure:
     """Three small panels sharing the completion axis: reward (and the true reward), advantage, length |o_i|."""
+    global _summary_layout
+    if _summary_layout is None:
+        _summary_layout = _panels_layout(_SUMMARY_PANELS, 0.07)
     labels = [str(i + 1) for i in range(len(rewards))]
-    fig = make_subplots(rows=1, cols=3, subplot_titles=("reward r_i", "advantage A_i", "length |o_i|"),
-                        horizontal_spacing=0.07)
-    fig.add_bar(x=labels, y=[float(r) for r in rewards], name="reward (optimized)", marker_color=SERIES_COLORS["π_θ"],
-                hovertemplate="completion %{x}<br>r = %{y:.4g}<extra></extra>", row=1, col=1)
+
+    def panel_bar(panel: int, name: str, y: list, color, hover: str, **kwargs) -> dict:
+        axis = "" if panel == 1 else str(panel)
+        return dict(type="bar", x=labels, y=y, name=name, marker=dict(color=color), xaxis="x" + axis,
+                    yaxis="y" + axis, hovertemplate="completion %{x}<br>" + hover + "<extra></extra>", **kwargs)
+
+    data = [panel_bar(1, "reward (optimized)", [float(r) for r in rewards], SERIES_COLORS["π_θ"], "r = %{y:.4g}")]
     if true_rewards is not None:
-        fig.add_bar(x=labels, y=[float(r) for r in true_rewards], name="true reward (correct?)",
-                    marker_color=SERIES_COLORS["after update"],
-                    hovertemplate="completion %{x}<br>true r = %{y:.4g}<extra></extra>", row=1, col=1)
-    fig.add_bar(x=labels, y=[float(a) for a in advantages], name="advantage", marker_color=_sign_colors(advantages),
-                hovertemplate="completion %{x}<br>A = %{y:.4f}<extra></extra>", row=1, col=2, showlegend=False)
-    fig.add_bar(x=labels, y=[int(n) for n in lengths], name="tokens", marker_color=NEUTRAL,
-                hovertemplate="completion %{x}<br>|o| = %{y}<extra></extra>", row=1, col=3, showlegend=False)
-    fig.update_xaxes(title="completion")
-    return _style(fig, title, height=300, legend_below=True, barmode="group")
+        data.append(panel_bar(1, "true reward (correct?)", [float(r) for r in true_rewards],
+                              SERIES_COLORS["after update"], "true r = %{y:.4g}"))
+    data += [
+        panel_bar(2, "advantage", [float(a) for a in advantages], _sign_colors(advantages), "A = %{y:.4f}",
+                  showlegend=False),
+        panel_bar(3, "tokens", [int(n) for n in lengths], NEUTRAL, "|o| = %{y}", showlegend=False),
+    ]
+    axes = {}
+    for name, axis in _summary_layout.items():
+        if name.startswith(("xaxis", "yaxis")):
+            axes[name] = {**axis, "title": "completion"} if name.startswith("xaxis") else dict(axis)
+    annotations = [dict(a) for a in _summary_layout["annotations"]]
+    return _figure(data, title, height=300, legend_below=True, barmode="group", annotations=annotations, **axes)
 
 
 def top_k_chart(

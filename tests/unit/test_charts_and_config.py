@@ -141,6 +141,11 @@ def test_unvalidated_figures_match_plotly_validation(monkeypatch):
             charts.trajectory_chart(["a", "b"], [[0.5, 0.5], [0.6, 0.4]], [0.5, 0.5]),
             charts.lm_reward_chart([1, 2, 3, 4], [0.1, 0.2, 0.4, 0.5], [0.0, 0.3, 0.5, 0.5]),
             charts.lm_accuracy_chart([1, 2, 3, 4], [0.0, 0.5, 0.5, 1.0]),
+            charts.token_heatmap([["a", " b"], ["c"]], [[0.1, -0.2], [0.5]], "advantage", "A", row_labels=["1", "2"]),
+            charts.completion_summary_chart([1, 0, 0.5], [1.1, -0.9, 0.2], [3, 5, 2], [1, 0, 0]),
+            charts.ppo_reward_chart(["sat", "slept"], [1, 0], [-0.01, 0.02], 0.4),
+            charts.ppo_kl_chart(["sat", "slept"], [0.1, -0.05], 0.04),
+            charts.ppo_advantage_chart(["sat", "slept"], [0.6, -0.4], [1.0, -1.0], True),
         ]
 
     def sent(figs):  # what st.plotly_chart sends: the figure's dict as JSON
