@@ -6,6 +6,8 @@ so it can be unit-tested and reused in a notebook.
 
 from __future__ import annotations
 
+import functools
+import json
 import os
 from collections.abc import Mapping, Sequence
 
@@ -38,7 +40,7 @@ MARGIN = dict(l=90, r=10, t=70, b=40)
 def _base_layout(title: str, height: int = 380, legend_below: bool = False, subtitle: str | None = None) -> dict:
     """Title (and a subtitle under it: the numbers of a chart's guide lines, which written on the lines themselves
     overlapped the bars), size, margins, legend and font shared by every chart of the app."""
-    legend = (dict(orientation="h", yanchor="top", y=-0.2, xanchor="left", x=0) if legend_below
+    legend = (dict(orientation="h", yanchor="top", y=-0.3, xanchor="left", x=0) if legend_below
               else dict(orientation="h", yanchor="bottom", y=1.0, xanchor="right", x=1))
     heading = dict(text=title, x=0, xanchor="left")
     if subtitle:
@@ -77,6 +79,36 @@ def _figure(data: list[dict], title: str, height: int = 380, legend_below: bool 
     if VALIDATE_FIGURES:
         return go.Figure(data=data, layout=layout)
     return go.Figure(data=_as_validation_would(data), layout=_as_validation_would(layout), _validate=False)
+
+
+@functools.lru_cache(maxsize=32)
+def _panel_skeleton(titles: tuple[str, ...], spacing: float, shared_yaxes: bool) -> str:
+    layout = make_subplots(rows=1, cols=max(1, len(titles)), subplot_titles=titles or ("",), shared_yaxes=shared_yaxes,
+                           horizontal_spacing=spacing).layout.to_plotly_json()
+    layout.pop("template", None)
+    return json.dumps(layout)
+
+
+def _panels(titles: Sequence[str], spacing: float, shared_yaxes: bool = False, x_title: str | None = None,
+            y_title: str | None = None, y_range: Sequence[float] | None = None) -> dict:
+    """Axes and panel titles of a one-row grid of plots, as ``make_subplots`` lays them out, as layout entries for
+    ``_figure``. The grid is computed once per shape: make_subplots and add_* calls cost ~10 ms a figure, and the
+    Training page redraws six such figures a step."""
+    layout = json.loads(_panel_skeleton(tuple(titles), spacing, shared_yaxes))
+    for name, axis in layout.items():
+        if name.startswith("xaxis") and x_title is not None:
+            axis["title"] = x_title
+        if name.startswith("yaxis") and y_range is not None:
+            axis["range"] = list(y_range)
+    if y_title is not None:
+        layout["yaxis"]["title"] = y_title
+    return layout
+
+
+def _in_panel(trace: dict, col: int) -> dict:
+    """A trace drawn in panel ``col`` (1-based) of a ``_panels`` grid."""
+    suffix = "" if col == 1 else str(col)
+    return {**trace, "xaxis": "x" + suffix, "yaxis": "y" + suffix}
 
 
 def _style(fig: go.Figure, title: str, height: int = 380, legend_below: bool = False, subtitle: str | None = None,
@@ -346,23 +378,23 @@ def training_probability_chart(
 ) -> go.Figure:
     """One panel per run: each word's probability over iterations, the reference as a dashed line."""
     labels = list(runs)
-    fig = make_subplots(rows=1, cols=max(1, len(labels)), subplot_titles=labels or [""], shared_yaxes=True,
-                        horizontal_spacing=0.03)
     colors = word_colors(words)
+    data = []
     for col, label in enumerate(labels, start=1):
         run = runs[label]
         x = list(run["iteration"])
         for j, word in enumerate(words):
-            fig.add_scatter(name=word, x=x, y=_clean(run[f"p_{word}"]), mode="lines", legendgroup=word,
-                            line=dict(color=colors[word], width=3), showlegend=col == 1, row=1, col=col,
-                            hovertemplate="iteration %{x}<br>π_θ(" + word + ") = %{y:.4f}<extra>" + label + "</extra>")
-            fig.add_scatter(name=f"{word} (π_ref)", x=[x[0], x[-1]] if x else [], y=[float(ref_probs[j])] * (2 if x else 0),
-                            mode="lines", legendgroup=word, line=dict(color=colors[word], dash="dash", width=1.5),
-                            showlegend=False, hoverinfo="skip", row=1, col=col)
-    fig.update_yaxes(range=[0, 1.02])
-    fig.update_yaxes(title="probability", col=1)
-    fig.update_xaxes(title="iteration")
-    return _style(fig, title, height=360, legend_below=True)
+            data.append(_in_panel(dict(
+                type="scatter", name=word, x=x, y=_clean(run[f"p_{word}"]), mode="lines", legendgroup=word,
+                line=dict(color=colors[word], width=3), showlegend=col == 1,
+                hovertemplate="iteration %{x}<br>π_θ(" + word + ") = %{y:.4f}<extra>" + label + "</extra>"), col))
+            data.append(_in_panel(dict(
+                type="scatter", name=f"{word} (π_ref)", x=[x[0], x[-1]] if x else [],
+                y=[float(ref_probs[j])] * (2 if x else 0), mode="lines", legendgroup=word,
+                line=dict(color=colors[word], dash="dash", width=1.5), showlegend=False, hoverinfo="skip"), col))
+    return _figure(data, title, height=360, legend_below=True,
+                   **_panels(labels, 0.03, shared_yaxes=True, x_title="iteration", y_title="probability",
+                             y_range=(0, 1.02)))
 
 
 def training_metric_chart(
@@ -371,62 +403,66 @@ def training_metric_chart(
 ) -> go.Figure:
     """One line per run for one history column (e.g. expected reward, KL, loss)."""
     styles = run_styles(list(runs))
-    fig = go.Figure()
+    data = []
     for label, run in runs.items():
         y = _clean(run.get(column, []))
         if all(v is None for v in y):
             continue  # e.g. the value loss of a GRPO run: GRPO has no critic
         color, dash = styles[label]
-        fig.add_scatter(name=label, x=list(run["iteration"]), y=y, mode="lines", line=dict(color=color, dash=dash, width=2.5),
-                        hovertemplate="iteration %{x}<br>%{y:.4f}<extra>" + label + "</extra>")
+        data.append(dict(type="scatter", name=label, x=list(run["iteration"]), y=y, mode="lines",
+                         line=dict(color=color, dash=dash, width=2.5),
+                         hovertemplate="iteration %{x}<br>%{y:.4f}<extra>" + label + "</extra>"))
+    guide = {}
     if reference is not None:
-        fig.add_hline(y=reference, line=dict(color=GUIDE, dash="dot", width=1), annotation_text=reference_name,
-                      annotation_position="bottom right")
-    fig.update_xaxes(title="iteration")
-    fig.update_yaxes(title=y_title, range=list(y_range) if y_range is not None else None)
-    return _style(fig, title, height=300, legend_below=True)
+        guide = dict(shapes=[_hline(reference, dash="dot")],
+                     annotations=[dict(text=reference_name, xref="paper", x=1, xanchor="right", yref="y", y=reference,
+                                       yanchor="top", showarrow=False)])
+    return _figure(data, title, height=300, legend_below=True, xaxis=dict(title="iteration"),
+                   yaxis=dict(title=y_title, range=list(y_range) if y_range is not None else None), **guide)
 
 
 def clip_fraction_chart(runs: Mapping[str, Mapping[str, Sequence]],
                         title: str = "Fraction of samples clipped, per iteration") -> go.Figure:
     """Two panels: clipped on the low side (A < 0, w < 1−ε) and on the high side (A > 0, w > 1+ε)."""
     styles = run_styles(list(runs))
-    fig = make_subplots(rows=1, cols=2, subplot_titles=("low: A < 0, w < 1 − ε", "high: A > 0, w > 1 + ε"),
-                        shared_yaxes=True, horizontal_spacing=0.04)
+    data = []
     for col, column in ((1, "clip_low"), (2, "clip_high")):
         for label, run in runs.items():
             color, dash = styles[label]
-            fig.add_scatter(name=label, x=list(run["iteration"]), y=_clean(run.get(column, [])), mode="lines",
-                            line=dict(color=color, dash=dash, width=2), legendgroup=label, showlegend=col == 1,
-                            hovertemplate="iteration %{x}<br>%{y:.3f}<extra>" + label + "</extra>", row=1, col=col)
-    fig.update_yaxes(range=[0, 1.02])
-    fig.update_yaxes(title="fraction clipped", col=1)
-    fig.update_xaxes(title="iteration")
-    return _style(fig, title, height=300, legend_below=True)
+            data.append(_in_panel(dict(
+                type="scatter", name=label, x=list(run["iteration"]), y=_clean(run.get(column, [])), mode="lines",
+                line=dict(color=color, dash=dash, width=2), legendgroup=label, showlegend=col == 1,
+                hovertemplate="iteration %{x}<br>%{y:.3f}<extra>" + label + "</extra>"), col))
+    return _figure(data, title, height=300, legend_below=True,
+                   **_panels(("low: A < 0, w < 1 − ε", "high: A > 0, w > 1 + ε"), 0.04, shared_yaxes=True,
+                             x_title="iteration", y_title="fraction clipped", y_range=(0, 1.02)))
 
 
 def value_chart(runs: Mapping[str, Mapping[str, Sequence]],
                 title: str = "PPO's critic: value estimate V(s) and value loss") -> go.Figure:
     """Two panels for the PPO runs: V(s) against the expected reward it should learn, and the value loss."""
     styles = run_styles(list(runs))
-    fig = make_subplots(rows=1, cols=2, subplot_titles=("V(s) (solid) and expected reward (dotted)", "value loss"),
-                        horizontal_spacing=0.08)
+    data = []
     for label, run in runs.items():
         value = _clean(run.get("value", []))
         if all(v is None for v in value):
             continue
         color, dash = styles[label]
         x = list(run["iteration"])
-        fig.add_scatter(name=label, x=x, y=value, mode="lines", line=dict(color=color, dash=dash, width=2.5),
-                        legendgroup=label, row=1, col=1, hovertemplate="iteration %{x}<br>V = %{y:.4f}<extra>" + label + "</extra>")
-        fig.add_scatter(name=f"{label}: E[r]", x=x, y=_clean(run.get("expected_train_reward", [])), mode="lines",
-                        line=dict(color=color, dash="dot", width=1.5), legendgroup=label, showlegend=False, row=1, col=1,
-                        hovertemplate="iteration %{x}<br>E[r] = %{y:.4f}<extra>" + label + "</extra>")
-        fig.add_scatter(name=label, x=x, y=_clean(run.get("value_loss", [])), mode="lines",
-                        line=dict(color=color, dash=dash, width=2), legendgroup=label, showlegend=False, row=1, col=2,
-                        hovertemplate="iteration %{x}<br>value loss = %{y:.5f}<extra>" + label + "</extra>")
-    fig.update_xaxes(title="iteration")
-    return _style(fig, title, height=300, legend_below=True)
+        data += [
+            _in_panel(dict(type="scatter", name=label, x=x, y=value, mode="lines",
+                           line=dict(color=color, dash=dash, width=2.5), legendgroup=label,
+                           hovertemplate="iteration %{x}<br>V = %{y:.4f}<extra>" + label + "</extra>"), 1),
+            _in_panel(dict(type="scatter", name=f"{label}: E[r]", x=x, y=_clean(run.get("expected_train_reward", [])),
+                           mode="lines", line=dict(color=color, dash="dot", width=1.5), legendgroup=label,
+                           showlegend=False,
+                           hovertemplate="iteration %{x}<br>E[r] = %{y:.4f}<extra>" + label + "</extra>"), 1),
+            _in_panel(dict(type="scatter", name=label, x=x, y=_clean(run.get("value_loss", [])), mode="lines",
+                           line=dict(color=color, dash=dash, width=2), legendgroup=label, showlegend=False,
+                           hovertemplate="iteration %{x}<br>value loss = %{y:.5f}<extra>" + label + "</extra>"), 2),
+        ]
+    return _figure(data, title, height=300, legend_below=True,
+                   **_panels(("V(s) (solid) and expected reward (dotted)", "value loss"), 0.08, x_title="iteration"))
 
 
 def simplex_chart(
@@ -438,49 +474,48 @@ def simplex_chart(
         raise ValueError("A ternary plot needs exactly three words.")
     a, b, c = words
     styles = run_styles(list(runs))
-    fig = go.Figure()
-    fig.add_scatterternary(name="start = π_ref", a=[float(ref_probs[0])], b=[float(ref_probs[1])], c=[float(ref_probs[2])],
-                           mode="markers", marker=dict(symbol="star", size=18, color=GUIDE),
-                           hovertemplate=f"{a} %{{a:.3f}}<br>{b} %{{b:.3f}}<br>{c} %{{c:.3f}}<extra>start</extra>")
+    data = [dict(type="scatterternary", name="start = π_ref", a=[float(ref_probs[0])], b=[float(ref_probs[1])],
+                 c=[float(ref_probs[2])], mode="markers", marker=dict(symbol="star", size=18, color=GUIDE),
+                 hovertemplate=f"{a} %{{a:.3f}}<br>{b} %{{b:.3f}}<br>{c} %{{c:.3f}}<extra>start</extra>")]
     for label, run in runs.items():
         color, dash = styles[label]
         pa, pb, pc = (_clean(run[f"p_{w}"]) for w in words)
-        fig.add_scatterternary(name=label, a=pa, b=pb, c=pc, mode="lines", line=dict(color=color, dash=dash, width=3),
-                               legendgroup=label, customdata=list(run["iteration"]),
-                               hovertemplate=f"iteration %{{customdata}}<br>{a} %{{a:.3f}}<br>{b} %{{b:.3f}}<br>{c} %{{c:.3f}}"
-                                             f"<extra>{label}</extra>")
+        data.append(dict(type="scatterternary", name=label, a=pa, b=pb, c=pc, mode="lines",
+                         line=dict(color=color, dash=dash, width=3), legendgroup=label,
+                         customdata=list(run["iteration"]),
+                         hovertemplate=f"iteration %{{customdata}}<br>{a} %{{a:.3f}}<br>{b} %{{b:.3f}}<br>{c} %{{c:.3f}}"
+                                       f"<extra>{label}</extra>"))
         if pa:
-            fig.add_scatterternary(name=f"{label} now", a=pa[-1:], b=pb[-1:], c=pc[-1:], mode="markers",
-                                   marker=dict(size=12, color=color, line=dict(width=1, color="white")),
-                                   legendgroup=label, showlegend=False, hoverinfo="skip")
-    fig.update_layout(ternary=dict(
+            data.append(dict(type="scatterternary", name=f"{label} now", a=pa[-1:], b=pb[-1:], c=pc[-1:],
+                             mode="markers", marker=dict(size=12, color=color, line=dict(width=1, color="white")),
+                             legendgroup=label, showlegend=False, hoverinfo="skip"))
+    ternary = dict(
         sum=1,
         aaxis=dict(title=f"π({a})", min=0, linewidth=1, ticks="outside"),
         baxis=dict(title=f"π({b})", min=0, linewidth=1, ticks="outside"),
         caxis=dict(title=f"π({c})", min=0, linewidth=1, ticks="outside"),
-    ))
-    fig = _style(fig, title, height=430, legend_below=True)
-    fig.update_layout(margin=dict(l=60, r=70, t=90, b=10))
-    return fig
+    )
+    return _figure(data, title, height=430, legend_below=True, ternary=ternary, margin=dict(l=60, r=70, t=90, b=10))
 
 
 def reward_hacking_chart(runs: Mapping[str, Mapping[str, Sequence]],
                          title: str = "Proxy reward (solid) against true reward (dotted)") -> go.Figure:
     """For each run: the expected proxy reward it is trained on, and the expected true reward it actually earns."""
     palette = ("#ff7f0e", "#1f77b4", "#2ca02c", "#9467bd")
-    fig = go.Figure()
+    data = []
     for k, (label, run) in enumerate(runs.items()):
         color = palette[k % len(palette)]
         x = list(run["iteration"])
-        fig.add_scatter(name=f"{label}: proxy", x=x, y=_clean(run["expected_train_reward"]), mode="lines",
-                        line=dict(color=color, width=3), legendgroup=label,
-                        hovertemplate="iteration %{x}<br>proxy E[r] = %{y:.4f}<extra>" + label + "</extra>")
-        fig.add_scatter(name=f"{label}: true", x=x, y=_clean(run["expected_reward"]), mode="lines",
-                        line=dict(color=color, width=3, dash="dot"), legendgroup=label,
-                        hovertemplate="iteration %{x}<br>true E[r] = %{y:.4f}<extra>" + label + "</extra>")
-    fig.update_xaxes(title="iteration")
-    fig.update_yaxes(title="expected reward under π_θ")
-    return _style(fig, title, height=360, legend_below=True)
+        data += [
+            dict(type="scatter", name=f"{label}: proxy", x=x, y=_clean(run["expected_train_reward"]), mode="lines",
+                 line=dict(color=color, width=3), legendgroup=label,
+                 hovertemplate="iteration %{x}<br>proxy E[r] = %{y:.4f}<extra>" + label + "</extra>"),
+            dict(type="scatter", name=f"{label}: true", x=x, y=_clean(run["expected_reward"]), mode="lines",
+                 line=dict(color=color, width=3, dash="dot"), legendgroup=label,
+                 hovertemplate="iteration %{x}<br>true E[r] = %{y:.4f}<extra>" + label + "</extra>"),
+        ]
+    return _figure(data, title, height=360, legend_below=True, xaxis=dict(title="iteration"),
+                   yaxis=dict(title="expected reward under π_θ"))
 
 
 # ----------------------------------------------------------------- PPO's side of one iteration
@@ -628,31 +663,16 @@ def token_heatmap(
     )
 
 
-def _panels_layout(titles: tuple[str, ...], spacing: float) -> dict:
-    """Axes and panel titles of a one-row grid of len(titles) plots, as ``make_subplots`` lays them out: computed
-    once, because make_subplots and the add_* calls that follow it cost ~10 ms a figure."""
-    return make_subplots(rows=1, cols=len(titles), subplot_titles=titles, horizontal_spacing=spacing
-                         ).layout.to_plotly_json()
-
-
-_SUMMARY_PANELS = ("reward r_i", "advantage A_i", "length |o_i|")
-_summary_layout = None
-
-
 def completion_summary_chart(
     rewards: Sequence[float], advantages: Sequence[float], lengths: Sequence[int],
     true_rewards: Sequence[float] | None = None, title: str = "Reward, advantage and length per completion",
 ) -> go.Figure:
     """Three small panels sharing the completion axis: reward (and the true reward), advantage, length |o_i|."""
-    global _summary_layout
-    if _summary_layout is None:
-        _summary_layout = _panels_layout(_SUMMARY_PANELS, 0.07)
     labels = [str(i + 1) for i in range(len(rewards))]
 
     def panel_bar(panel: int, name: str, y: list, color, hover: str, **kwargs) -> dict:
-        axis = "" if panel == 1 else str(panel)
-        return dict(type="bar", x=labels, y=y, name=name, marker=dict(color=color), xaxis="x" + axis,
-                    yaxis="y" + axis, hovertemplate="completion %{x}<br>" + hover + "<extra></extra>", **kwargs)
+        return _in_panel(dict(type="bar", x=labels, y=y, name=name, marker=dict(color=color),
+                              hovertemplate="completion %{x}<br>" + hover + "<extra></extra>", **kwargs), panel)
 
     data = [panel_bar(1, "reward (optimized)", [float(r) for r in rewards], SERIES_COLORS["π_θ"], "r = %{y:.4g}")]
     if true_rewards is not None:
@@ -663,12 +683,8 @@ def completion_summary_chart(
                   showlegend=False),
         panel_bar(3, "tokens", [int(n) for n in lengths], NEUTRAL, "|o| = %{y}", showlegend=False),
     ]
-    axes = {}
-    for name, axis in _summary_layout.items():
-        if name.startswith(("xaxis", "yaxis")):
-            axes[name] = {**axis, "title": "completion"} if name.startswith("xaxis") else dict(axis)
-    annotations = [dict(a) for a in _summary_layout["annotations"]]
-    return _figure(data, title, height=300, legend_below=True, barmode="group", annotations=annotations, **axes)
+    return _figure(data, title, height=300, legend_below=True, barmode="group",
+                   **_panels(("reward r_i", "advantage A_i", "length |o_i|"), 0.07, x_title="completion"))
 
 
 def top_k_chart(

@@ -135,6 +135,11 @@ def test_unvalidated_figures_match_plotly_validation(monkeypatch):
     trace = run.trace(settings, word_reward(TOY_WORDS, settings.rewards))
     toy = explain.toy_numbers(trace, run.policy)
 
+    history = {"iteration": [0, 1], "p_a": [0.3, 0.4], "p_b": [0.3, 0.3], "p_c": [0.4, 0.3], "kl": [0.0, 0.01],
+               "clip_low": [0.0, 0.1], "clip_high": [0.0, 0.2], "value": [0.1, 0.2], "value_loss": [0.5, 0.4],
+               "expected_reward": [0.3, 0.4], "expected_train_reward": [0.4, 0.5]}
+    runs = {"GRPO": history, "PPO": history}
+
     def figures():
         stages = [toy_stage_figure(trace, toy, k, 1, TOY_WORDS, TOY_STATE) for k in range(len(STAGES))]
         return stages + [
@@ -146,6 +151,12 @@ def test_unvalidated_figures_match_plotly_validation(monkeypatch):
             charts.ppo_reward_chart(["sat", "slept"], [1, 0], [-0.01, 0.02], 0.4),
             charts.ppo_kl_chart(["sat", "slept"], [0.1, -0.05], 0.04),
             charts.ppo_advantage_chart(["sat", "slept"], [0.6, -0.4], [1.0, -1.0], True),
+            charts.training_probability_chart(["a", "b", "c"], runs, [0.3, 0.3, 0.4]),
+            charts.training_metric_chart(runs, "kl", "KL", "KL", reference=0.5, reference_name="target"),
+            charts.clip_fraction_chart(runs),
+            charts.value_chart(runs),
+            charts.simplex_chart(["a", "b", "c"], runs, [0.3, 0.3, 0.4]),
+            charts.reward_hacking_chart(runs),
         ]
 
     def sent(figs):  # what st.plotly_chart sends: the figure's dict as JSON
