@@ -118,8 +118,11 @@ async def student(browser, url: str, index: int, joined: asyncio.Barrier, second
                 await page.get_by_role("link", name="Step through GRPO").click()
                 await page.wait_for_function(LOADED_JS, polling=100, timeout=60_000)
                 doing = "stepping"
-            if await page.locator("[data-testid='stException']").count():  # not page.content(): a whole-DOM copy
-                errors.append(f"student {index}: exception on screen")
+            shown = page.locator("[data-testid='stException']")  # not page.content(): a whole-DOM copy
+            if await shown.count():
+                text = " ".join((await shown.first.inner_text()).split())[:300]
+                errors.append(f"student {index} {doing}: exception on screen: {text}")
+                break
             await page.wait_for_timeout(think * 1000)  # reading the screen before the next click
     except Exception as error:  # a timeout or a crash is what we count
         errors.append(f"student {index} {doing}: {describe(error)}")
