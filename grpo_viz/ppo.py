@@ -26,7 +26,7 @@ from torch import Tensor
 
 from .config import Settings
 from .objectives import PPOTrace, kl_estimate, gae, ppo_loss, ppo_token_rewards
-from .policies.base import Group, Policy, Trainable
+from .policies.base import Group, Policy, Trainable, one_at_a_time
 from .stepper import RewardFn
 
 
@@ -142,82 +142,83 @@ def ppo_iteration(
     policy takes SGD steps of size ``lr`` and the critic of size ``value_lr``,
     both on the gradient of the one total loss L.
     """
-    problems = settings.validate()
-    if problems:
-        raise ValueError(" ".join(problems))
-    start, value_start = policy.trainable_state(), value.trainable_state()
-    if group is None:
-        group = policy.sample_group(prompts, settings.group_size, generator, settings.temperature)
-    rewards = reward_fn(group).to(torch.float64)
-    with torch.no_grad():
-        old_logp = policy.log_probs(group, settings.temperature).detach()
-        ref_logp = policy.reference_log_probs(group, settings.temperature).detach()
-        old_values = value.values(group).detach().to(old_logp.dtype)
-    mask = group.mask.to(old_logp.dtype)
+    with policy.lock:  # its parameters are stepped and restored in place below
+        problems = settings.validate()
+        if problems:
+            raise ValueError(" ".join(problems))
+        start, value_start = policy.trainable_state(), value.trainable_state()
+        if group is None:
+            group = policy.sample_group(prompts, settings.group_size, generator, settings.temperature)
+        rewards = reward_fn(group).to(torch.float64)
+        with torch.no_grad():
+            old_logp = policy.log_probs(group, settings.temperature).detach()
+            ref_logp = policy.reference_log_probs(group, settings.temperature).detach()
+            old_values = value.values(group).detach().to(old_logp.dtype)
+        mask = group.mask.to(old_logp.dtype)
 
-    # KL lives in the reward, computed once from the sampling policy: it is part of the data, not of the loss
-    token_rewards = ppo_token_rewards(rewards, old_logp, ref_logp, mask, beta=settings.beta,
-                                      estimator=settings.kl_estimator)
-    advantages_raw, returns = gae(token_rewards, old_values, mask, gamma=settings.gamma, lam=settings.lam)
+        # KL lives in the reward, computed once from the sampling policy: it is part of the data, not of the loss
+        token_rewards = ppo_token_rewards(rewards, old_logp, ref_logp, mask, beta=settings.beta,
+                                          estimator=settings.kl_estimator)
+        advantages_raw, returns = gae(token_rewards, old_values, mask, gamma=settings.gamma, lam=settings.lam)
 
-    trace = PPOIterationTrace(
-        settings=settings,
-        group=group,
-        rewards=rewards,
-        kl=kl_estimate(old_logp, ref_logp, settings.kl_estimator) * mask,
-        token_rewards=token_rewards,
-        values=old_values,
-        advantages_raw=advantages_raw,
-        advantages=advantages_raw,
-        whitened=False,
-        returns=returns,
-        old_logp=old_logp,
-        ref_logp=ref_logp,
-    )
-    optimizer = policy.make_optimizer(settings.lr)
-    value_optimizer = value.make_optimizer(settings.value_lr)
-    try:
-        for _ in range(settings.ppo_epochs):
-            before, value_before = policy.trainable_state(), value.trainable_state()
+        trace = PPOIterationTrace(
+            settings=settings,
+            group=group,
+            rewards=rewards,
+            kl=kl_estimate(old_logp, ref_logp, settings.kl_estimator) * mask,
+            token_rewards=token_rewards,
+            values=old_values,
+            advantages_raw=advantages_raw,
+            advantages=advantages_raw,
+            whitened=False,
+            returns=returns,
+            old_logp=old_logp,
+            ref_logp=ref_logp,
+        )
+        optimizer = policy.make_optimizer(settings.lr)
+        value_optimizer = value.make_optimizer(settings.value_lr)
+        try:
+            for _ in range(settings.ppo_epochs):
+                before, value_before = policy.trainable_state(), value.trainable_state()
+                optimizer.zero_grad()
+                value_optimizer.zero_grad()
+                logp = policy.log_probs(group, settings.temperature)
+                values = value.values(group)
+                loss_trace = ppo_loss(
+                    logp, old_logp, advantages_raw, values, old_values, returns, mask,
+                    epsilon=settings.epsilon_low,
+                    cliprange_value=settings.cliprange_value,
+                    vf_coef=settings.vf_coef,
+                    whiten_advantages=settings.whiten_advantages,
+                )
+                (grad_logp,) = torch.autograd.grad(loss_trace.loss, logp, retain_graph=True)
+                loss_trace.loss.backward()
+                grads = [torch.zeros_like(p) if p.grad is None else p.grad.detach().clone() for p in policy.parameters()]
+                value_grads = [torch.zeros_like(p) if p.grad is None else p.grad.detach().clone()
+                               for p in value.parameters()]
+                optimizer.step()
+                value_optimizer.step()
+                trace.epochs.append(PPOEpoch(
+                    trace=_detach_trace(loss_trace),
+                    logp=logp.detach(),
+                    values=values.detach().clone(),
+                    grad_logp=grad_logp.detach(),
+                    grad_params=grads,
+                    grad_value=value_grads,
+                    state_before=before,
+                    state_after=policy.trainable_state(),
+                    value_state_before=value_before,
+                    value_state_after=value.trainable_state(),
+                ))
+        finally:
+            policy.load_trainable_state(start)
+            value.load_trainable_state(value_start)
             optimizer.zero_grad()
             value_optimizer.zero_grad()
-            logp = policy.log_probs(group, settings.temperature)
-            values = value.values(group)
-            loss_trace = ppo_loss(
-                logp, old_logp, advantages_raw, values, old_values, returns, mask,
-                epsilon=settings.epsilon_low,
-                cliprange_value=settings.cliprange_value,
-                vf_coef=settings.vf_coef,
-                whiten_advantages=settings.whiten_advantages,
-            )
-            (grad_logp,) = torch.autograd.grad(loss_trace.loss, logp, retain_graph=True)
-            loss_trace.loss.backward()
-            grads = [torch.zeros_like(p) if p.grad is None else p.grad.detach().clone() for p in policy.parameters()]
-            value_grads = [torch.zeros_like(p) if p.grad is None else p.grad.detach().clone()
-                           for p in value.parameters()]
-            optimizer.step()
-            value_optimizer.step()
-            trace.epochs.append(PPOEpoch(
-                trace=_detach_trace(loss_trace),
-                logp=logp.detach(),
-                values=values.detach().clone(),
-                grad_logp=grad_logp.detach(),
-                grad_params=grads,
-                grad_value=value_grads,
-                state_before=before,
-                state_after=policy.trainable_state(),
-                value_state_before=value_before,
-                value_state_after=value.trainable_state(),
-            ))
-    finally:
-        policy.load_trainable_state(start)
-        value.load_trainable_state(value_start)
-        optimizer.zero_grad()
-        value_optimizer.zero_grad()
-    # whitening uses the same fixed advantages every epoch, so the first epoch's are the batch's
-    trace.advantages = trace.epochs[0].trace.advantages
-    trace.whitened = trace.epochs[0].trace.whitened
-    return trace
+        # whitening uses the same fixed advantages every epoch, so the first epoch's are the batch's
+        trace.advantages = trace.epochs[0].trace.advantages
+        trace.whitened = trace.epochs[0].trace.whitened
+        return trace
 
 
 __all__ = ["PPOEpoch", "PPOIterationTrace", "ToyValue", "ppo_iteration"]
@@ -241,6 +242,7 @@ class CompareRun:
         self._version = 0
         self._cached: tuple[tuple, tuple] | None = None
 
+    @one_at_a_time
     def traces(self, settings: Settings, reward_fn: RewardFn):
         """(GRPO IterationTrace, PPOIterationTrace) of the current group."""
         from .stepper import grpo_iteration, make_generator  # the GRPO stepper, unchanged
@@ -257,6 +259,7 @@ class CompareRun:
             self._cached = (key, (grpo, ppo))
         return self._cached[1]
 
+    @one_at_a_time
     def advance(self, keep: str) -> None:
         """Keep ``keep``'s update ("GRPO" or "PPO") as the next iteration's policy; the critic keeps its update."""
         if self._cached is not None:
@@ -267,9 +270,11 @@ class CompareRun:
         self.draw = 0
         self._version += 1
 
+    @one_at_a_time
     def new_group(self) -> None:
         self.draw += 1
 
+    @one_at_a_time
     def reset(self) -> None:
         self.policy.load_trainable_state(self.initial_state)
         self.value.load_trainable_state(self.initial_value)

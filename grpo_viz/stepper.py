@@ -19,7 +19,7 @@ from torch import Tensor
 
 from .config import Settings
 from .objectives import GRPOTrace, group_advantages, grpo_loss, kl_estimate
-from .policies.base import Group, Policy
+from .policies.base import Group, Policy, one_at_a_time
 
 STAGES = (
     "Sample group",
@@ -99,78 +99,79 @@ def grpo_iteration(
     group: Group | None = None,
 ) -> IterationTrace:
     """Sample (unless ``group`` is given), score, and run mu inner GRPO updates; leave ``policy`` unchanged."""
-    problems = settings.validate()
-    if problems:
-        raise ValueError(" ".join(problems))
-    start = policy.trainable_state()
-    if group is None:
-        group = policy.sample_group(prompts, settings.group_size, generator, settings.temperature)
-    rewards = reward_fn(group).to(torch.float64)
-    G = settings.group_size
-    grouped = rewards.view(-1, G)
-    advantages = group_advantages(rewards, G, settings.scale_rewards)
-    with torch.no_grad():
-        ref_logp = policy.reference_log_probs(group, settings.temperature).detach()
-    # pi_old is the policy before the first inner update, so its log-probs are the first step's, detached
-    # (as TRL does): one forward pass fewer per iteration. Policies' forwards are deterministic (eval mode).
-    first_logp = policy.log_probs(group, settings.temperature)
-    old_logp = first_logp.detach()
-    mask = group.mask.to(old_logp.dtype)
-    adv = advantages.to(old_logp.dtype)
+    with policy.lock:  # its parameters are stepped and restored in place below
+        problems = settings.validate()
+        if problems:
+            raise ValueError(" ".join(problems))
+        start = policy.trainable_state()
+        if group is None:
+            group = policy.sample_group(prompts, settings.group_size, generator, settings.temperature)
+        rewards = reward_fn(group).to(torch.float64)
+        G = settings.group_size
+        grouped = rewards.view(-1, G)
+        advantages = group_advantages(rewards, G, settings.scale_rewards)
+        with torch.no_grad():
+            ref_logp = policy.reference_log_probs(group, settings.temperature).detach()
+        # pi_old is the policy before the first inner update, so its log-probs are the first step's, detached
+        # (as TRL does): one forward pass fewer per iteration. Policies' forwards are deterministic (eval mode).
+        first_logp = policy.log_probs(group, settings.temperature)
+        old_logp = first_logp.detach()
+        mask = group.mask.to(old_logp.dtype)
+        adv = advantages.to(old_logp.dtype)
 
-    trace = IterationTrace(
-        settings=settings,
-        group=group,
-        rewards=rewards,
-        group_mean=grouped.mean(dim=1).repeat_interleave(G),
-        group_std=grouped.std(dim=1).repeat_interleave(G),
-        batch_std=rewards.std(),
-        advantages=advantages,
-        equal_reward_groups=grouped.amax(dim=1) == grouped.amin(dim=1),
-        old_logp=old_logp,
-        ref_logp=ref_logp,
-    )
-    optimizer = policy.resume_optimizer(policy.learning_rate(settings))
-    try:
-        for k in range(settings.mu):
-            before = policy.trainable_state()
-            optimizer.zero_grad()
-            logp = first_logp if k == 0 else policy.log_probs(group, settings.temperature)
-            loss_trace = grpo_loss(
-                logp,
-                old_logp,
-                ref_logp,
-                adv,
-                mask,
-                epsilon_low=settings.epsilon_low,
-                epsilon_high=settings.epsilon_high,
-                beta=settings.beta,
-                loss_type=settings.loss_type,
-                importance_sampling_level=settings.importance_sampling_level,
-                kl_ratio_correction=settings.kl_ratio_correction,
-            )
-            (grad_logp,) = torch.autograd.grad(loss_trace.loss, logp, retain_graph=True)
-            loss_trace.loss.backward()
-            grads = [
-                torch.zeros_like(p) if p.grad is None else p.grad.detach().clone() for p in policy.parameters()
-            ]
-            optimizer.step()
-            trace.steps.append(
-                InnerStep(
-                    trace=_detach_trace(loss_trace),
-                    logp=logp.detach(),
-                    grad_logp=grad_logp.detach(),
-                    grad_params=grads,
-                    state_before=before,
-                    state_after=policy.trainable_state(),
+        trace = IterationTrace(
+            settings=settings,
+            group=group,
+            rewards=rewards,
+            group_mean=grouped.mean(dim=1).repeat_interleave(G),
+            group_std=grouped.std(dim=1).repeat_interleave(G),
+            batch_std=rewards.std(),
+            advantages=advantages,
+            equal_reward_groups=grouped.amax(dim=1) == grouped.amin(dim=1),
+            old_logp=old_logp,
+            ref_logp=ref_logp,
+        )
+        optimizer = policy.resume_optimizer(policy.learning_rate(settings))
+        try:
+            for k in range(settings.mu):
+                before = policy.trainable_state()
+                optimizer.zero_grad()
+                logp = first_logp if k == 0 else policy.log_probs(group, settings.temperature)
+                loss_trace = grpo_loss(
+                    logp,
+                    old_logp,
+                    ref_logp,
+                    adv,
+                    mask,
+                    epsilon_low=settings.epsilon_low,
+                    epsilon_high=settings.epsilon_high,
+                    beta=settings.beta,
+                    loss_type=settings.loss_type,
+                    importance_sampling_level=settings.importance_sampling_level,
+                    kl_ratio_correction=settings.kl_ratio_correction,
                 )
-            )
-        # no copy needed: this optimizer is dropped here, and resume_optimizer copies what it loads
-        trace.optimizer_state_after = optimizer.state_dict()
-    finally:
-        policy.load_trainable_state(start)
-        optimizer.zero_grad()
-    return trace
+                (grad_logp,) = torch.autograd.grad(loss_trace.loss, logp, retain_graph=True)
+                loss_trace.loss.backward()
+                grads = [
+                    torch.zeros_like(p) if p.grad is None else p.grad.detach().clone() for p in policy.parameters()
+                ]
+                optimizer.step()
+                trace.steps.append(
+                    InnerStep(
+                        trace=_detach_trace(loss_trace),
+                        logp=logp.detach(),
+                        grad_logp=grad_logp.detach(),
+                        grad_params=grads,
+                        state_before=before,
+                        state_after=policy.trainable_state(),
+                    )
+                )
+            # no copy needed: this optimizer is dropped here, and resume_optimizer copies what it loads
+            trace.optimizer_state_after = optimizer.state_dict()
+        finally:
+            policy.load_trainable_state(start)
+            optimizer.zero_grad()
+        return trace
 
 
 class StepRun:
@@ -192,6 +193,7 @@ class StepRun:
         self._version = 0  # bumped whenever the policy's parameters change
         self._cached: tuple[tuple, IterationTrace] | None = None
 
+    @one_at_a_time
     def trace(self, settings: Settings, reward_fn: RewardFn, prompts: list[str] | None = None) -> IterationTrace:
         key = (settings, self.iteration, self.draw, self._version, reward_fn, tuple(prompts or ()))
         if self._cached is None or self._cached[0] != key:
@@ -199,6 +201,7 @@ class StepRun:
             self._cached = (key, grpo_iteration(self.policy, reward_fn, settings, generator, prompts))
         return self._cached[1]
 
+    @one_at_a_time
     def advance(self) -> None:
         """Keep the current trace's updated parameters and move to the next iteration."""
         if self._cached is not None:
@@ -210,9 +213,11 @@ class StepRun:
         self.draw = 0
         self._version += 1
 
+    @one_at_a_time
     def new_group(self) -> None:
         self.draw += 1
 
+    @one_at_a_time
     def reset(self) -> None:
         self.policy.load_trainable_state(self.initial_state)
         self.policy.optimizer_state = None
@@ -221,6 +226,7 @@ class StepRun:
         self.history.clear()
         self._version += 1
 
+    @one_at_a_time
     def replay(self, settings: Settings, reward_fn: RewardFn, iterations: int, draw: int = 0) -> None:
         """Reach iteration ``iterations`` from the start with these settings: how a shared link rebuilds a run."""
         self.reset()

@@ -24,6 +24,7 @@ import pandas as pd
 import torch
 
 from .config import TOY_REWARDS, TOY_WORDS, Settings
+from .policies.base import one_at_a_time
 from .policies.toy import ToyPolicy, probs_from_logits
 from .ppo import ToyValue, ppo_iteration
 from .stepper import StepRun, grpo_iteration, make_generator
@@ -126,6 +127,7 @@ class TrainingRun:
         empty = {"group_mean_reward": None, "loss": None, "clip_low": None, "clip_high": None, "value_loss": None}
         return {**row, **(stats or empty)}
 
+    @one_at_a_time
     def step(self) -> dict:
         """Sample a group from the current policy, update on it, keep the update, and return the new history row."""
         if self.done:
@@ -160,6 +162,7 @@ class TrainingRun:
         self.history.append(row)
         return row
 
+    @one_at_a_time
     def run(self, iterations: int) -> None:
         for _ in range(max(0, min(iterations, self.max_iterations - self.iteration))):
             self.step()
@@ -319,6 +322,10 @@ class LMTraining:
         self.train_seconds = 0.0  # wall time of the trained iterations (sampling + updates), evaluations excluded
 
     @property
+    def policy(self):
+        return self.run.policy
+
+    @property
     def iteration(self) -> int:
         return self.run.iteration
 
@@ -330,6 +337,7 @@ class LMTraining:
     def seconds_per_iteration(self) -> float | None:
         return self.train_seconds / self.iteration if self.iteration else None
 
+    @one_at_a_time
     def evaluate_now(self) -> float:
         """The task's accuracy (mean true reward) on the fixed evaluation set, recorded at this iteration."""
         if self.accuracy and self.accuracy[-1][0] == self.iteration:
@@ -339,6 +347,7 @@ class LMTraining:
         self.accuracy.append((self.iteration, acc))
         return acc
 
+    @one_at_a_time
     def step(self, iterations: int = 1) -> None:
         """Train up to ``iterations`` more (never past ``max_iterations``); ValueError if a step cannot run."""
         if not self.accuracy:

@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import abc
 import copy
+import functools
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -36,6 +39,21 @@ class Trainable:
 
     def parameters(self) -> list[Tensor]:
         raise NotImplementedError
+
+    @property
+    def lock(self) -> threading.RLock:
+        """Held by whatever changes these parameters in place, or reads them while they may be changed.
+
+        One session's requests can run at the same time: Streamlit starts a new script thread for a click
+        while the previous one may still be computing. Unserialized, one thread's in-place update lands
+        between another's forward and backward (autograd then refuses), or its restore undoes the other's step.
+        """
+        lock = self.__dict__.get("_lock")
+        return lock if lock is not None else self.__dict__.setdefault("_lock", threading.RLock())
+
+    def __getstate__(self) -> dict:
+        # a copy (clone, deepcopy) gets a lock of its own: locks cannot be copied, and it guards other tensors
+        return {k: v for k, v in self.__dict__.items() if k != "_lock"}
 
     def trainable_state(self) -> list[Tensor]:
         """A detached copy of the trainable tensors: enough to undo or replay an update."""
@@ -91,3 +109,14 @@ class Policy(Trainable, abc.ABC):
     def clone(self) -> "Policy":
         """An independent copy for another session (shared read-only parts may stay shared)."""
         return copy.deepcopy(self)
+
+
+def one_at_a_time(method: Callable) -> Callable:
+    """Run a session object's ``method`` holding ``self.policy.lock`` (see ``Trainable.lock``)."""
+
+    @functools.wraps(method)
+    def locked(self, *args, **kwargs):
+        with self.policy.lock:
+            return method(self, *args, **kwargs)
+
+    return locked

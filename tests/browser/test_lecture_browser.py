@@ -46,3 +46,21 @@ def test_usable_on_a_phone(browser, app_url):
     page.screenshot(path=str(SCREENSHOTS / "phone_390x844.png"), full_page=True)
     assert page.evaluate("() => document.documentElement.scrollWidth") <= 400  # no sideways scrolling of the page
     context.close()
+
+
+def test_impatient_key_presses_on_the_language_model_page(page, app_url):
+    """N pressed 15 times faster than an iteration computes, three times over: the session's policy is stepped
+    and read by one request at a time (before, the page showed autograd's "modified by an inplace operation")."""
+    page.goto(app_url + "/language_model")
+    page.get_by_role("button", name="🎲 New group").wait_for(timeout=60_000)
+    page.wait_for_function("() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=60_000)
+    for _ in range(3):
+        for _ in range(15):
+            page.keyboard.press("n")
+            page.wait_for_timeout(15)
+        page.wait_for_timeout(1000)
+        page.wait_for_function("() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=60_000)
+        exceptions = page.locator("[data-testid=stException]")
+        assert exceptions.count() == 0, exceptions.first.inner_text()
+    page.get_by_role("button", name="Next ▶").click()
+    page.wait_for_function("() => location.search.includes('stage=2')", timeout=30_000)  # still answers

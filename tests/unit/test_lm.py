@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import copy
 import math
+import threading
 from dataclasses import replace
 
 import pytest
@@ -146,6 +148,53 @@ def test_sessions_are_isolated_and_the_shared_weights_never_change(builtin):
     assert parameter_checksum(builtin.model) == shared
     assert parameter_checksum(b.model) == shared
 
+
+
+def _train(run: StepRun, iterations: int) -> list[torch.Tensor]:
+    for it in range(iterations):
+        run.trace(replace(LM_SETTINGS, seed=it), ARITHMETIC.reward, ["1+2="])
+        run.advance()
+    return run.policy.trainable_state()
+
+
+def test_one_sessions_overlapping_requests_are_serialized(builtin):
+    """Two of a session's script threads at once (Streamlit starts one per click, the last may still compute).
+
+    Before the policy's lock: "one of the variables needed for gradient computation has been modified by an
+    inplace operation" on the page, found by the load test and by pressing N quickly on the LM page.
+    """
+    expected = _train(StepRun(make_policy(builtin, max_new_tokens=4)), 4)
+    policy = make_policy(builtin, max_new_tokens=4)
+    run = StepRun(policy)
+    probe = run.trace(LM_SETTINGS, ARITHMETIC.reward, ["3+4="])
+    errors, done = [], threading.Event()
+
+    def train():
+        try:
+            _train(run, 4)
+        except Exception as err:  # noqa: BLE001 - the assertion below shows it
+            errors.append(err)
+        finally:
+            done.set()
+
+    def inspect():  # what the LM page does while it draws: swap in pi_old and pi_theta, read, swap back
+        while not done.is_set():
+            try:
+                policy.log_probs_under(probe.group, 1.0, probe.state_after)
+                policy.next_token_probs(probe.group, 0, 1.0, state=probe.state_before)
+            except Exception as err:  # noqa: BLE001
+                errors.append(err)
+                return
+
+    threads = [threading.Thread(target=train), threading.Thread(target=inspect)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert not errors, errors
+    for got, want in zip(policy.trainable_state(), expected, strict=True):
+        assert torch.equal(got, want)  # as if the requests had come one after the other
+    assert copy.deepcopy(policy).lock is not policy.lock  # a copy guards its own tensors
 
 def test_grpo_improves_the_builtin_model_on_a_sum():
     """A few iterations on one prompt raise the expected reward of that prompt's completions."""
