@@ -1,7 +1,9 @@
 """Figure builders return the traces they promise; presets are MATH.md section 6; explanations hold numbers."""
 
+import base64
 import json
 
+import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 import plotly.io
@@ -159,8 +161,16 @@ def test_unvalidated_figures_match_plotly_validation(monkeypatch):
             charts.reward_hacking_chart(runs),
         ]
 
+    def decoded(spec):  # Plotly's to_dict base64-encodes numpy arrays (typed arrays); plotly.js reads either form
+        if isinstance(spec, dict) and set(spec) >= {"dtype", "bdata"}:
+            values = np.frombuffer(base64.b64decode(spec["bdata"]), dtype=spec["dtype"])
+            return values.reshape(spec["shape"]).tolist() if "shape" in spec else values.tolist()
+        if isinstance(spec, dict):
+            return {k: decoded(v) for k, v in spec.items()}
+        return [decoded(v) for v in spec] if isinstance(spec, list) else spec
+
     def sent(figs):  # what st.plotly_chart sends: the figure's dict as JSON
-        return [json.loads(plotly.io.to_json(f.to_dict(), validate=False)) for f in figs]
+        return [decoded(json.loads(plotly.io.to_json(f.to_dict(), validate=False))) for f in figs]
 
     validated = sent(figures())
     monkeypatch.setattr(charts, "VALIDATE_FIGURES", False)
