@@ -1,4 +1,4 @@
-"""A lecture hall's server: no full collection after every click, one every 30 s instead."""
+"""A lecture hall's server: no full collection after every click (one every 30 s instead); one run at a time per session."""
 
 import asyncio
 import gc
@@ -16,6 +16,13 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_streamlit_does_not_collect_after_every_script_run():
     config = tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text())
     assert config["runner"]["postScriptGC"] is False
+
+
+def test_a_click_waits_for_the_running_script_rather_than_running_beside_it():
+    """With fastReruns a click starts a second script thread while the first may still draw from the session's
+    policy; the policy's lock keeps the numbers right (tests/unit/test_lm.py), this keeps the page consistent."""
+    config = tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text())
+    assert config["runner"]["fastReruns"] is False
 
 
 def test_one_background_collector_per_process():
