@@ -322,13 +322,14 @@ def kl_chart(
 
 
 def gradient_chart(
-    names: Sequence[str], gradient: Sequence[float], title: str = "Gradient descent step direction on each logit"
+    names: Sequence[str], gradient: Sequence[float], title: str = "Gradient descent step direction on each logit",
+    subtitle: str | None = None,
 ) -> go.Figure:
     """-dL/dz for each parameter: positive bars are pushed up by the update, negative ones down."""
     push = [-float(g) for g in gradient]
     bar = _bar("−∂L/∂z", names, push, _sign_colors(push), [f"{p:+.4f}" for p in push], hover="%{x}<br>−∂L/∂z = %{y:.6f}")
     top = max([abs(p) for p in push] + [1e-3]) * 1.35
-    return _figure([bar], title, showlegend=False, shapes=[_hline(0)],
+    return _figure([bar], title, subtitle=subtitle, showlegend=False, shapes=[_hline(0)],
                    yaxis=dict(title="−∂L/∂z  (up = more likely)", range=[-top, top]))
 
 

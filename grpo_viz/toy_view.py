@@ -35,6 +35,7 @@ def toy_stage_figure(trace: IterationTrace, toy, stage: int, step_index: int, wo
         return charts.kl_chart(texts, kl[:, 0].tolist(), t.beta)
     if name == "Loss & gradient":
         return charts.gradient_chart(words, toy.grad_logits[step_index].tolist(),
-                                     title=f"Which words the update pushes up or down (inner step {step_index + 1})")
+                                     title="Which words the update pushes up or down",
+                                     subtitle=f"inner step {step_index + 1} of μ = {trace.mu}")
     return charts.distribution_chart(words, {"π_old": toy.probs_old.tolist(), "after update": toy.probs_after.tolist(),
-                                             "π_ref": toy.probs_ref.tolist()}, title="The distribution before and after this iteration's update")
+                                             "π_ref": toy.probs_ref.tolist()}, title="Before and after this iteration's update")
