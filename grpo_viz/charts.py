@@ -224,16 +224,24 @@ def ratio_chart(
     epsilon_low: float,
     epsilon_high: float,
     title: str = "Probability ratios w_i against the clip band",
+    subtitle: str = "colour: the sign of the sample's advantage (green A > 0, red A < 0)",
 ) -> go.Figure:
-    """Each sample's ratio, coloured by the sign of its advantage, with the band [1-ε_low, 1+ε_high]."""
+    """Each sample's ratio, coloured by the sign of its advantage, with the band [1-ε_low, 1+ε_high].
+
+    The marker's shape says whether the sample is clipped. The legend shows the shapes in grey: its swatch
+    would otherwise take the first sample's colour, as if colour meant clipped.
+    """
     labels = sample_labels(texts)
     colors = _sign_colors(advantages)
     clipped = [bool(c) for c in clipped]
-    data = []
+    data, legend = [], []
     for is_clipped, symbol, name in ((False, "circle", "inside or harmless"), (True, "x", "clipped: no gradient")):
         idx = [i for i, c in enumerate(clipped) if c == is_clipped]
+        legend.append(dict(type="scatter", name=name, legendgroup=name, x=[None], y=[None], mode="markers",
+                           marker=dict(size=14, symbol=symbol, color=NEUTRAL), hoverinfo="skip"))
         data.append(dict(
-            type="scatter", name=name, x=[labels[i] for i in idx], y=[float(ratios[i]) for i in idx],
+            type="scatter", name=name, legendgroup=name, showlegend=False,
+            x=[labels[i] for i in idx], y=[float(ratios[i]) for i in idx],
             # values above the markers, not beside them (beside, they ran into the next sample's marker);
             # past 16 samples they would overlap anyway, and the hover and the table have them
             mode="markers+text" if len(labels) <= 16 else "markers", text=[f"{float(ratios[i]):.4f}" for i in idx],
@@ -247,7 +255,7 @@ def ratio_chart(
     lo, hi = min(values), max(values)
     pad = max(0.05, 0.15 * (hi - lo))
     return _figure(
-        data, title,
+        data + legend, title, subtitle=subtitle, legend_below=True,  # a legend above would cover the subtitle
         shapes=[band, _hline(1, dash="dot")],
         annotations=[_note(f"clip band [{1 - epsilon_low:.4g}, {1 + epsilon_high:.4g}]", 1 + epsilon_high, yshift=-10)],
         xaxis=dict(categoryorder="array", categoryarray=labels),

@@ -38,8 +38,11 @@ def test_group_and_advantage_charts():
 
 def test_ratio_chart_marks_clipped_samples():
     fig = charts.ratio_chart(TEXTS, [1.43, 0.69, 1.11, 0.69], [1.3, -0.8, 0.3, -0.8], [True, True, False, True], 0.2, 0.2)
-    inside, clipped = fig.data
+    inside, clipped, *legend = fig.data
     assert list(inside.y) == [1.11] and list(clipped.y) == [1.43, 0.69, 0.69]
+    # the legend explains the shapes in a neutral colour; the samples' colours are the advantages' signs
+    assert [t.marker.symbol for t in legend] == ["circle", "x"] and {t.marker.color for t in legend} == {charts.NEUTRAL}
+    assert not inside.showlegend and not clipped.showlegend
     assert fig.layout.shapes[0].y0 == pytest.approx(0.8) and fig.layout.shapes[0].y1 == pytest.approx(1.2)
 
 
