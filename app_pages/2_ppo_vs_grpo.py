@@ -140,7 +140,7 @@ with left:
     if grpo_fig is not None:
         st.plotly_chart(grpo_fig, key="grpo_chart")
     with st.container(border=True, key="card_grpo"):
-        latex_lines(grpo_lines[:5])
+        latex_lines(grpo_lines[:7])  # all of the update's lines: its z and π, one word a line
 with right:
     st.markdown("##### PPO")
     if ppo_fig is not None:

@@ -45,8 +45,9 @@ def _base_layout(title: str, height: int = 380, legend_below: bool = False, subt
     heading = dict(text=title, x=0, xanchor="left")
     if subtitle:
         heading["subtitle"] = dict(text=subtitle, font=dict(size=13))
+    # value labels that would have to shrink below 9 px to fit their bar are hidden (hover still has them)
     return dict(title=heading, height=height, margin=dict(MARGIN), legend=legend,
-                font=dict(size=14))
+                font=dict(size=14), uniformtext=dict(minsize=9, mode="hide"))
 
 
 # Plotly's property validation is ~75% of building a step-through figure (5.8 of 7.5 ms each, every click).
@@ -168,12 +169,17 @@ def _bar(name: str, x: Sequence, y: Sequence[float], color, text: Sequence[str] 
 
 
 def distribution_chart(
-    words: Sequence[str], series: Mapping[str, Sequence[float]], title: str = "Next-word distribution"
+    words: Sequence[str], series: Mapping[str, Sequence[float]], title: str = "Next-word distribution",
+    labelled: int | None = None,
 ) -> go.Figure:
-    """Grouped bars: one group per word, one bar per distribution (e.g. π_θ, π_old, π_ref)."""
+    """Grouped bars: one group per word, one bar per distribution (e.g. π_θ, π_old, π_ref).
+
+    The first ``labelled`` series carry their values above the bars (all of them by default).
+    """
     palette = list(SERIES_COLORS.values()) + list(WORD_PALETTE)
     data = [
-        _bar(name, words, probs, SERIES_COLORS.get(name, palette[k % len(palette)]), [f"{float(p):.3f}" for p in probs])
+        _bar(name, words, probs, SERIES_COLORS.get(name, palette[k % len(palette)]),
+             [f"{float(p):.3f}" for p in probs] if labelled is None or k < labelled else None)
         for k, (name, probs) in enumerate(series.items())
     ]
     return _figure(data, title, barmode="group", yaxis=dict(range=[0, 1.12], title="probability"))
@@ -581,7 +587,7 @@ def ppo_kl_chart(
     labels = sample_labels(texts)
     kl = [float(k) for k in kl]
     data = [
-        _bar(estimator, labels, kl, SERIES_COLORS["π_ref"], [f"{k:.4g}" for k in kl]),
+        _bar(estimator, labels, kl, SERIES_COLORS["π_ref"], [f"{k + 0.0:.4g}" for k in kl]),  # + 0.0: no "-0"
         _bar(f"−β·{estimator} (β = {beta:g}) added to the reward", labels, [-beta * k for k in kl],
              SERIES_COLORS["π_old"]),
     ]
@@ -712,8 +718,12 @@ def top_k_chart(
     tokens: Sequence[str], series: Mapping[str, Sequence[float]], sampled: str | None = None,
     title: str = "Top-k next tokens",
 ) -> go.Figure:
-    """Grouped bars over the top-k tokens (union over the series), e.g. under π_θ, π_old and π_ref."""
-    fig = distribution_chart([_cell_text(t, 14) for t in tokens], series, title=title)
+    """Grouped bars over the top-k tokens (union over the series), e.g. under π_θ, π_old and π_ref.
+
+    Past a dozen bars only the first series is labelled: side by side the labels ran into each other.
+    """
+    labelled = None if len(tokens) * len(series) <= 12 else 1
+    fig = distribution_chart([_cell_text(t, 14) for t in tokens], series, title=title, labelled=labelled)
     if sampled is not None and sampled in tokens:
         fig.add_annotation(x=_cell_text(sampled, 14), y=1.08, text="sampled", showarrow=False,
                            font=dict(color=SERIES_COLORS["group"]))

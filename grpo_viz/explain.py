@@ -288,9 +288,9 @@ def stage_latex(stage: int, trace: IterationTrace, step_index: int, toy: ToyNumb
         out += _rows([
             rf"z_{{{_tex_word(w)}}}: {_f(float(a))} - {s.lr:g}\cdot{_p(float(d))} = {_f(float(b))}" for w, a, d, b in zip(toy.words, z0, g, z1)
         ], 1)
-        out.append(r",\quad ".join(
+        out += _rows([  # one word a line: three to a line ran past a half-width card
             rf"\pi({_tex_word(w)}): {_f(float(a), 3)} \to {_f(float(b), 3)}" for w, a, b in zip(toy.words, toy.probs_old, toy.probs_after)
-        ))
+        ], 1)
     return out
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import torch
 
-from .explain import _f, _tex_word
+from .explain import _f, _rows, _tex_word
 from .policies.toy import probs_from_logits
 from .ppo import PPOIterationTrace
 from .stepper import STAGES, IterationTrace
@@ -70,7 +70,8 @@ def ppo_latex(stage: int, ppo: PPOIterationTrace, words: tuple[str, ...], ref_lo
         return [r"V_\phi(s) \approx \mathbb{E}[R \mid s]\quad\text{(a learned critic: one number for the toy's one state)}",
                 rf"V(s) = {_f(v_old)}\quad\text{{(learning rate }}{s.value_lr:g}\text{{)}}"]
     if name == "Advantages":
-        lines = [r"\delta_t = \mathrm{rew}_t + \gamma V_{t+1} - V_t,\quad A_t = \delta_t + \gamma\lambda A_{t+1}\quad(\text{one token: } A = \mathrm{rew} - V)"]
+        lines = [r"\delta_t = \mathrm{rew}_t + \gamma V_{t+1} - V_t,\quad A_t = \delta_t + \gamma\lambda A_{t+1}",
+                 r"\text{one token: } A = \mathrm{rew} - V"]
         if ppo.whitened:
             lines.append(r"A \leftarrow \frac{A - \mathrm{mean}(A)}{\sqrt{\mathrm{var}(A) + 10^{-8}}}\quad\text{(whitening)}")
         for w, i in first:
@@ -101,11 +102,13 @@ def ppo_latex(stage: int, ppo: PPOIterationTrace, words: tuple[str, ...], ref_lo
     T = s.temperature
     before = probs_from_logits(ppo.state_before[0], T)
     after = probs_from_logits(ppo.state_after[0], T)
+    # one statement a line: side by side they ran past a half-width card
     return [
-        rf"\theta \leftarrow \theta - \eta\nabla_\theta L,\quad \phi \leftarrow \phi - \eta_V \nabla_\phi L\quad"
-        rf"(\eta = {s.lr:g},\ \eta_V = {s.value_lr:g},\ {ppo.num_epochs}\text{{ epochs}})",
-        r",\quad ".join(rf"\pi({_tex_word(w)}): {_f(float(a), 3)} \to {_f(float(b), 3)}" for w, a, b in zip(words, before, after)),
-        rf"V(s): {_f(ppo.value_before)} \to {_f(ppo.value_after)}\quad(\text{{mean return }} R = {_f(float(ppo.returns.mean()))})",
+        r"\theta \leftarrow \theta - \eta\nabla_\theta L,\quad \phi \leftarrow \phi - \eta_V \nabla_\phi L",
+        rf"\eta = {s.lr:g},\ \eta_V = {s.value_lr:g},\ {ppo.num_epochs}\text{{ epochs}}",
+        *_rows([rf"\pi({_tex_word(w)}): {_f(float(a), 3)} \to {_f(float(b), 3)}" for w, a, b in zip(words, before, after)], 1),
+        rf"V(s): {_f(ppo.value_before)} \to {_f(ppo.value_after)}",
+        rf"\text{{mean return }} R = {_f(float(ppo.returns.mean()))}",
     ]
 
 
