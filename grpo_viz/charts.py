@@ -182,7 +182,10 @@ def distribution_chart(
              [f"{float(p):.3f}" for p in probs] if labelled is None or k < labelled else None)
         for k, (name, probs) in enumerate(series.items())
     ]
-    return _figure(data, title, barmode="group", yaxis=dict(range=[0, 1.12], title="probability"))
+    # category, always: a language model's tokens are often numbers ("13"), and Plotly would then make the axis
+    # numeric, sort the bars by value and drop every token that is not a number ("<answer>")
+    return _figure(data, title, barmode="group", xaxis=dict(type="category"),
+                   yaxis=dict(range=[0, 1.12], title="probability"))
 
 
 # ----------------------------------------------------------------- the group
@@ -725,7 +728,8 @@ def top_k_chart(
     labelled = None if len(tokens) * len(series) <= 12 else 1
     fig = distribution_chart([_cell_text(t, 14) for t in tokens], series, title=title, labelled=labelled)
     if sampled is not None and sampled in tokens:
-        fig.add_annotation(x=_cell_text(sampled, 14), y=1.08, text="sampled", showarrow=False,
+        # by position: on a category axis a label such as "13" would be read as the 14th category
+        fig.add_annotation(x=list(tokens).index(sampled), y=1.08, text="sampled", showarrow=False,
                            font=dict(color=SERIES_COLORS["group"]))
     return fig
 

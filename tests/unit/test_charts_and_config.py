@@ -178,3 +178,13 @@ def test_unvalidated_figures_match_plotly_validation(monkeypatch):
     validated = sent(figures())
     monkeypatch.setattr(charts, "VALIDATE_FIGURES", False)
     assert sent(figures()) == validated
+
+
+def test_top_k_chart_keeps_number_tokens_as_categories_in_order():
+    """Tokens like "13" made Plotly's axis numeric: the bars sorted by value and "<answer>" vanished."""
+    fig = charts.top_k_chart(["<answer>", "13", "14"], {"π_θ": [0.24, 0.18, 0.14], "π_ref": [0.2, 0.2, 0.1]}, "13")
+    assert fig.layout.xaxis.type == "category"
+    assert list(fig.data[0].x) == ["<answer>", "13", "14"]
+    assert fig.layout.annotations[0].x == 1  # "sampled" over "13", the second category (not at category index 13)
+    many = charts.top_k_chart([str(n) for n in range(8)], {"a": [0.1] * 8, "b": [0.1] * 8})
+    assert many.data[0].text is not None and many.data[1].text is None  # past a dozen bars: first series labelled
