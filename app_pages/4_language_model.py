@@ -68,7 +68,7 @@ if settings.mu > 1 and name in ("Ratios", "Clip", "KL", "Loss & gradient"):
 left, right = st.columns([4, 6], gap="medium")
 with left:
     st.markdown(f"#### Toy: “{TOY_STATE} …” · iteration {toy_run.iteration + 1}")
-    st.plotly_chart(toy_stage_figure(toy_trace, toy, stage, step_index, TOY_WORDS, TOY_STATE),
+    st.plotly_chart(toy_stage_figure(toy_trace, toy, stage, step_index, TOY_WORDS, TOY_STATE, narrow=True),
                     key="toy_chart")
     with st.container(border=True, key="card_toy"):
         st.markdown(f"**{stage + 1}. {name}**")

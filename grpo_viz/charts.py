@@ -234,6 +234,7 @@ def ratio_chart(
     epsilon_high: float,
     title: str = "Probability ratios w_i against the clip band",
     subtitle: str = "colour: the sign of the sample's advantage (green A > 0, red A < 0)",
+    value_labels: bool = True,
 ) -> go.Figure:
     """Each sample's ratio, coloured by the sign of its advantage, with the band [1-ε_low, 1+ε_high].
 
@@ -253,7 +254,8 @@ def ratio_chart(
             x=[labels[i] for i in idx], y=[float(ratios[i]) for i in idx],
             # values above the markers, not beside them (beside, they ran into the next sample's marker);
             # past 16 samples they would overlap anyway, and the hover and the table have them
-            mode="markers+text" if len(labels) <= 16 else "markers", text=[f"{float(ratios[i]):.4f}" for i in idx],
+            mode="markers+text" if value_labels and len(labels) <= 16 else "markers",
+            text=[f"{float(ratios[i]):.4f}" for i in idx],
             textposition="top center",
             marker=dict(size=16, symbol=symbol, color=[colors[i] for i in idx], line=dict(width=1, color=GUIDE)),
             hovertemplate="sample %{x}<br>w = %{y:.6f}<extra>" + name + "</extra>",
@@ -674,7 +676,9 @@ def token_heatmap(
     elif center is None:
         zmin, zmax = 0.0, max(finite + [1e-9])
     else:
-        spread = max([abs(v - center) for v in finite] + [1e-9])
+        spread = max([abs(v - center) for v in finite] + [0.0])
+        if spread < 1e-6:  # nothing varies (every ratio is 1): a plain scale, not ticks at 1.000000001
+            spread = 0.01 * max(1.0, abs(center))
         zmin, zmax = center - spread, center + spread
     heatmap = dict(
         type="heatmap", z=z, text=text, texttemplate="%{text}", textfont=dict(size=12), customdata=hover,

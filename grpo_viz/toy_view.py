@@ -9,8 +9,12 @@ from .objectives import kl_estimate
 from .stepper import STAGES, IterationTrace
 
 
-def toy_stage_figure(trace: IterationTrace, toy, stage: int, step_index: int, words, state: str) -> go.Figure:
-    """The toy's chart for ``stage`` of ``trace`` at inner step ``step_index`` (``toy``: explain.toy_numbers)."""
+def toy_stage_figure(trace: IterationTrace, toy, stage: int, step_index: int, words, state: str,
+                     narrow: bool = False) -> go.Figure:
+    """The toy's chart for ``stage`` of ``trace`` at inner step ``step_index`` (``toy``: explain.toy_numbers).
+
+    ``narrow``: drawn in a half-width column, where the ratios' value labels would run into each other.
+    """
     name = STAGES[stage]
     texts = trace.group.texts
     t = trace.steps[step_index].trace
@@ -26,7 +30,8 @@ def toy_stage_figure(trace: IterationTrace, toy, stage: int, step_index: int, wo
     if name == "Advantages":
         return charts.advantage_chart(texts, advantages)
     if name == "Ratios":
-        return charts.ratio_chart(texts, t.ratio[:, 0].tolist(), advantages, clipped, t.epsilon_low, t.epsilon_high)
+        return charts.ratio_chart(texts, t.ratio[:, 0].tolist(), advantages, clipped, t.epsilon_low, t.epsilon_high,
+                                  value_labels=not narrow)
     if name == "Clip":
         return charts.surrogate_chart(texts, t.ratio[:, 0].tolist(), advantages, clipped, t.epsilon_low,
                                       t.epsilon_high)

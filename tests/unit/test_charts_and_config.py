@@ -188,3 +188,16 @@ def test_top_k_chart_keeps_number_tokens_as_categories_in_order():
     assert fig.layout.annotations[0].x == 1  # "sampled" over "13", the second category (not at category index 13)
     many = charts.top_k_chart([str(n) for n in range(8)], {"a": [0.1] * 8, "b": [0.1] * 8})
     assert many.data[0].text is not None and many.data[1].text is None  # past a dozen bars: first series labelled
+
+
+def test_a_heatmap_where_nothing_varies_has_a_plain_scale():
+    """Every ratio exactly 1 (the first step on a group) gave colour-bar ticks at 1.000000001."""
+    fig = charts.token_heatmap([["a", "b"], ["c"]], [[1.0, 1.0], [1.0]], "w_t", "ratios", center=1.0)
+    assert (fig.data[0].zmin, fig.data[0].zmax) == pytest.approx((0.99, 1.01))
+    moved = charts.token_heatmap([["a", "b"], ["c"]], [[1.2, 1.0], [0.9]], "w_t", "ratios", center=1.0)
+    assert (moved.data[0].zmin, moved.data[0].zmax) == pytest.approx((0.8, 1.2))
+
+
+def test_the_narrow_toy_ratio_chart_has_no_value_labels():
+    fig = charts.ratio_chart(TEXTS, [1.0] * 4, [1.3, -0.8, 0.3, -0.8], [False] * 4, 0.2, 0.2, value_labels=False)
+    assert all(t.mode == "markers" for t in fig.data)
