@@ -35,19 +35,27 @@ WORD_PALETTE = ("#2ca02c", "#ff7f0e", "#d62728", "#1f77b4", "#9467bd", "#8c564b"
 # theme turns on axis automargin, which only ever grows a margin: starting from margins that already fit saves
 # plotly.js a second layout-and-draw pass (~25 ms of every step, as every step draws its chart anew).
 MARGIN = dict(l=90, r=10, t=70, b=40)
+SUBTITLE_ROOM = 24  # px more at the top, where a subtitle would sit on what a chart draws above its plot
 
 
-def _base_layout(title: str, height: int = 380, legend_below: bool = False, subtitle: str | None = None) -> dict:
+def _base_layout(title: str, height: int = 380, legend_below: bool = False, subtitle: str | None = None,
+                 top_room: int = 0) -> dict:
     """Title (and a subtitle under it: the numbers of a chart's guide lines, which written on the lines themselves
-    overlapped the bars), size, margins, legend and font shared by every chart of the app."""
+    overlapped the bars), size, margins, legend and font shared by every chart of the app.
+
+    ``top_room``: px more above the plot, for a chart that draws there (ticks, panel titles) under a subtitle;
+    the title then hangs from the top of the figure instead of sitting in the middle of the taller margin.
+    """
     legend = (dict(orientation="h", yanchor="top", y=-0.3, xanchor="left", x=0) if legend_below
               else dict(orientation="h", yanchor="bottom", y=1.0, xanchor="right", x=1))
     heading = dict(text=title, x=0, xanchor="left")
     if subtitle:
         heading["subtitle"] = dict(text=subtitle, font=dict(size=13))
+    if top_room:
+        heading.update(yref="container", y=1, yanchor="top", pad=dict(t=14))
     # value labels that would have to shrink below 9 px to fit their bar are hidden (hover still has them)
-    return dict(title=heading, height=height, margin=dict(MARGIN), legend=legend,
-                font=dict(size=14), uniformtext=dict(minsize=9, mode="hide"))
+    return dict(title=heading, height=height + top_room, margin={**MARGIN, "t": MARGIN["t"] + top_room},
+                legend=legend, font=dict(size=14), uniformtext=dict(minsize=9, mode="hide"))
 
 
 # Plotly's property validation is ~75% of building a step-through figure (5.8 of 7.5 ms each, every click).
@@ -82,13 +90,13 @@ class _BuiltFigure(go.Figure):
 
 
 def _figure(data: list[dict], title: str, height: int = 380, legend_below: bool = False, subtitle: str | None = None,
-            **layout) -> go.Figure:
+            top_room: int = 0, **layout) -> go.Figure:
     """One Figure from plain dicts in a single construction, validated only under test (``VALIDATE_FIGURES``).
 
     Building the whole figure at once is ~5x faster than add_trace/add_hline/update_layout
     calls, and the step-through figures are rebuilt on every click of a lecture.
     """
-    layout = {**_base_layout(title, height, legend_below, subtitle), **layout}
+    layout = {**_base_layout(title, height, legend_below, subtitle, top_room), **layout}
     if VALIDATE_FIGURES:
         return go.Figure(data=data, layout=layout)
     return _BuiltFigure(data=_as_validation_would(data), layout=_as_validation_would(layout), _validate=False)
@@ -286,7 +294,8 @@ def surrogate_chart(
     clipped: Sequence[bool],
     epsilon_low: float,
     epsilon_high: float,
-    title: str = "The clipped surrogate min(w·A, clip(w)·A), per unit of |A|",
+    title: str = "The clipped surrogate, per unit of |A|",
+    subtitle: str = "min(w·A, clip(w)·A) as a function of w",
 ) -> go.Figure:
     """Two panels (A > 0, A < 0): the clipped objective as a function of w, with the group's samples on it."""
     ratios = [float(r) for r in ratios]
@@ -314,10 +323,11 @@ def surrogate_chart(
         xref, yref = ("x", "y domain") if col == 1 else ("x2", "y2 domain")
         shapes += [_vline(x, xref, yref) for x in (1 - epsilon_low, 1 + epsilon_high)]
     titles = [dict(text=t, xref="x domain" if i == 0 else "x2 domain", x=0.5, yref="paper", y=1.0, showarrow=False,
-                   yanchor="bottom", font=dict(size=14)) for i, t in enumerate(("A > 0: pushes π_θ(o) up",
-                                                                                  "A < 0: pushes π_θ(o) down"))]
+                   yanchor="bottom", font=dict(size=14)) for i, t in enumerate(("A > 0: push up",
+                                                                                  "A < 0: push down"))]
     return _figure(
-        data, title, height=440, legend_below=True, shapes=shapes, annotations=titles, margin={**MARGIN, "b": 100},
+        data, title, subtitle=subtitle, top_room=SUBTITLE_ROOM, height=440, legend_below=True, shapes=shapes,
+        annotations=titles, margin={**MARGIN, "t": MARGIN["t"] + SUBTITLE_ROOM, "b": 100},  # panel titles on top
         xaxis=dict(domain=[0, 0.46], title="w = π_θ / π_old"), xaxis2=dict(domain=[0.54, 1], title="w = π_θ / π_old"),
         yaxis=dict(title="objective per unit |A|"), yaxis2=dict(anchor="x2"),
     )
@@ -648,6 +658,7 @@ def token_heatmap(
     row_labels: Sequence[str] | None = None,
     extra_hover: Mapping[str, Sequence[Sequence[float]]] | None = None,
     zrange: tuple[float, float] | None = None,
+    subtitle: str | None = None,
 ) -> go.Figure:
     """One row per completion, one cell per real token, coloured by ``quantity``; each cell shows its token.
 
@@ -688,7 +699,8 @@ def token_heatmap(
     )
     labels = list(row_labels) if row_labels is not None else [str(i + 1) for i in range(rows)]
     return _figure(
-        [heatmap], title, height=max(260, 90 + 34 * rows), showlegend=False,
+        [heatmap], title, subtitle=subtitle, top_room=SUBTITLE_ROOM if subtitle else 0,  # its ticks are on top
+        height=max(260, 90 + 34 * rows), showlegend=False,
         yaxis=dict(autorange="reversed", tickmode="array", tickvals=list(range(rows)), ticktext=labels,
                    title="completion"),
         # the ticks say t; an axis title would hit the chart title

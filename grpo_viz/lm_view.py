@@ -88,15 +88,15 @@ def token_grid(trace: IterationTrace, stage: int, step_index: int, logp_after: t
                      {"π_old(o_t)": _rows(trace.old_logp.exp(), n), "π_θ(o_t) after": _rows(logp_after.exp(), n)})
 
 
-STAGE_TITLES = {
-    "Sample group": "Each completion, token by token, coloured by how likely π_old made it",
-    "Score": "The reward is one number per completion, the same on every token",
-    "Advantages": "GRPO's advantage A_i is one number per completion, broadcast over its tokens",
-    "Ratios": "Ratio w_t = π_θ / π_old per token (white = 1)",
-    "Clip": "Tokens whose clipped term is active carry no gradient (red: low side, green: high side)",
-    "KL": "k3 estimate of KL(π_θ ‖ π_ref) per token",
-    "Loss & gradient": "Which tokens the update makes more likely (green) or less likely (red)",
-    "Update": "Change in log π(o_t) after this iteration's μ update(s)",
+STAGE_TITLES = {  # (title, subtitle): a title of one short line fits the half-width column on a projector
+    "Sample group": ("How likely π_old made each token", "one row per completion, one cell per token"),
+    "Score": ("The reward of each completion", "one number, the same on every token"),
+    "Advantages": ("GRPO's advantage A_i per completion", "one number, broadcast over its tokens"),
+    "Ratios": ("Ratio w_t = π_θ / π_old per token", "white = 1"),
+    "Clip": ("Tokens whose clipped term is active", "they carry no gradient (red: low side, green: high side)"),
+    "KL": ("k3 estimate of KL(π_θ ‖ π_ref) per token", None),
+    "Loss & gradient": ("Which tokens the update pushes", "green: more likely, red: less likely"),
+    "Update": ("Change in log π(o_t) after the update", "this iteration's μ update step(s)"),
 }
 
 
@@ -104,7 +104,8 @@ def token_figure(trace: IterationTrace, stage: int, step_index: int,
                  logp_after: torch.Tensor | None = None) -> go.Figure:
     grid = token_grid(trace, stage, step_index, logp_after)
     labels = [f"{i + 1}: r={r:.3g}" for i, r in enumerate(trace.rewards.tolist())]
-    return charts.token_heatmap(trace.group.tokens, grid.values, grid.quantity, STAGE_TITLES[STAGES[stage]],
+    title, subtitle = STAGE_TITLES[STAGES[stage]]
+    return charts.token_heatmap(trace.group.tokens, grid.values, grid.quantity, title, subtitle=subtitle,
                                 center=grid.center, row_labels=labels, extra_hover=grid.hover, zrange=grid.zrange)
 
 
