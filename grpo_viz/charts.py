@@ -685,7 +685,9 @@ def token_heatmap(
     if zrange is not None:
         zmin, zmax = zrange
     elif center is None:
-        zmin, zmax = 0.0, max(finite + [1e-9])
+        zmin, zmax = 0.0, max(finite + [0.0])
+        if zmax < 1e-6:  # nothing there yet (KL 0 before the first update): a plain scale, not ticks at 1n
+            zmax = 0.01
     else:
         spread = max([abs(v - center) for v in finite] + [0.0])
         if spread < 1e-6:  # nothing varies (every ratio is 1): a plain scale, not ticks at 1.000000001

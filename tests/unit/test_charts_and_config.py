@@ -194,6 +194,8 @@ def test_a_heatmap_where_nothing_varies_has_a_plain_scale():
     """Every ratio exactly 1 (the first step on a group) gave colour-bar ticks at 1.000000001."""
     fig = charts.token_heatmap([["a", "b"], ["c"]], [[1.0, 1.0], [1.0]], "w_t", "ratios", center=1.0)
     assert (fig.data[0].zmin, fig.data[0].zmax) == pytest.approx((0.99, 1.01))
+    zero = charts.token_heatmap([["a", "b"], ["c"]], [[0.0, 0.0], [0.0]], "k3", "KL", center=None)
+    assert (zero.data[0].zmin, zero.data[0].zmax) == pytest.approx((0.0, 0.01))
     moved = charts.token_heatmap([["a", "b"], ["c"]], [[1.2, 1.0], [0.9]], "w_t", "ratios", center=1.0)
     assert (moved.data[0].zmin, moved.data[0].zmax) == pytest.approx((0.8, 1.2))
 
