@@ -202,7 +202,8 @@ def stage_latex(stage: int, trace: IterationTrace, step_index: int, toy: ToyNumb
                 rf"\pi_\theta({_tex_word(w)}) = \frac{{e^{{{_f(z)}{over_t}}}}}{{{denom}}} = {_f(p)}"
                 for w, z, p in zip(toy.words[:1], toy.logits_old[:1], toy.probs_old[:1])
             ]
-            out += parts + _rows([rf"\pi_\theta({_tex_word(w)}) = {_f(p)}" for w, p in zip(toy.words, toy.probs_old)], 3)
+            # two to a line: three reached the card's edge on a 1280-px projector
+            out += parts + _rows([rf"\pi_\theta({_tex_word(w)}) = {_f(p)}" for w, p in zip(toy.words, toy.probs_old)], 2)
         return out
     if name == "Score":
         rewards = r",\ ".join(rf"r({_tex_word(w)}) = {_f(r, 2)}" for w, r in _unique_by_completion(trace, trace.rewards.tolist()))

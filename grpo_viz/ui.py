@@ -421,7 +421,7 @@ def presentation_toggle() -> bool:
 
 def autoplay_controls() -> float | None:
     """Autoplay switch and speed; returns seconds per stage, or None when off."""
-    cols = st.columns([1, 1.4])
+    cols = st.columns([1.3, 1.2])  # "Autoplay" and its help icon need ~150 px, or the label is cut to "Autop…"
     playing = cols[0].toggle("Autoplay", key="autoplay", help="Step forward by itself; at the last stage it keeps the "
                              "update and starts the next iteration.")
     seconds = cols[1].select_slider("Seconds per stage", AUTOPLAY_SECONDS, value=3.0, key="autoplay_seconds",
