@@ -185,12 +185,12 @@ if state.get("hacking_key") != hack_key:
     state.hacking_key, state.hacking = hack_key, hacking
 hack_runs = state.hacking.columns()
 left, right = st.columns([3, 2], gap="medium")
-left.plotly_chart(charts.reward_hacking_chart(hack_runs, title=f"Trained on the proxy for {target} iterations: "
-                                              "proxy reward (solid) against true reward (dotted)"),
+left.plotly_chart(charts.reward_hacking_chart(hack_runs, title=f"{target} iterations on the proxy reward"),
                   key="hacking_chart")
+# the overrated word's probability only: five columns fit the narrow column without a scroll bar
 final = pd.DataFrame([{"run": label, "proxy E[r]": cols["expected_train_reward"][-1],
-                       "true E[r]": cols["expected_reward"][-1], "KL to π_ref": cols["kl"][-1],
-                       **{f"π({w})": cols[f"p_{w}"][-1] for w in TOY_WORDS}} for label, cols in hack_runs.items()])
+                       "true E[r]": cols["expected_reward"][-1], "KL": cols["kl"][-1],
+                       f"π({HACKED_WORD})": cols[f"p_{HACKED_WORD}"][-1]} for label, cols in hack_runs.items()])
 with right:
     st.dataframe(final.round(3), hide_index=True, key="hacking_table")
     st.markdown(

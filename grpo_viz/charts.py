@@ -541,7 +541,8 @@ def simplex_chart(
 
 
 def reward_hacking_chart(runs: Mapping[str, Mapping[str, Sequence]],
-                         title: str = "Proxy reward (solid) against true reward (dotted)") -> go.Figure:
+                         title: str = "Proxy reward against true reward",
+                         subtitle: str = "solid: the proxy it is trained on; dotted: the true reward it earns") -> go.Figure:
     """For each run: the expected proxy reward it is trained on, and the expected true reward it actually earns."""
     palette = ("#ff7f0e", "#1f77b4", "#2ca02c", "#9467bd")
     data = []
@@ -556,7 +557,7 @@ def reward_hacking_chart(runs: Mapping[str, Mapping[str, Sequence]],
                  line=dict(color=color, width=3, dash="dot"), legendgroup=label,
                  hovertemplate="iteration %{x}<br>true E[r] = %{y:.4f}<extra>" + label + "</extra>"),
         ]
-    return _figure(data, title, height=360, legend_below=True, xaxis=dict(title="iteration"),
+    return _figure(data, title, subtitle=subtitle, height=360, legend_below=True, xaxis=dict(title="iteration"),
                    yaxis=dict(title="expected reward under π_θ"))
 
 
