@@ -185,7 +185,7 @@ if state.get("hacking_key") != hack_key:
     state.hacking_key, state.hacking = hack_key, hacking
 hack_runs = state.hacking.columns()
 left, right = st.columns([3, 2], gap="medium")
-left.plotly_chart(charts.reward_hacking_chart(hack_runs, title=f"{target} iterations on the proxy reward"),
+left.plotly_chart(charts.reward_hacking_chart(hack_runs, title=f"Trained on the proxy for {target} iterations"),
                   key="hacking_chart")
 # the overrated word's probability only: five columns fit the narrow column without a scroll bar
 final = pd.DataFrame([{"run": label, "proxy E[r]": cols["expected_train_reward"][-1],
