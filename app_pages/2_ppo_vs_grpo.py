@@ -106,10 +106,11 @@ elif name == "Ratios & clip":
     grpo_fig = charts.ratio_chart(texts, g_trace.ratio[:, 0].tolist(), grpo_adv,
                                   (g_trace.is_low_clipped | g_trace.is_high_clipped)[:, 0].tolist(),
                                   g_trace.epsilon_low, g_trace.epsilon_high,
-                                  title=f"GRPO: ratios at step {grpo.mu} of μ = {grpo.mu}")
+                                  title=f"GRPO: ratios at step {grpo.mu} of μ = {grpo.mu}",
+                                  value_labels=False)  # half-width: the values ran together; the table has them
     ppo_fig = charts.ratio_chart(texts, p_last.ratio[:, 0].tolist(), ppo_adv, p_last.is_clipped[:, 0].tolist(),
                                  p_last.epsilon, p_last.epsilon,
-                                 title=f"PPO: ratios at epoch {ppo.num_epochs} of {ppo.num_epochs}")
+                                 title=f"PPO: ratios at epoch {ppo.num_epochs} of {ppo.num_epochs}", value_labels=False)
     lows = [min(f.layout.yaxis.range[0], 1 - settings.epsilon_low - 0.05) for f in (grpo_fig, ppo_fig)]
     highs = [max(f.layout.yaxis.range[1], 1 + settings.epsilon_high + 0.05) for f in (grpo_fig, ppo_fig)]
     for f in (grpo_fig, ppo_fig):

@@ -67,7 +67,8 @@ def ppo_latex(stage: int, ppo: PPOIterationTrace, words: tuple[str, ...], ref_lo
                          rf" = {_f(float(ppo.token_rewards[i, 0]), 5)}")
         return lines
     if name == "Baseline":
-        return [r"V_\phi(s) \approx \mathbb{E}[R \mid s]\quad\text{(a learned critic: one number for the toy's one state)}",
+        return [r"V_\phi(s) \approx \mathbb{E}[R \mid s]",
+                r"\text{a learned critic: one number for the toy's one state}",
                 rf"V(s) = {_f(v_old)}\quad\text{{(learning rate }}{s.value_lr:g}\text{{)}}"]
     if name == "Advantages":
         lines = [r"\delta_t = \mathrm{rew}_t + \gamma V_{t+1} - V_t,\quad A_t = \delta_t + \gamma\lambda A_{t+1}",
@@ -93,10 +94,12 @@ def ppo_latex(stage: int, ppo: PPOIterationTrace, words: tuple[str, ...], ref_lo
     if name == "Loss & gradient":
         e0 = ppo.epochs[0].trace
         g = ppo.epochs[0].grad_params[0]
-        lines = [r"L = L^{\pi} + c_{vf}\,\tfrac12\,\mathrm{mean}_t\max\big((V-R)^2, (\mathrm{clip}(V, V_{old}\pm c_v) - R)^2\big)",
-                 rf"L = {_f(float(e0.policy_loss), 5)} + {s.vf_coef:g}\cdot{_f(float(e0.value_loss), 5)} = {_f(float(e0.loss), 5)}"
-                 r"\quad\text{(first epoch)}"]
-        lines.append(r",\ ".join(rf"\frac{{\partial L}}{{\partial z_{{{_tex_word(w)}}}}} = {_f(float(v))}" for w, v in zip(words, g)))
+        # short lines: the card is a half-width column, ~360 px on a 1280-px projector
+        lines = [r"L = L^{\pi} + c_{vf}\,L^{V},\quad V_c = \mathrm{clip}(V, V_{old}\pm c_v)",
+                 r"L^{V} = \tfrac12\,\mathrm{mean}_t\max\big((V-R)^2, (V_c - R)^2\big)",
+                 r"\text{first epoch:}",
+                 rf"L = {_f(float(e0.policy_loss), 5)} + {s.vf_coef:g}\cdot{_f(float(e0.value_loss), 5)} = {_f(float(e0.loss), 5)}"]
+        lines += _rows([rf"\frac{{\partial L}}{{\partial z_{{{_tex_word(w)}}}}} = {_f(float(v))}" for w, v in zip(words, g)], 2)
         return lines
     # Update
     T = s.temperature
