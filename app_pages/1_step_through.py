@@ -37,7 +37,7 @@ run: StepRun = st.session_state.toy_run
 policy: ToyPolicy = run.policy
 replay_from_url(run, settings, reward_fn)
 
-title, play, switch = st.columns([5, 2.6, 2.2], vertical_alignment="center")
+title, play, switch = st.columns([5, 2.4, 2.6], vertical_alignment="center")  # room for "Presentation mode"
 with switch:
     presenting = presentation_toggle()
 if presenting:
@@ -73,7 +73,8 @@ def step_through() -> None:
     st.query_params["iteration"] = str(run.iteration + 1)
     st.query_params["draw"] = str(run.draw + 1)
     name = STAGES[stage]
-    st.latex(explain.objective_latex(stage))
+    with st.container(key="objective"):  # its size follows the page's width (ui.compact_page)
+        st.latex(explain.objective_latex(stage))
     left, right = st.columns([5, 4], gap="medium")
 
     step_index = trace.mu - 1

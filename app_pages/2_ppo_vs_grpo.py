@@ -49,7 +49,8 @@ stage = stage_cursor(
     reset_help="Back to the starting policy (π_θ = π_ref) and a fresh critic (V = 0)", on_reset=run.reset,
 )
 name = COMPARE_STAGES[stage]
-st.latex(explain.objective_latex(GRPO_STAGE[name]))  # GRPO's objective, the stage's term boxed
+with st.container(key="objective"):  # its size follows the page's width (ui.compact_page)
+    st.latex(explain.objective_latex(GRPO_STAGE[name]))  # GRPO's objective, the stage's term boxed
 texts = grpo.group.texts
 T = settings.temperature
 toy = explain.toy_numbers(grpo, policy)

@@ -56,7 +56,8 @@ stage = stage_cursor(
     last_actions=(("Next iteration ▶", both("advance"), "Both keep their update and sample a new group (→ key)"),),
 )
 name = STAGES[stage]
-st.latex(explain.objective_latex(stage))
+with st.container(key="objective"):  # its size follows the page's width (ui.compact_page)
+    st.latex(explain.objective_latex(stage))
 
 toy_trace = toy_run.trace(settings, word_reward(TOY_WORDS, settings.rewards))
 toy = explain.toy_numbers(toy_trace, toy_run.policy)

@@ -415,8 +415,9 @@ def objective_latex(stage: int) -> str:
 
     surrogate = term("min", rf"\min\Big({term('ratio')}{term('advantage')},\ {term('clip')}{term('advantage')}\Big)")
     objective = rf"\mathcal{{J}}(\theta) = {term('expectation')}\Big[{term('aggregate')}\Big({surrogate} - {term('kl')}\Big)\Big]"
-    if STAGES[stage] == "Update":
-        objective += rf",\qquad \boxed{{\color{{{HIGHLIGHT}}}{{\theta \leftarrow \theta + \eta\,\nabla_\theta \mathcal{{J}}}}}}"
+    if STAGES[stage] == "Update":  # the step on a line of its own: beside the objective it ran past a 1280-px screen
+        update = rf"\boxed{{\color{{{HIGHLIGHT}}}{{\theta \leftarrow \theta + \eta\,\nabla_\theta \mathcal{{J}}}}}}"
+        objective = rf"\begin{{gathered}}{objective}\\[0.3em]{update}\end{{gathered}}"
     return objective
 
 

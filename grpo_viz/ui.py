@@ -278,8 +278,11 @@ def compact_page() -> None:
     st.markdown(
         "<style>.block-container{padding-top:2.2rem;padding-bottom:1rem}"
         ".stMainBlockContainer{padding-top:2.2rem}.katex-display{overflow-x:auto;overflow-y:hidden}"
-        # a stage card's equations with this group's numbers: smaller than KaTeX's 1.21em so they fit the card
-        "[class*='st-key-card_'] .katex{font-size:1.0em}"
+        # a stage card's equations with this group's numbers: smaller than KaTeX's 1.21em so they fit the card,
+        # and smaller still in a narrow card (cqw: % of the card's width), as the objective in a narrow main area
+        "[class*='st-key-card_'],.st-key-objective{container-type:inline-size}"
+        "[class*='st-key-card_'] .katex{font-size:min(1.0em,4.4cqw)}"
+        ".st-key-objective .katex{font-size:min(1.21em,2.05cqw)}"
         # the step-through's Markdown table: one line per sample, compact, scrolling sideways if it must
         ".st-key-sample_table table{font-size:0.85rem;display:block;overflow-x:auto}"
         ".st-key-sample_table th,.st-key-sample_table td{white-space:nowrap;padding:0.2rem 0.5rem}</style>",
@@ -369,7 +372,7 @@ def stage_cursor(
     stage = st.session_state[key]
     st.segmented_control("Stage", list(range(len(stages))), format_func=lambda i: f"{i + 1}. {stages[i]}",
                          key=picker, required=True, on_change=picked, label_visibility="collapsed", width="stretch")
-    cols = st.columns([1, 1.6, 1.6, 1.2, 1.2, 1.4])
+    cols = st.columns([1, 1.6, 1.4, 1.6, 1.2, 1.0])  # "🎲 New group  N" needs ~130 px on a 1280-px screen
     cols[0].button("◀ Back", on_click=go, args=(max(stage - 1, 0),), disabled=stage == 0, shortcut="Left",
                    help="Previous stage (← key)", width="stretch", key=f"{key}_back")
     if stage < len(stages) - 1:

@@ -64,3 +64,25 @@ def test_impatient_key_presses_on_the_language_model_page(page, app_url):
         assert exceptions.count() == 0, exceptions.first.inner_text()
     page.get_by_role("button", name="Next ▶").click()
     page.wait_for_function("() => location.search.includes('stage=2')", timeout=30_000)  # still answers
+
+
+OVERFLOWING_JS = """() => Array.from(document.querySelectorAll('.katex-display'))
+    .filter(e => e.scrollWidth > e.clientWidth + 2)
+    .map(e => (e.querySelector('annotation') || {}).textContent.slice(0, 80))"""
+
+
+@pytest.mark.parametrize("path", ["/", "/ppo_vs_grpo", "/language_model"])
+def test_every_equation_fits_a_1280_px_projector_with_the_sidebar_open(browser, app_url, path):
+    """The objective and every stage card's lines, at all 8 stages, are no wider than their box (none scrolls)."""
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    page = context.new_page()
+    page.goto(app_url + path + "?mu=3")
+    for k in range(1, 9):
+        page.wait_for_function(f"() => location.search.includes('stage={k}')", timeout=30_000)
+        page.wait_for_function("() => document.querySelectorAll('.katex-display').length > 1", timeout=30_000)
+        page.wait_for_function("() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=30_000)
+        page.wait_for_timeout(300)  # KaTeX and the container queries settle
+        assert page.evaluate(OVERFLOWING_JS) == [], f"stage {k}"
+        if k < 8:
+            page.get_by_role("button", name="Next ▶").first.click()
+    context.close()
