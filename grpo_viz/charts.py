@@ -618,7 +618,11 @@ def ppo_advantage_chart(
     texts: Sequence[str], advantages_raw: Sequence[float], advantages: Sequence[float], whitened: bool,
     title: str = "PPO: GAE advantages, before and after whitening",
 ) -> go.Figure:
-    """Per sample: the GAE advantage (rew − V for the one-step toy) and, if applied, the whitened one used by the loss."""
+    """Per sample: the GAE advantage (rew − V for the one-step toy) and, if applied, the whitened one used by the loss.
+
+    A subtitle, not a legend, says which bar is which: a legend's swatch would take the first sample's colour,
+    while the colours of the bars the loss uses are their signs.
+    """
     labels = sample_labels(texts)
     raw = [float(a) for a in advantages_raw]
     used = [float(a) for a in advantages]
@@ -631,8 +635,10 @@ def ppo_advantage_chart(
                      [f"{a:+.4f}" for a in used], hover="sample %{x}<br>A = %{y:.4f}"))
     data[-1]["hovertemplate"] = "sample %{x}<br>A = %{y:.4f}<extra>used</extra>"
     top = max([abs(a) for a in raw + used] + [0.5]) * 1.3
-    return _figure(data, title, height=400, legend_below=True, barmode="group", shapes=[_hline(0)],
-                   yaxis=dict(title="advantage", range=[-top, top]))
+    subtitle = ("grey: GAE A before whitening; green / red: the whitened A the loss uses (by sign)" if whitened
+                else "the GAE A the loss uses (green > 0, red < 0); whitening is off")
+    return _figure(data, title, subtitle=subtitle, height=400, showlegend=False, barmode="group",
+                   shapes=[_hline(0)], yaxis=dict(title="advantage", range=[-top, top]))
 
 
 # ----------------------------------------------------------------- language model (issue 5)
