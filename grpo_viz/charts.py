@@ -579,13 +579,18 @@ def ppo_reward_chart(
     total = [s + k for s, k in zip(scores, penalty)]
     data = [
         dict(type="bar", name="score r_i", x=labels, y=scores, marker=dict(color=[colors.get(t, NEUTRAL) for t in texts]),
-             hovertemplate="sample %{x}<br>score %{y:.4f}<extra></extra>"),
+             hovertemplate="sample %{x}<br>score %{y:.4f}<extra></extra>", legendgroup="score", showlegend=False),
+
         dict(type="bar", name="−β·KL (in the reward)", x=labels, y=penalty, marker=dict(color=SERIES_COLORS["π_old"]),
              hovertemplate="sample %{x}<br>−β·KL = %{y:.6f}<extra></extra>"),
         dict(type="scatter", name="rew_i = r_i − β·KL_i", x=labels, y=total, mode="markers+text",
-             text=[f"{t:.3g}" for t in total], textposition="top center",
+             text=[f"{t:.3g}" for t in total], textposition="top center", cliponaxis=False,  # "1" above the top
              marker=dict(color=GUIDE, symbol="diamond", size=9),
              hovertemplate="sample %{x}<br>rew = %{y:.6f}<extra></extra>"),
+        # the legend's entry for the scores, in grey and listed first: the bars are coloured by word, and its
+        # swatch would otherwise take the first sample's colour
+        dict(type="bar", name="score r_i (coloured by word)", x=[None], y=[None], marker=dict(color=NEUTRAL),
+             legendgroup="score", legendrank=1, hoverinfo="skip"),
     ]
     baseline = {}
     if value is not None:
