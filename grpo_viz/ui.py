@@ -279,10 +279,11 @@ def compact_page() -> None:
         "<style>.block-container{padding-top:2.2rem;padding-bottom:1rem}"
         ".stMainBlockContainer{padding-top:2.2rem}.katex-display{overflow-x:auto;overflow-y:hidden}"
         # a stage card's equations with this group's numbers: smaller than KaTeX's 1.21em so they fit the card,
-        # and smaller still in a narrow card (cqw: % of the card's width), as the objective in a narrow main area
+        # and smaller still in a narrow card (cqw: % of the card's width), as the objective in a narrow main area;
+        # never below 12 px: on a phone the formula scrolls sideways rather than shrinking out of reach
         "[class*='st-key-card_'],.st-key-objective{container-type:inline-size}"
-        "[class*='st-key-card_'] .katex{font-size:min(1.0em,4.4cqw)}"
-        ".st-key-objective .katex{font-size:min(1.21em,2.05cqw)}"
+        "[class*='st-key-card_'] .katex{font-size:clamp(12px,4.4cqw,1.0em)}"
+        ".st-key-objective .katex{font-size:clamp(12px,2.05cqw,1.21em)}"
         # the step-through's Markdown table: one line per sample, compact, scrolling sideways if it must
         ".st-key-sample_table table{font-size:0.85rem;display:block;overflow-x:auto}"
         ".st-key-sample_table th,.st-key-sample_table td{white-space:nowrap;padding:0.2rem 0.5rem}</style>",
