@@ -208,7 +208,8 @@ class LanguageModelPolicy(Policy):
         if self.reference is not None:
             yield self.reference
         else:
-            with self.model.disable_adapter():
+            # switching the adapters off changes the session's model for a moment: no other thread may use it then
+            with self.lock, self.model.disable_adapter():
                 yield self.model
 
     @torch.no_grad()
