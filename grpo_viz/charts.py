@@ -94,9 +94,11 @@ def _figure(data: list[dict], title: str, height: int = 380, legend_below: bool 
     """One Figure from plain dicts in a single construction, validated only under test (``VALIDATE_FIGURES``).
 
     Building the whole figure at once is ~5x faster than add_trace/add_hline/update_layout
-    calls, and the step-through figures are rebuilt on every click of a lecture.
+    calls, and the step-through figures are rebuilt on every click of a lecture. A ``margin`` given here changes
+    only the sides it names.
     """
-    layout = {**_base_layout(title, height, legend_below, subtitle, top_room), **layout}
+    base = _base_layout(title, height, legend_below, subtitle, top_room)
+    layout = {**base, **layout, "margin": {**base["margin"], **layout.get("margin", {})}}
     if VALIDATE_FIGURES:
         return go.Figure(data=data, layout=layout)
     return _BuiltFigure(data=_as_validation_would(data), layout=_as_validation_would(layout), _validate=False)
@@ -132,12 +134,6 @@ def _in_panel(trace: dict, col: int) -> dict:
     return {**trace, "xaxis": "x" + suffix, "yaxis": "y" + suffix}
 
 
-def _style(fig: go.Figure, title: str, height: int = 380, legend_below: bool = False, subtitle: str | None = None,
-           **layout) -> go.Figure:
-    """The shared layout applied to a figure built with Plotly's add_* calls."""
-    return fig.update_layout(**_base_layout(title, height, legend_below, subtitle), **layout)
-
-
 def _hline(y: float, color: str = GUIDE, dash: str | None = None, width: float = 1, xref: str = "paper") -> dict:
     return dict(type="line", xref=xref if xref != "paper" else "paper", x0=0, x1=1, yref="y", y0=y, y1=y,
                 line=dict(color=color, dash=dash, width=width))
@@ -149,6 +145,12 @@ def _vline(x: float, xref: str = "x", yref: str = "y domain") -> dict:
 
 def _note(text: str, y: float, x: float = 0, xanchor: str = "left", yshift: int = 10) -> dict:
     return dict(text=text, xref="paper", x=x, yref="y", y=y, showarrow=False, xanchor=xanchor, yshift=yshift)
+
+
+def _legend_only(trace_type: str, name: str, marker: dict, **kwargs) -> dict:
+    """A legend entry with no data: the key for marks coloured per sample, whose own swatch would take the first
+    sample's colour (pair it with the real trace through ``legendgroup`` and give that one ``showlegend=False``)."""
+    return dict(type=trace_type, name=name, x=[None], y=[None], marker=marker, hoverinfo="skip", **kwargs)
 
 
 def _sign_colors(values: Sequence[float], tol: float = 1e-12) -> list[str]:
@@ -165,9 +167,10 @@ def word_colors(words: Sequence[str]) -> dict[str, str]:
 
 
 def _bar(name: str, x: Sequence, y: Sequence[float], color, text: Sequence[str] | None = None,
-         hover: str = "%{x}: %{y:.4f}", **kwargs) -> dict:
+         hover: str = "%{x}: %{y:.4f}", extra: str | None = None, **kwargs) -> dict:
+    """Bars, with ``text`` above them; the hover box's side label is ``extra`` (the trace's name by default)."""
     bar = dict(type="bar", name=name, x=list(x), y=[float(v) for v in y], marker=dict(color=color),
-               hovertemplate=hover + "<extra>" + name + "</extra>", **kwargs)
+               hovertemplate=hover + "<extra>" + (name if extra is None else extra) + "</extra>", **kwargs)
     if text is not None:
         bar.update(text=list(text), textposition="outside", cliponaxis=False)
     return bar
@@ -255,8 +258,8 @@ def ratio_chart(
     data, legend = [], []
     for is_clipped, symbol, name in ((False, "circle", "inside or harmless"), (True, "x", "clipped: no gradient")):
         idx = [i for i, c in enumerate(clipped) if c == is_clipped]
-        legend.append(dict(type="scatter", name=name, legendgroup=name, x=[None], y=[None], mode="markers",
-                           marker=dict(size=14, symbol=symbol, color=NEUTRAL), hoverinfo="skip"))
+        legend.append(_legend_only("scatter", name, dict(size=14, symbol=symbol, color=NEUTRAL), legendgroup=name,
+                                   mode="markers"))
         data.append(dict(
             type="scatter", name=name, legendgroup=name, showlegend=False,
             x=[labels[i] for i in idx], y=[float(ratios[i]) for i in idx],
@@ -327,7 +330,7 @@ def surrogate_chart(
                                                                                   "A < 0: push down"))]
     return _figure(
         data, title, subtitle=subtitle, top_room=SUBTITLE_ROOM, height=440, legend_below=True, shapes=shapes,
-        annotations=titles, margin={**MARGIN, "t": MARGIN["t"] + SUBTITLE_ROOM, "b": 100},  # panel titles on top
+        annotations=titles, margin=dict(b=100),  # top_room: the panel titles sit above the plot
         xaxis=dict(domain=[0, 0.46], title="w = π_θ / π_old"), xaxis2=dict(domain=[0.54, 1], title="w = π_θ / π_old"),
         yaxis=dict(title="objective per unit |A|"), yaxis2=dict(anchor="x2"),
     )
@@ -580,17 +583,14 @@ def ppo_reward_chart(
     data = [
         dict(type="bar", name="score r_i", x=labels, y=scores, marker=dict(color=[colors.get(t, NEUTRAL) for t in texts]),
              hovertemplate="sample %{x}<br>score %{y:.4f}<extra></extra>", legendgroup="score", showlegend=False),
-
         dict(type="bar", name="−β·KL (in the reward)", x=labels, y=penalty, marker=dict(color=SERIES_COLORS["π_old"]),
              hovertemplate="sample %{x}<br>−β·KL = %{y:.6f}<extra></extra>"),
         dict(type="scatter", name="rew_i = r_i − β·KL_i", x=labels, y=total, mode="markers+text",
              text=[f"{t:.3g}" for t in total], textposition="top center", cliponaxis=False,  # "1" above the top
              marker=dict(color=GUIDE, symbol="diamond", size=9),
              hovertemplate="sample %{x}<br>rew = %{y:.6f}<extra></extra>"),
-        # the legend's entry for the scores, in grey and listed first: the bars are coloured by word, and its
-        # swatch would otherwise take the first sample's colour
-        dict(type="bar", name="score r_i (coloured by word)", x=[None], y=[None], marker=dict(color=NEUTRAL),
-             legendgroup="score", legendrank=1, hoverinfo="skip"),
+        # the scores' legend entry, listed first: the bars are coloured by word
+        _legend_only("bar", "score r_i (coloured by word)", dict(color=NEUTRAL), legendgroup="score", legendrank=1),
     ]
     baseline = {}
     if value is not None:
@@ -608,12 +608,11 @@ def ppo_kl_chart(
     labels = sample_labels(texts)
     kl = [float(k) for k in kl]
     data = [
-        _bar(estimator, labels, kl, SERIES_COLORS["π_ref"], [f"{k + 0.0:.4g}" for k in kl]),  # + 0.0: no "-0"
+        _bar(estimator, labels, kl, SERIES_COLORS["π_ref"], [f"{k + 0.0:.4g}" for k in kl],  # + 0.0: no "-0"
+             hover="sample %{x}<br>" + estimator + " = %{y:.6g}", extra=""),
         _bar(f"−β·{estimator} (β = {beta:g}) added to the reward", labels, [-beta * k for k in kl],
-             SERIES_COLORS["π_old"]),
+             SERIES_COLORS["π_old"], hover="sample %{x}<br>−β·KL = %{y:.6g}", extra=""),
     ]
-    data[0]["hovertemplate"] = "sample %{x}<br>" + estimator + " = %{y:.6g}<extra></extra>"
-    data[1]["hovertemplate"] = "sample %{x}<br>−β·KL = %{y:.6g}<extra></extra>"
     top = max([abs(k) for k in kl] + [1e-3]) * 1.3
     return _figure(data, title, height=400, legend_below=True, barmode="group", shapes=[_hline(0)],
                    yaxis=dict(title=f"KL estimate ({estimator})", range=[-top, top]))
@@ -634,11 +633,9 @@ def ppo_advantage_chart(
     data = []
     if whitened:
         data.append(_bar("GAE A (before whitening)", labels, raw, "rgba(127,127,127,0.45)",
-                         hover="sample %{x}<br>A = %{y:.4f}"))
-        data[-1]["hovertemplate"] = "sample %{x}<br>A = %{y:.4f}<extra>before whitening</extra>"
+                         hover="sample %{x}<br>A = %{y:.4f}", extra="before whitening"))
     data.append(_bar("A used by the loss" + (" (whitened)" if whitened else ""), labels, used, _sign_colors(used),
-                     [f"{a:+.4f}" for a in used], hover="sample %{x}<br>A = %{y:.4f}"))
-    data[-1]["hovertemplate"] = "sample %{x}<br>A = %{y:.4f}<extra>used</extra>"
+                     [f"{a:+.4f}" for a in used], hover="sample %{x}<br>A = %{y:.4f}", extra="used"))
     top = max([abs(a) for a in raw + used] + [0.5]) * 1.3
     subtitle = ("grey: GAE A before whitening; green / red: the whitened A the loss uses (by sign)" if whitened
                 else "the GAE A the loss uses (green > 0, red < 0); whitening is off")
