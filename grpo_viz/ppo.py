@@ -193,10 +193,7 @@ def ppo_iteration(
                 )
                 (grad_logp,) = torch.autograd.grad(loss_trace.loss, logp, retain_graph=True)
                 loss_trace.loss.backward()
-                grads = [torch.zeros_like(p) if p.grad is None else p.grad.detach().clone()
-                         for p in policy.parameters()]
-                value_grads = [torch.zeros_like(p) if p.grad is None else p.grad.detach().clone()
-                               for p in value.parameters()]
+                grads, value_grads = policy.gradients(), value.gradients()
                 optimizer.step()
                 value_optimizer.step()
                 trace.epochs.append(PPOEpoch(

@@ -152,9 +152,7 @@ def grpo_iteration(
                 )
                 (grad_logp,) = torch.autograd.grad(loss_trace.loss, logp, retain_graph=True)
                 loss_trace.loss.backward()
-                grads = [
-                    torch.zeros_like(p) if p.grad is None else p.grad.detach().clone() for p in policy.parameters()
-                ]
+                grads = policy.gradients()
                 optimizer.step()
                 trace.steps.append(
                     InnerStep(

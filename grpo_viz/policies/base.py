@@ -9,6 +9,7 @@ with more of both.
 from __future__ import annotations
 
 import abc
+import contextlib
 import copy
 import functools
 import threading
@@ -63,6 +64,25 @@ class Trainable:
         with torch.no_grad():
             for p, saved in zip(self.parameters(), state, strict=True):
                 p.copy_(saved)
+
+    @contextlib.contextmanager
+    def trainable_state_set_to(self, state: list[Tensor] | None):
+        """The trainable tensors temporarily set to ``state`` (``None``: left as they are), under ``lock``:
+        no other thread may train, or read, while they are swapped."""
+        with self.lock:
+            if state is None:
+                yield
+                return
+            saved = self.trainable_state()
+            try:
+                self.load_trainable_state(state)  # inside: a load that fails halfway is undone too
+                yield
+            finally:
+                self.load_trainable_state(saved)
+
+    def gradients(self) -> list[Tensor]:
+        """A copy of each trainable tensor's gradient (zeros where backward left none)."""
+        return [torch.zeros_like(p) if p.grad is None else p.grad.detach().clone() for p in self.parameters()]
 
 
 class Policy(Trainable, abc.ABC):

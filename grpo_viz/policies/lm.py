@@ -236,13 +236,8 @@ class LanguageModelPolicy(Policy):
     @torch.no_grad()
     def log_probs_under(self, group: Group, temperature: float, state: list[Tensor]) -> Tensor:
         """log pi(o_{i,t} | ...) with the trainable tensors temporarily set to ``state`` (e.g. after the update)."""
-        with self.lock:  # another thread must not train, or read, while the parameters are swapped
-            saved = self.trainable_state()
-            try:
-                self.load_trainable_state(state)
-                return self.log_probs(group, temperature)
-            finally:
-                self.load_trainable_state(saved)
+        with self.trainable_state_set_to(state):
+            return self.log_probs(group, temperature)
 
     @torch.no_grad()
     def next_token_probs(self, group: Group, row: int, temperature: float, state: list[Tensor] | None = None,
@@ -258,15 +253,8 @@ class LanguageModelPolicy(Policy):
             with self._reference_model() as ref:
                 logits = self._logits(ref, self.tokenizer.encode_prompt(prompt), ids)
         else:
-            with self.lock:  # as in log_probs_under
-                saved = self.trainable_state() if state is not None else None
-                try:
-                    if state is not None:
-                        self.load_trainable_state(state)
-                    logits = self._logits(self.model, self.tokenizer.encode_prompt(prompt), ids)
-                finally:
-                    if saved is not None:
-                        self.load_trainable_state(saved)
+            with self.trainable_state_set_to(state):
+                logits = self._logits(self.model, self.tokenizer.encode_prompt(prompt), ids)
         return torch.softmax(logits[0].float() / temperature, dim=-1)
 
 
