@@ -342,7 +342,7 @@ class LMTraining:
         """The task's accuracy (mean true reward) on the fixed evaluation set, recorded at this iteration."""
         if self.accuracy and self.accuracy[-1][0] == self.iteration:
             return self.accuracy[-1][1]
-        acc = self.task.accuracy(self.run.policy, samples=LM_EVAL_SAMPLES, seed=LM_EVAL_SEED,
+        acc = self.task.accuracy(self.policy, samples=LM_EVAL_SAMPLES, seed=LM_EVAL_SEED,
                                  problems=LM_EVAL_PROBLEMS, chat=self.chat)
         self.accuracy.append((self.iteration, acc))
         return acc

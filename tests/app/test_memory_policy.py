@@ -13,16 +13,18 @@ from grpo_viz import ui
 ROOT = Path(__file__).resolve().parents[2]
 
 
+def runner_config() -> dict:
+    return tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text())["runner"]
+
+
 def test_streamlit_does_not_collect_after_every_script_run():
-    config = tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text())
-    assert config["runner"]["postScriptGC"] is False
+    assert runner_config()["postScriptGC"] is False
 
 
 def test_a_click_waits_for_the_running_script_rather_than_running_beside_it():
     """With fastReruns a click starts a second script thread while the first may still draw from the session's
     policy; the policy's lock keeps the numbers right (tests/unit/test_lm.py), this keeps the page consistent."""
-    config = tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text())
-    assert config["runner"]["fastReruns"] is False
+    assert runner_config()["fastReruns"] is False
 
 
 def test_one_background_collector_per_process():

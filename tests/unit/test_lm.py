@@ -137,24 +137,20 @@ def test_next_token_probs_under_pi_old_pi_theta_and_pi_ref(builtin):
     assert parameter_checksum(policy.model) == parameter_checksum(builtin.model)  # the probe put the state back
 
 
-def test_sessions_are_isolated_and_the_shared_weights_never_change(builtin):
-    shared = parameter_checksum(builtin.model)
-    a, b = make_policy(builtin, max_new_tokens=4), make_policy(builtin, max_new_tokens=4)
-    run = StepRun(a)
-    for it in range(3):
-        run.trace(replace(LM_SETTINGS, seed=it), ARITHMETIC.reward, ["1+2="])
-        run.advance()
-    assert parameter_checksum(a.model) != shared
-    assert parameter_checksum(builtin.model) == shared
-    assert parameter_checksum(b.model) == shared
-
-
-
 def _train(run: StepRun, iterations: int) -> list[torch.Tensor]:
     for it in range(iterations):
         run.trace(replace(LM_SETTINGS, seed=it), ARITHMETIC.reward, ["1+2="])
         run.advance()
     return run.policy.trainable_state()
+
+
+def test_sessions_are_isolated_and_the_shared_weights_never_change(builtin):
+    shared = parameter_checksum(builtin.model)
+    a, b = make_policy(builtin, max_new_tokens=4), make_policy(builtin, max_new_tokens=4)
+    _train(StepRun(a), 3)
+    assert parameter_checksum(a.model) != shared
+    assert parameter_checksum(builtin.model) == shared
+    assert parameter_checksum(b.model) == shared
 
 
 def test_one_sessions_overlapping_requests_are_serialized(builtin):
