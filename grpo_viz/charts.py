@@ -181,7 +181,7 @@ def _bar(name: str, x: Sequence, y: Sequence[float], color, text: Sequence[str] 
 
 def distribution_chart(
     words: Sequence[str], series: Mapping[str, Sequence[float]], title: str = "Next-word distribution",
-    labelled: int | None = None,
+    labelled: int | None = None, legend_below: bool = False, subtitle: str | None = None,
 ) -> go.Figure:
     """Grouped bars: one group per word, one bar per distribution (e.g. π_θ, π_old, π_ref).
 
@@ -195,8 +195,8 @@ def distribution_chart(
     ]
     # category, always: a language model's tokens are often numbers ("13"), and Plotly would then make the axis
     # numeric, sort the bars by value and drop every token that is not a number ("<answer>")
-    return _figure(data, title, barmode="group", xaxis=dict(type="category"),
-                   yaxis=dict(range=[0, 1.12], title="probability"))
+    return _figure(data, title, subtitle=subtitle, legend_below=legend_below, barmode="group",
+                   xaxis=dict(type="category"), yaxis=dict(range=[0, 1.12], title="probability"))
 
 
 # ----------------------------------------------------------------- the group
@@ -637,8 +637,8 @@ def ppo_advantage_chart(
     data.append(_bar("A used by the loss" + (" (whitened)" if whitened else ""), labels, used, _sign_colors(used),
                      [f"{a:+.4f}" for a in used], hover="sample %{x}<br>A = %{y:.4f}", extra="used"))
     top = max([abs(a) for a in raw + used] + [0.5]) * 1.3
-    subtitle = ("grey: GAE A before whitening; green / red: the whitened A the loss uses (by sign)" if whitened
-                else "the GAE A the loss uses (green > 0, red < 0); whitening is off")
+    subtitle = ("grey: before whitening; green / red: the A the loss uses" if whitened
+                else "the A the loss uses (green > 0, red < 0); no whitening")
     return _figure(data, title, subtitle=subtitle, height=400, showlegend=False, barmode="group",
                    shapes=[_hline(0)], yaxis=dict(title="advantage", range=[-top, top]))
 

@@ -13,7 +13,8 @@ def toy_stage_figure(trace: IterationTrace, toy, stage: int, step_index: int, wo
                      narrow: bool = False) -> go.Figure:
     """The toy's chart for ``stage`` of ``trace`` at inner step ``step_index`` (``toy``: explain.toy_numbers).
 
-    ``narrow``: drawn in a half-width column, where the ratios' value labels would run into each other.
+    ``narrow``: drawn in a half-width column, where the ratios' value labels would run into each other and a
+    legend above the plot would cover the title.
     """
     name = STAGES[stage]
     texts = trace.group.texts
@@ -23,7 +24,8 @@ def toy_stage_figure(trace: IterationTrace, toy, stage: int, step_index: int, wo
     if name == "Sample group":
         counts = [texts.count(w) / len(texts) for w in words]
         return charts.distribution_chart(words, {"π_θ": toy.probs_old.tolist(), "π_ref": toy.probs_ref.tolist(),
-                                                 "group": counts}, title=f"Next word after “{state}” (orange: the group)")
+                                                 "group": counts}, title=f"Next word after “{state}”",
+                                       subtitle="orange: the words the group drew", legend_below=narrow)
     if name == "Score":
         return charts.group_reward_chart(texts, trace.rewards.tolist(), float(trace.group_mean[0]),
                                          float(trace.group_std[0]), words)
@@ -43,4 +45,5 @@ def toy_stage_figure(trace: IterationTrace, toy, stage: int, step_index: int, wo
                                      title="Which words the update pushes up or down",
                                      subtitle=f"inner step {step_index + 1} of μ = {trace.mu}")
     return charts.distribution_chart(words, {"π_old": toy.probs_old.tolist(), "after update": toy.probs_after.tolist(),
-                                             "π_ref": toy.probs_ref.tolist()}, title="Before and after this iteration's update")
+                                             "π_ref": toy.probs_ref.tolist()}, title="Before and after this iteration's update",
+                                   legend_below=narrow)
