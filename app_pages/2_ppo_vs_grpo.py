@@ -1,16 +1,15 @@
 """The same sampled group under PPO and under GRPO, stage by stage, side by side."""
 
-import pandas as pd
 import streamlit as st
 
 from grpo_viz import charts, explain, export
 from grpo_viz.config import TOY_STATE, TOY_WORDS
-from grpo_viz.explain_ppo import COMPARE_STAGES, GRPO_STAGE, PPO_TOUR, ppo_latex, what_differs
+from grpo_viz.explain_ppo import COMPARE_STAGES, GRPO_STAGE, PPO_TOUR, compare_table, ppo_latex, what_differs
 from grpo_viz.policies.toy import ToyPolicy, probs_from_logits
 from grpo_viz.ppo import CompareRun
 from grpo_viz.tasks import word_reward
 from grpo_viz.ui import (
-    compact_page, export_row, latex_lines, ppo_sidebar, settings_notices, settings_sidebar, stage_cursor, tour_card,
+    compact_page, deferred, export_row, latex_lines, ppo_sidebar, settings_notices, settings_sidebar, stage_cursor, tour_card,
 )
 
 compact_page()
@@ -155,25 +154,10 @@ if grpo.all_rewards_equal and stage >= COMPARE_STAGES.index("Advantages"):
                "gradient from it. PPO's advantages come from rew − V and whitening, so they can still differ "
                "from 0 through the KL part of the reward.", icon="⚖️")
 
-table = pd.DataFrame({
-    "sample": range(1, len(texts) + 1),
-    "word": texts,
-    "reward r": grpo.rewards.tolist(),
-    "GRPO μ": grpo.group_mean.tolist(),
-    "GRPO σ": grpo.group_std.tolist(),
-    "GRPO A": grpo_adv,
-    "GRPO w (last step)": grpo.steps[-1].trace.ratio[:, 0].tolist(),
-    f"PPO {settings.kl_estimator}": ppo.kl[:, 0].tolist(),
-    "PPO rew": ppo.token_rewards[:, 0].tolist(),
-    "PPO V(s)": ppo.values[:, 0].tolist(),
-    "PPO A (GAE)": ppo.advantages_raw[:, 0].tolist(),
-    "PPO A (used)": ppo_adv,
-    "PPO return R": ppo.returns[:, 0].tolist(),
-    "PPO w (last epoch)": p_last.ratio[:, 0].tolist(),
-    "PPO clipped": p_last.is_clipped[:, 0].tolist(),
-})
 tour_card(PPO_TOUR[name])
-with st.expander("Every number per sample, under both algorithms"):
-    st.dataframe(table, hide_index=True, key="compare_table")
-export_row([("⬇ This group under both (CSV)", table.to_csv(index=False), "ppo_vs_grpo.csv", True)],
+# Built only while open: the table's Arrow conversion was a fifth of every click on this page, for a closed box.
+table_box = st.expander("Every number per sample, under both algorithms", key="compare_table_open", on_change="rerun")
+if table_box.open:
+    table_box.dataframe(compare_table(grpo, ppo), hide_index=True, key="compare_table")
+export_row([("⬇ This group under both (CSV)", deferred(export.compare_csv, run), "ppo_vs_grpo.csv", True)],
            export.trl_script(settings, TOY_WORDS, settings.rewards))

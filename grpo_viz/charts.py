@@ -157,6 +157,12 @@ def _sign_colors(values: Sequence[float], tol: float = 1e-12) -> list[str]:
     return [POSITIVE if v > tol else NEGATIVE if v < -tol else NEUTRAL for v in values]
 
 
+def signed(value: float) -> str:
+    """'+1.5006' and '−0.6821' (a true minus sign): as wide as each other, so Plotly, which hides a bar's label
+    when it does not fit, hides all of a chart's labels or none, never only the positive ones."""
+    return f"{float(value):+.4f}".replace("-", "−")
+
+
 def sample_labels(texts: Sequence[str]) -> list[str]:
     """'1 sat', '2 barked', ...: unique x labels that still say which word was sampled."""
     return [f"{i + 1} {t}" for i, t in enumerate(texts)]
@@ -227,7 +233,7 @@ def group_reward_chart(
 def advantage_chart(texts: Sequence[str], advantages: Sequence[float], title: str = "Advantages A_i") -> go.Figure:
     """One bar per sample: green pushes its word up, red pushes it down, grey (A = 0) does nothing."""
     bar = _bar("advantage", sample_labels(texts), advantages, _sign_colors(advantages),
-               [f"{float(a):+.4f}" for a in advantages], hover="sample %{x}<br>A = %{y:.4f}")
+               [signed(a) for a in advantages], hover="sample %{x}<br>A = %{y:.4f}")
     top = max([abs(float(a)) for a in advantages] + [0.5]) * 1.3
     return _figure([bar], title, showlegend=False, shapes=[_hline(0)],
                    yaxis=dict(title="advantage", range=[-top, top]))
@@ -359,7 +365,7 @@ def gradient_chart(
 ) -> go.Figure:
     """-dL/dz for each parameter: positive bars are pushed up by the update, negative ones down."""
     push = [-float(g) for g in gradient]
-    bar = _bar("−∂L/∂z", names, push, _sign_colors(push), [f"{p:+.4f}" for p in push], hover="%{x}<br>−∂L/∂z = %{y:.6f}")
+    bar = _bar("−∂L/∂z", names, push, _sign_colors(push), [signed(p) for p in push], hover="%{x}<br>−∂L/∂z = %{y:.6f}")
     top = max([abs(p) for p in push] + [1e-3]) * 1.35
     return _figure([bar], title, subtitle=subtitle, showlegend=False, shapes=[_hline(0)],
                    yaxis=dict(title="−∂L/∂z  (up = more likely)", range=[-top, top]))
@@ -635,7 +641,7 @@ def ppo_advantage_chart(
         data.append(_bar("GAE A (before whitening)", labels, raw, "rgba(127,127,127,0.45)",
                          hover="sample %{x}<br>A = %{y:.4f}", extra="before whitening"))
     data.append(_bar("A used by the loss" + (" (whitened)" if whitened else ""), labels, used, _sign_colors(used),
-                     [f"{a:+.4f}" for a in used], hover="sample %{x}<br>A = %{y:.4f}", extra="used"))
+                     [signed(a) for a in used], hover="sample %{x}<br>A = %{y:.4f}", extra="used"))
     top = max([abs(a) for a in raw + used] + [0.5]) * 1.3
     subtitle = ("grey: before whitening; green / red: the A the loss uses" if whitened
                 else "the A the loss uses (green > 0, red < 0); no whitening")

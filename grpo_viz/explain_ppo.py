@@ -5,6 +5,7 @@ Plain strings (no Streamlit).  GRPO's side reuses :func:`grpo_viz.explain.stage_
 
 from __future__ import annotations
 
+import pandas as pd
 import torch
 
 from .explain import _f, _rows, _tex_word
@@ -230,3 +231,25 @@ PPO_TOUR: dict[str, tuple[str, str, str]] = {
         "and the clip over several epochs.",
     ),
 }
+
+
+def compare_table(grpo: IterationTrace, ppo: PPOIterationTrace) -> pd.DataFrame:
+    """Every per-sample number of one group under both algorithms: GRPO's last inner step, PPO's last epoch."""
+    p_last = ppo.epochs[-1].trace
+    return pd.DataFrame({
+        "sample": range(1, len(grpo.group.texts) + 1),
+        "word": grpo.group.texts,
+        "reward r": grpo.rewards.tolist(),
+        "GRPO μ": grpo.group_mean.tolist(),
+        "GRPO σ": grpo.group_std.tolist(),
+        "GRPO A": grpo.advantages.tolist(),
+        "GRPO w (last step)": grpo.steps[-1].trace.ratio[:, 0].tolist(),
+        f"PPO {ppo.settings.kl_estimator}": ppo.kl[:, 0].tolist(),
+        "PPO rew": ppo.token_rewards[:, 0].tolist(),
+        "PPO V(s)": ppo.values[:, 0].tolist(),
+        "PPO A (GAE)": ppo.advantages_raw[:, 0].tolist(),
+        "PPO A (used)": ppo.advantages[:, 0].tolist(),
+        "PPO return R": ppo.returns[:, 0].tolist(),
+        "PPO w (last epoch)": p_last.ratio[:, 0].tolist(),
+        "PPO clipped": p_last.is_clipped[:, 0].tolist(),
+    })

@@ -6,6 +6,7 @@ import pandas as pd
 
 from .config import Settings
 from .explain import sample_table
+from .explain_ppo import compare_table
 from .stepper import STAGES, IterationTrace
 
 
@@ -18,6 +19,11 @@ def trace_csv(trace: IterationTrace) -> str:
         frame["loss"] = float(trace.steps[k].trace.loss)
         frames.append(frame)
     return pd.concat(frames, ignore_index=True).to_csv(index=False)
+
+
+def compare_csv(run) -> str:
+    """The PPO vs GRPO page's per-sample table of the group ``run`` (a ``CompareRun``) last showed, as CSV."""
+    return "" if run.shown is None else compare_table(*run.shown).to_csv(index=False)
 
 
 def history_csv(history: list[dict]) -> str:

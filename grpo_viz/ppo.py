@@ -257,6 +257,11 @@ class CompareRun:
             self._cached = (key, (grpo, ppo))
         return self._cached[1]
 
+    @property
+    def shown(self) -> tuple | None:
+        """The (GRPO, PPO) traces :meth:`traces` last returned, or None before the first call."""
+        return None if self._cached is None else self._cached[1]
+
     @one_at_a_time
     def advance(self, keep: str) -> None:
         """Keep ``keep``'s update ("GRPO" or "PPO") as the next iteration's policy; the critic keeps its update."""

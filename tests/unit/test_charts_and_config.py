@@ -34,6 +34,9 @@ def test_group_and_advantage_charts():
     assert not fig.layout.annotations
     fig = charts.advantage_chart(TEXTS, [1.3, -0.78, 0.26, -0.78])
     assert fig.data[0].marker.color[0] == charts.POSITIVE and fig.data[0].marker.color[1] == charts.NEGATIVE
+    # a true minus sign, as wide as "+": Plotly hides labels that do not fit, and a hyphen let only the
+    # negative ones fit in a half-width chart
+    assert list(fig.data[0].text) == ["+1.3000", "−0.7800", "+0.2600", "−0.7800"]
 
 
 def test_ratio_chart_marks_clipped_samples():

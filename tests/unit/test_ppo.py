@@ -1,13 +1,16 @@
 """PPO on the toy and training over many iterations: hand-computed GAE and PPO loss, then whole runs."""
 
+import io
 import math
 
+import pandas as pd
 import plotly.graph_objects as go
 import pytest
 import torch
 
 from grpo_viz import charts
 from grpo_viz.config import Settings, TOY_WORDS
+from grpo_viz.export import compare_csv
 from grpo_viz.objectives import gae, ppo_loss, ppo_token_rewards
 from grpo_viz.policies.base import Group
 from grpo_viz.policies.toy import ToyPolicy
@@ -105,6 +108,12 @@ def test_same_group_under_both_algorithms_and_whitening_matches_grpo_at_beta_zer
     assert alone.group.texts == grpo.group.texts
     # with beta = 0, whitening over the batch is GRPO's group normalization (up to the 1e-4 / 1e-8 epsilons)
     assert ppo.advantages[:, 0].tolist() == pytest.approx(grpo.advantages.tolist(), abs=1e-3)
+    # the page's per-sample table and its CSV describe this very group
+    assert compare_csv(CompareRun(ToyPolicy())) == ""  # nothing shown yet
+    table = pd.read_csv(io.StringIO(compare_csv(run)))
+    assert table["word"].tolist() == list(grpo.group.texts) and len(table.columns) == 15
+    assert table["GRPO A"].tolist() == pytest.approx(grpo.advantages.tolist())
+    assert table["PPO A (used)"].tolist() == pytest.approx(ppo.advantages[:, 0].tolist())
     run.advance("PPO")
     assert torch.allclose(run.policy.logits.detach(), ppo.state_after[0]) and float(run.value) == ppo.value_after
     run.reset()
