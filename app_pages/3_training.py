@@ -113,8 +113,11 @@ def draw_charts(exp: Experiment) -> None:
     else:
         n2.info("The critic's value estimate and value loss appear when PPO is trained: GRPO has no critic.",
                 icon="ℹ️")
-    with st.expander("History table"):
-        st.dataframe(exp.frame().round(5), hide_index=True, key="history_table")
+    # Built only while open: every Step and every Play tick would otherwise convert the whole history for a
+    # closed box.
+    history_box = st.expander("History table", key="history_table_open", on_change="rerun")
+    if history_box.open:
+        history_box.dataframe(exp.frame().round(5), hide_index=True, key="history_table")
 
 
 state.setdefault("training_playing", False)

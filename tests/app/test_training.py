@@ -49,6 +49,20 @@ def test_run_step_and_reset():
     assert points(at) == 1
 
 
+def test_history_table_is_built_only_while_open():
+    at = open_page()
+    at.button(key="step").click().run()
+    assert not [d for d in at.dataframe if "iteration" in d.value.columns]  # closed: not sent
+    at.session_state["history_table_open"] = True
+    at.run()
+    history = next(d.value for d in at.dataframe if "iteration" in d.value.columns)
+    assert sorted(set(history["iteration"])) == [0, 1]
+    at.button(key="step").click().run()
+    no_error(at)
+    history = next(d.value for d in at.dataframe if "iteration" in d.value.columns)
+    assert sorted(set(history["iteration"])) == [0, 1, 2]
+
+
 def test_play_grows_the_charts_and_pause_stops():
     at = open_page(iterations="20")
     at.toggle(key="training_playing").set_value(True).run()
