@@ -42,7 +42,7 @@ st.caption(
 settings_notices(settings)
 
 # ----------------------------------------------------------------- controls
-c1, c2, c3, c4, c5 = st.columns([1.6, 2.2, 1.3, 1, 1], vertical_alignment="bottom")
+c1, c2, c3, c4, c5 = st.columns([2, 2, 1.3, 1, 1], vertical_alignment="bottom")  # "GRPO PPO Both" fits at 1280 px
 algorithm = c1.segmented_control("Algorithm", list(ALGORITHM_CHOICES), default="Both", required=True,
                                  key="algorithm", bind="query-params",
                                  help="Train GRPO, PPO, or both side by side from the same start.")
@@ -190,12 +190,13 @@ hack_runs = state.hacking.columns()
 left, right = st.columns([3, 2], gap="medium")
 left.plotly_chart(charts.reward_hacking_chart(hack_runs, title=f"Trained on the proxy for {target} iterations"),
                   key="hacking_chart")
-# the overrated word's probability only: five columns fit the narrow column without a scroll bar
+# the overrated word's probability only, and under the chart: in the narrow column, with the sidebar open on a
+# 1280-px screen, the fifth column was cut off
 final = pd.DataFrame([{"run": label, "proxy E[r]": cols["expected_train_reward"][-1],
                        "true E[r]": cols["expected_reward"][-1], "KL": cols["kl"][-1],
                        f"π({HACKED_WORD})": cols[f"p_{HACKED_WORD}"][-1]} for label, cols in hack_runs.items()])
+left.dataframe(final.round(3), hide_index=True, key="hacking_table")
 with right:
-    st.dataframe(final.round(3), hide_index=True, key="hacking_table")
     st.markdown(
         "With **β = 0** nothing ties the policy to the reference: it climbs the proxy onto the overrated word, and the "
         "true reward falls. A **KL penalty** holds it near π_ref. GRPO's advantages are normalized by the group's spread, "

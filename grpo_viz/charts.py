@@ -134,6 +134,11 @@ def _in_panel(trace: dict, col: int) -> dict:
     return {**trace, "xaxis": "x" + suffix, "yaxis": "y" + suffix}
 
 
+def _history_mode(x: Sequence) -> str:
+    """A line needs two points: at iteration 0 a run's one point is drawn as a dot, not as nothing."""
+    return "lines" if len(x) > 1 else "lines+markers"
+
+
 def _hline(y: float, color: str = GUIDE, dash: str | None = None, width: float = 1, xref: str = "paper") -> dict:
     return dict(type="line", xref=xref if xref != "paper" else "paper", x0=0, x1=1, yref="y", y0=y, y1=y,
                 line=dict(color=color, dash=dash, width=width))
@@ -430,20 +435,21 @@ def training_probability_chart(
     """One panel per run: each word's probability over iterations, the reference as a dashed line."""
     labels = list(runs)
     colors = word_colors(words)
-    data = []
+    data, shapes = [], []
     for col, label in enumerate(labels, start=1):
         run = runs[label]
         x = list(run["iteration"])
         for j, word in enumerate(words):
             data.append(_in_panel(dict(
-                type="scatter", name=word, x=x, y=_clean(run[f"p_{word}"]), mode="lines", legendgroup=word,
+                type="scatter", name=word, x=x, y=_clean(run[f"p_{word}"]), mode=_history_mode(x), legendgroup=word,
                 line=dict(color=colors[word], width=3), showlegend=col == 1,
                 hovertemplate="iteration %{x}<br>π_θ(" + word + ") = %{y:.4f}<extra>" + label + "</extra>"), col))
-            data.append(_in_panel(dict(
-                type="scatter", name=f"{word} (π_ref)", x=[x[0], x[-1]] if x else [],
-                y=[float(ref_probs[j])] * (2 if x else 0), mode="lines", legendgroup=word,
-                line=dict(color=colors[word], dash="dash", width=1.5), showlegend=False, hoverinfo="skip"), col))
-    return _figure(data, title, height=360, legend_below=True,
+            # across the whole panel, so the reference is there from iteration 0 on, not only as far as the run got
+            suffix = "" if col == 1 else str(col)
+            shapes.append(dict(type="line", xref=f"x{suffix} domain", x0=0, x1=1, yref=f"y{suffix}",
+                               y0=float(ref_probs[j]), y1=float(ref_probs[j]), layer="below",
+                               line=dict(color=colors[word], dash="dash", width=1.5)))
+    return _figure(data, title, height=360, legend_below=True, shapes=shapes,
                    **_panels(labels, 0.03, shared_yaxes=True, x_title="iteration", y_title="probability",
                              y_range=(0, 1.02)))
 
@@ -460,7 +466,7 @@ def training_metric_chart(
         if all(v is None for v in y):
             continue  # e.g. the value loss of a GRPO run: GRPO has no critic
         color, dash = styles[label]
-        data.append(dict(type="scatter", name=label, x=list(run["iteration"]), y=y, mode="lines",
+        data.append(dict(type="scatter", name=label, x=list(run["iteration"]), y=y, mode=_history_mode(y),
                          line=dict(color=color, dash=dash, width=2.5),
                          hovertemplate="iteration %{x}<br>%{y:.4f}<extra>" + label + "</extra>"))
     guide = {}
@@ -481,7 +487,8 @@ def clip_fraction_chart(runs: Mapping[str, Mapping[str, Sequence]],
         for label, run in runs.items():
             color, dash = styles[label]
             data.append(_in_panel(dict(
-                type="scatter", name=label, x=list(run["iteration"]), y=_clean(run.get(column, [])), mode="lines",
+                type="scatter", name=label, x=list(run["iteration"]), y=_clean(run.get(column, [])),
+                mode=_history_mode(run["iteration"]),
                 line=dict(color=color, dash=dash, width=2), legendgroup=label, showlegend=col == 1,
                 hovertemplate="iteration %{x}<br>%{y:.3f}<extra>" + label + "</extra>"), col))
     return _figure(data, title, height=300, legend_below=True,
@@ -501,19 +508,19 @@ def value_chart(runs: Mapping[str, Mapping[str, Sequence]],
         color, dash = styles[label]
         x = list(run["iteration"])
         data += [
-            _in_panel(dict(type="scatter", name=label, x=x, y=value, mode="lines",
+            _in_panel(dict(type="scatter", name=label, x=x, y=value, mode=_history_mode(x),
                            line=dict(color=color, dash=dash, width=2.5), legendgroup=label,
                            hovertemplate="iteration %{x}<br>V = %{y:.4f}<extra>" + label + "</extra>"), 1),
             _in_panel(dict(type="scatter", name=f"{label}: E[r]", x=x, y=_clean(run.get("expected_train_reward", [])),
-                           mode="lines", line=dict(color=color, dash="dot", width=1.5), legendgroup=label,
+                           mode=_history_mode(x), line=dict(color=color, dash="dot", width=1.5), legendgroup=label,
                            showlegend=False,
                            hovertemplate="iteration %{x}<br>E[r] = %{y:.4f}<extra>" + label + "</extra>"), 1),
-            _in_panel(dict(type="scatter", name=label, x=x, y=_clean(run.get("value_loss", [])), mode="lines",
+            _in_panel(dict(type="scatter", name=label, x=x, y=_clean(run.get("value_loss", [])), mode=_history_mode(x),
                            line=dict(color=color, dash=dash, width=2), legendgroup=label, showlegend=False,
                            hovertemplate="iteration %{x}<br>value loss = %{y:.5f}<extra>" + label + "</extra>"), 2),
         ]
     return _figure(data, title, height=300, legend_below=True,
-                   **_panels(("V(s) (solid) and expected reward (dotted)", "value loss"), 0.08, x_title="iteration"))
+                   **_panels(("V(s) solid, E[r] dotted", "value loss"), 0.08, x_title="iteration"))
 
 
 def simplex_chart(

@@ -172,7 +172,13 @@ def test_training_figures():
     runs = experiment.columns()
     ref = [0.3, 0.2, 0.5]
     fig = charts.training_probability_chart(TOY_WORDS, runs, ref)
-    assert isinstance(fig, go.Figure) and len(fig.data) == 2 * 2 * 3  # runs x words x (pi_theta, pi_ref)
+    assert isinstance(fig, go.Figure) and len(fig.data) == 2 * 3  # runs x words
+    # pi_ref: one dashed line per run and word across the whole panel, there from iteration 0 on
+    assert [(sh.xref, sh.x0, sh.x1, sh.y0) for sh in fig.layout.shapes[:3]] == [("x domain", 0, 1, r) for r in ref]
+    assert {d.mode for d in fig.data} == {"lines"}
+    at_start = Experiment(run_specs(Settings(), ["GRPO"])).columns()
+    assert {d.mode for d in charts.training_probability_chart(TOY_WORDS, at_start, ref).data} == {"lines+markers"}
+    assert charts.training_metric_chart(at_start, "kl", "KL", "KL").data[0].mode == "lines+markers"  # a dot, not nothing
     fig = charts.simplex_chart(TOY_WORDS, runs, ref)
     assert fig.data[0].a == (0.3,) and len(fig.data[1].a) == 4  # start, then GRPO's path of 4 points
     fig = charts.training_metric_chart(runs, "value_loss", "value loss", "loss")
