@@ -11,7 +11,7 @@ from grpo_viz.config import PRESETS, TOY_WORDS
 from grpo_viz.policies.toy import ToyPolicy
 from grpo_viz.stepper import StepRun
 from grpo_viz.tasks import word_reward
-from grpo_viz.ui import compact_page, settings_sidebar
+from grpo_viz.ui import compact_page, latex_lines, settings_sidebar
 
 compact_page()
 settings = settings_sidebar()
@@ -38,8 +38,10 @@ def per_sample(**columns) -> None:
 
 
 st.markdown("### 1. Rewards to advantages")
-st.latex(r"A_i = \frac{r_i - \mu_g}{\sigma_g + 10^{-4}}\ \ (\texttt{group}),\qquad "
-         r"A_i = \frac{r_i - \mu_g}{\sigma_{batch} + 10^{-4}}\ \ (\texttt{batch}),\qquad A_i = r_i - \mu_g\ \ (\texttt{none})")
+# one statement a line: side by side they ran past the page with the sidebar open on a 1024-px screen
+latex_lines([r"A_i = \frac{r_i - \mu_g}{\sigma_g + 10^{-4}}\ \ (\texttt{group}),\qquad "
+             r"A_i = \frac{r_i - \mu_g}{\sigma_{batch} + 10^{-4}}\ \ (\texttt{batch})",
+             r"A_i = r_i - \mu_g\ \ (\texttt{none})"])
 st.markdown(f"σ uses Bessel's correction (divide by G − 1). Here μ_g = {float(trace.group_mean[0]):.4f}, "
             f"σ_g = {float(trace.group_std[0]):.4f}, scaling = `{settings.scale_rewards}`.")
 per_sample(**{"reward r": trace.rewards.tolist(),
@@ -48,8 +50,8 @@ per_sample(**{"reward r": trace.rewards.tolist(),
 code_of(objectives.group_advantages)
 
 st.markdown("### 2. Probability ratios and 3. clipping")
-st.latex(r"w_{i,t} = e^{\log\pi_\theta - \log\pi_{old}},\quad \tilde w = \mathrm{clip}(w, 1-\epsilon_{low}, 1+\epsilon_{high}),"
-         r"\quad P_{i,t} = -\min(w A_i,\ \tilde w A_i)")
+latex_lines([r"w_{i,t} = e^{\log\pi_\theta - \log\pi_{old}},\quad \tilde w = \mathrm{clip}(w, 1-\epsilon_{low}, 1+\epsilon_{high})",
+             r"P_{i,t} = -\min(w A_i,\ \tilde w A_i)"])
 st.markdown(f"Shown for inner step {trace.mu} of μ = {trace.mu} (with μ = 1 every ratio is exactly 1). "
             f"Clipped fraction: low {float(t.clip_low_fraction):.3f}, high {float(t.clip_high_fraction):.3f}.")
 per_sample(**{"ratio w": t.ratio[:, 0].tolist(), "clipped w̃": t.clipped_ratio[:, 0].tolist(),
@@ -64,8 +66,9 @@ per_sample(**{e: objectives.kl_estimate(step.logp, trace.ref_logp, e)[:, 0].toli
 code_of(objectives.kl_estimate)
 
 st.markdown("### 5. Aggregation into one loss")
-st.latex(r"\texttt{grpo}: \frac1B\sum_i \frac{\sum_t m L}{\max(|o_i|,1)}\qquad \texttt{bnpo/dapo}: "
-         r"\frac{\sum_{i,t} m L}{\max(\sum_i |o_i|, 1)}\qquad \texttt{dr\_grpo}: \frac{\sum_{i,t} m L}{B\cdot L_{max}}")
+latex_lines([r"\texttt{grpo}: \frac1B\sum_i \frac{\sum_t m L}{\max(|o_i|,1)}",
+             r"\texttt{bnpo/dapo}: \frac{\sum_{i,t} m L}{\max(\sum_i |o_i|, 1)}\qquad "
+             r"\texttt{dr\_grpo}: \frac{\sum_{i,t} m L}{B\cdot L_{max}}"])
 st.markdown("The toy's completions are one token long, so all four agree on it. Two completions of lengths 1 and 3, "
             "each token with per-token loss 1 and 0.1 respectively, show the difference:")
 mask = torch.tensor([[1.0, 0.0, 0.0], [1.0, 1.0, 1.0]], dtype=torch.float64)
@@ -78,7 +81,9 @@ for loss_type in objectives.LOSS_TYPES:
     lengths_loss = float(objectives.grpo_loss(torch.zeros(2, 3, dtype=torch.float64), None, None,
                                               torch.tensor([-1.0, -0.1], dtype=torch.float64), mask,
                                               loss_type=loss_type).loss)
-    rows.append({"loss_type": loss_type, "this group's loss": toy_loss, "lengths 1 and 3 example": lengths_loss})
+    # rounded: an exact 0 (on-policy, the advantages sum to 0) otherwise showed as -0.00000000000000004
+    rows.append({"loss_type": loss_type, "this group's loss": round(toy_loss, 6) + 0.0,
+                 "lengths 1 and 3 example": lengths_loss})
 st.dataframe(pd.DataFrame(rows), hide_index=True)
 st.markdown("`grpo` gives the short completion's token weight ½ and each long one ⅙: tokens of short completions count "
             "more. `dapo`/`bnpo` weigh every token ¼; `dr_grpo` divides by the constant B·L_max = 6.")
@@ -87,10 +92,11 @@ st.markdown("### 6. Named presets")
 st.dataframe(pd.DataFrame([{"preset": name, **vars(p)} for name, p in PRESETS.items()]), hide_index=True)
 
 st.markdown("### PPO: KL in the reward, GAE, clipped policy and value losses")
-st.latex(r"\mathrm{rew}_t = -\beta\,\mathrm{KL}_t + [t = |o|-1]\,r,\quad \delta_t = \mathrm{rew}_t + \gamma V_{t+1} - V_t,"
-         r"\quad A_t = \delta_t + \gamma\lambda A_{t+1},\quad R_t = A_t + V_t")
-st.latex(r"L = \mathrm{mean}_t \max(-A_t w_t, -A_t\,\mathrm{clip}(w_t, 1\pm\epsilon)) + c_{vf}\cdot\tfrac12\,\mathrm{mean}_t"
-         r"\max\big((V_t - R_t)^2, (\mathrm{clip}(V_t, V^{old}_t \pm c_v) - R_t)^2\big)")
+latex_lines([r"\mathrm{rew}_t = -\beta\,\mathrm{KL}_t + [t = |o|-1]\,r,\quad \delta_t = \mathrm{rew}_t + \gamma V_{t+1} - V_t",
+             r"A_t = \delta_t + \gamma\lambda A_{t+1},\quad R_t = A_t + V_t",
+             r"L^{\pi} = \mathrm{mean}_t \max\big(-A_t w_t,\ -A_t\,\mathrm{clip}(w_t, 1\pm\epsilon)\big)",
+             r"L = L^{\pi} + c_{vf}\cdot\tfrac12\,\mathrm{mean}_t"
+             r"\max\big((V_t - R_t)^2,\ (\mathrm{clip}(V_t, V^{old}_t \pm c_v) - R_t)^2\big)"])
 st.markdown("A three-token completion with score 1, values (0.5, 0.6, 0.7), γ = 1, λ = 0.95, and β = 0 "
             "(so the only reward is the score on the last token):")
 rewards = objectives.ppo_token_rewards(torch.tensor([1.0], dtype=torch.float64), torch.zeros(1, 3, dtype=torch.float64),

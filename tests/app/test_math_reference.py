@@ -22,6 +22,8 @@ def test_every_section_renders():
     assert any("Glossary" in h for h in headings) and len(at.dataframe) >= 6
     lengths = next(d.value for d in at.dataframe if "lengths 1 and 3 example" in d.value.columns)
     assert lengths["lengths 1 and 3 example"].tolist() == pytest.approx([(1 + 0.1) / 2, 1.3 / 4, 1.3 / 4, 1.3 / 6])
+    # on-policy the advantages sum to 0, so the toy's loss is 0: shown as 0, not as float noise like -4e-17
+    assert lengths["this group's loss"].tolist() == [0.0] * 4
 
 
 def test_numbers_follow_the_settings():

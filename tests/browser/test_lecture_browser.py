@@ -86,3 +86,15 @@ def test_every_equation_fits_a_1280_px_projector_with_the_sidebar_open(browser, 
         if k < 8:
             page.get_by_role("button", name="Next ▶").first.click()
     context.close()
+
+
+def test_the_math_reference_fits_a_1024_px_screen_with_the_sidebar_open(browser, app_url):
+    """Every equation of the math reference (its PPO loss was cut off at 1280 px) fits its box."""
+    context = browser.new_context(viewport={"width": 1024, "height": 800})
+    page = context.new_page()
+    page.goto(app_url + "/math_reference")
+    page.wait_for_function("() => document.querySelectorAll('.katex-display').length >= 5", timeout=60_000)
+    page.wait_for_function("() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=30_000)
+    page.wait_for_timeout(300)
+    assert page.evaluate(OVERFLOWING_JS) == []
+    context.close()
