@@ -134,9 +134,10 @@ def _in_panel(trace: dict, col: int) -> dict:
     return {**trace, "xaxis": "x" + suffix, "yaxis": "y" + suffix}
 
 
-def _history_mode(x: Sequence) -> str:
-    """A line needs two points: at iteration 0 a run's one point is drawn as a dot, not as nothing."""
-    return "lines" if len(x) > 1 else "lines+markers"
+def _history_line(x: Sequence) -> dict:
+    """A line needs two points: at iteration 0 a run's one point is drawn as a whole dot (on the y axis, where a
+    clipped dot would be cut in half), not as nothing."""
+    return dict(mode="lines") if len(x) > 1 else dict(mode="lines+markers", cliponaxis=False)
 
 
 def _hline(y: float, color: str = GUIDE, dash: str | None = None, width: float = 1, xref: str = "paper") -> dict:
@@ -441,7 +442,7 @@ def training_probability_chart(
         x = list(run["iteration"])
         for j, word in enumerate(words):
             data.append(_in_panel(dict(
-                type="scatter", name=word, x=x, y=_clean(run[f"p_{word}"]), mode=_history_mode(x), legendgroup=word,
+                type="scatter", name=word, x=x, y=_clean(run[f"p_{word}"]), **_history_line(x), legendgroup=word,
                 line=dict(color=colors[word], width=3), showlegend=col == 1,
                 hovertemplate="iteration %{x}<br>π_θ(" + word + ") = %{y:.4f}<extra>" + label + "</extra>"), col))
             # across the whole panel, so the reference is there from iteration 0 on, not only as far as the run got
@@ -466,7 +467,7 @@ def training_metric_chart(
         if all(v is None for v in y):
             continue  # e.g. the value loss of a GRPO run: GRPO has no critic
         color, dash = styles[label]
-        data.append(dict(type="scatter", name=label, x=list(run["iteration"]), y=y, mode=_history_mode(y),
+        data.append(dict(type="scatter", name=label, x=list(run["iteration"]), y=y, **_history_line(y),
                          line=dict(color=color, dash=dash, width=2.5),
                          hovertemplate="iteration %{x}<br>%{y:.4f}<extra>" + label + "</extra>"))
     guide = {}
@@ -488,7 +489,7 @@ def clip_fraction_chart(runs: Mapping[str, Mapping[str, Sequence]],
             color, dash = styles[label]
             data.append(_in_panel(dict(
                 type="scatter", name=label, x=list(run["iteration"]), y=_clean(run.get(column, [])),
-                mode=_history_mode(run["iteration"]),
+                **_history_line(run["iteration"]),
                 line=dict(color=color, dash=dash, width=2), legendgroup=label, showlegend=col == 1,
                 hovertemplate="iteration %{x}<br>%{y:.3f}<extra>" + label + "</extra>"), col))
     return _figure(data, title, height=300, legend_below=True,
@@ -508,14 +509,14 @@ def value_chart(runs: Mapping[str, Mapping[str, Sequence]],
         color, dash = styles[label]
         x = list(run["iteration"])
         data += [
-            _in_panel(dict(type="scatter", name=label, x=x, y=value, mode=_history_mode(x),
+            _in_panel(dict(type="scatter", name=label, x=x, y=value, **_history_line(x),
                            line=dict(color=color, dash=dash, width=2.5), legendgroup=label,
                            hovertemplate="iteration %{x}<br>V = %{y:.4f}<extra>" + label + "</extra>"), 1),
             _in_panel(dict(type="scatter", name=f"{label}: E[r]", x=x, y=_clean(run.get("expected_train_reward", [])),
-                           mode=_history_mode(x), line=dict(color=color, dash="dot", width=1.5), legendgroup=label,
+                           **_history_line(x), line=dict(color=color, dash="dot", width=1.5), legendgroup=label,
                            showlegend=False,
                            hovertemplate="iteration %{x}<br>E[r] = %{y:.4f}<extra>" + label + "</extra>"), 1),
-            _in_panel(dict(type="scatter", name=label, x=x, y=_clean(run.get("value_loss", [])), mode=_history_mode(x),
+            _in_panel(dict(type="scatter", name=label, x=x, y=_clean(run.get("value_loss", [])), **_history_line(x),
                            line=dict(color=color, dash=dash, width=2), legendgroup=label, showlegend=False,
                            hovertemplate="iteration %{x}<br>value loss = %{y:.5f}<extra>" + label + "</extra>"), 2),
         ]
