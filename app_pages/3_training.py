@@ -26,6 +26,9 @@ TRAINING_QUERY_SPECS = {
     "algorithm": ("choice", tuple(ALGORITHM_CHOICES)),
     "iterations": ("int", 1, MAX_ITERATIONS),
     "compare": ("choice", COMPARE_CHOICES),
+    "hack_algorithm": ("choice", ("GRPO", "PPO")),
+    "hack_beta": ("float", 0.0, 2.0),
+    "proxy_bonus": ("float", 0.0, 3.0),
 }
 
 compact_page()
@@ -171,10 +174,12 @@ export_row([("⬇ Training history (CSV)", deferred(export.frame_csv, state.trai
 st.divider()
 st.markdown("### Reward hacking: a proxy reward that overrates one word")
 h1, h2, h3, h4 = st.columns([1, 1.5, 1.5, 3], vertical_alignment="bottom")
-hack_algorithm = h1.selectbox("Train with", ("GRPO", "PPO"), key="hack_algorithm")
-hack_beta = h2.slider("β against β = 0", 0.0, 2.0, HACKING_BETA, step=0.05, key="hack_beta",
+# bound to the URL like every other setting: the demo is computed from them alone, so a link reproduces it
+hack_algorithm = h1.selectbox("Train with", ("GRPO", "PPO"), key="hack_algorithm", bind="query-params")
+hack_beta = h2.slider("β against β = 0", 0.0, 2.0, HACKING_BETA, step=0.05, key="hack_beta", bind="query-params",
                       help="The KL weight of the second run; the first has β = 0.")
-bonus = h3.slider(f"Proxy's bonus for “{HACKED_WORD}”", 0.0, 3.0, PROXY_BONUS, step=0.1, key="proxy_bonus")
+bonus = h3.slider(f"Proxy's bonus for “{HACKED_WORD}”", 0.0, 3.0, PROXY_BONUS, step=0.1, key="proxy_bonus",
+                  bind="query-params")
 proxy = proxy_rewards(settings.rewards, TOY_WORDS, HACKED_WORD, bonus)
 h4.markdown(
     "The policy is trained on a **proxy** reward model that overrates “" + HACKED_WORD + "”; the **true** reward is "

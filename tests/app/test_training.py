@@ -116,11 +116,16 @@ def test_reward_hacking_demo():
     assert any(d["name"].startswith("PPO · β = 0") for d in chart(at, "Trained on the proxy")["data"])
     at.slider(key="hack_beta").set_value(2.0).run()
     no_error(at)
+    # the demo's controls are URL parameters: a link reproduces it
+    linked = open_page(hack_algorithm="PPO", hack_beta="2", proxy_bonus="0.5")
+    assert chart(linked, "Trained on the proxy")["data"] == chart(at.slider(key="proxy_bonus").set_value(0.5).run(),
+                                                                  "Trained on the proxy")["data"]
 
 
 @pytest.mark.parametrize("query", [{"iterations": "abc"}, {"iterations": "9999"}, {"algorithm": "SAC"},
                                    {"compare": "nope"}, {"kl_estimator": "k9"}, {"ppo_epochs": "1.5"},
-                                   {"beta": "nan"}, {"group_size": "1"}])
+                                   {"beta": "nan"}, {"group_size": "1"}, {"hack_algorithm": "SAC"},
+                                   {"hack_beta": "-3"}, {"proxy_bonus": "inf"}])
 def test_bad_query_parameters_warn_and_fall_back(query):
     at = open_page(**query)
     assert_url_warning(at, next(iter(query)))
