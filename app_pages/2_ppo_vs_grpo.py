@@ -9,7 +9,8 @@ from grpo_viz.policies.toy import ToyPolicy, probs_from_logits
 from grpo_viz.ppo import CompareRun
 from grpo_viz.tasks import word_reward
 from grpo_viz.ui import (
-    compact_page, deferred, export_row, latex_lines, ppo_sidebar, settings_notices, settings_sidebar, stage_cursor, tour_card,
+    compact_page, deferred, export_row, latex_lines, ppo_sidebar, settings_notices, settings_sidebar, stage_cursor,
+    tour_card,
 )
 
 compact_page()
