@@ -14,7 +14,7 @@ from grpo_viz.training import (COMPARE_KNOBS, COMPARE_LABELS, DEFAULT_ITERATIONS
                                MAX_ITERATIONS, PROXY_BONUS, Experiment, LMTraining, proxy_rewards, reward_hacking_specs,
                                run_specs, start_probs)
 from grpo_viz.ui import (compact_page, deferred, export_row, lm_sidebar, load_chosen_model, ppo_sidebar, settings_notices,
-                         settings_sidebar, tour_card, warn_bad_query_params)
+                         settings_sidebar, tour_card, keep_widget_state, warn_bad_query_params)
 
 PLAY_INTERVAL_S = 0.4  # one Play tick: a few iterations, then the charts are redrawn
 TICKS_PER_RUN = 40  # Play reaches the target in about this many ticks, whatever the number of iterations
@@ -22,6 +22,7 @@ ALGORITHM_CHOICES = {"GRPO": ("GRPO",), "PPO": ("PPO",), "Both": ("GRPO", "PPO")
 COMPARE_CHOICES = ("off", *COMPARE_KNOBS)
 KNOB_BOUNDS = {"beta": (0.0, 2.0, 0.01), "epsilon": (0.0, 0.5, 0.01), "lr": (0.01, 5.0, 0.05),
                "group_size": (2, 64, 1), "temperature": (0.1, 3.0, 0.05)}
+SECTIONS = ("Toy training", "Reward hacking", "Language model")
 TRAINING_QUERY_SPECS = {
     "algorithm": ("choice", tuple(ALGORITHM_CHOICES)),
     "iterations": ("int", 1, MAX_ITERATIONS),
@@ -29,6 +30,8 @@ TRAINING_QUERY_SPECS = {
     "hack_algorithm": ("choice", ("GRPO", "PPO")),
     "hack_beta": ("float", 0.0, 2.0),
     "proxy_bonus": ("float", 0.0, 3.0),
+    "hack_iterations": ("int", 1, MAX_ITERATIONS),
+    "section": ("choice", SECTIONS),
 }
 
 compact_page()
@@ -36,42 +39,48 @@ settings = ppo_sidebar(settings_sidebar())
 lm_choice = lm_sidebar({k: t.title for k, t in TASKS.items()})
 warn_bad_query_params(TRAINING_QUERY_SPECS, "training_url_warnings")
 
-st.markdown("## Training the toy over many iterations")
-st.caption(
-    f"Every run starts from the same policy after **“{TOY_STATE} …”** (π_θ = π_ref) and uses the sidebar's settings; "
-    "iteration k samples its group with the same seed stream as *Step through GRPO*, so iteration 1 there is "
-    "iteration 1 here. Changing a setting starts the runs again."
-)
+st.markdown("## Training over many iterations")
 settings_notices(settings)
-
-# ----------------------------------------------------------------- controls
-c1, c2, c3, c4, c5 = st.columns([2, 2, 1.3, 1, 1], vertical_alignment="bottom")  # "GRPO PPO Both" fits at 1280 px
-algorithm = c1.segmented_control("Algorithm", list(ALGORITHM_CHOICES), default="Both", required=True,
-                                 key="algorithm", bind="query-params",
-                                 help="Train GRPO, PPO, or both side by side from the same start.")
-target = c2.slider("Iterations", 1, MAX_ITERATIONS, DEFAULT_ITERATIONS, key="iterations", bind="query-params",
-                   help="How far Run and Play go (at most 500).")
-compare = c3.selectbox("Compare", COMPARE_CHOICES, key="compare", bind="query-params",
-                       help="Draw two runs per algorithm that differ in this one knob (epsilon sets both clip edges).")
-compare_values = None
-if compare != "off":
-    low, high, step = KNOB_BOUNDS[compare]
-    default_a, default_b = COMPARE_KNOBS[compare]
-    kind = int if compare == "group_size" else float
-    a = c4.number_input(f"{COMPARE_LABELS[compare]} run a", kind(low), kind(high), kind(default_a), step=kind(step),
-                        key=f"compare_a_{compare}")
-    b = c5.number_input(f"{COMPARE_LABELS[compare]} run b", kind(low), kind(high), kind(default_b), step=kind(step),
-                        key=f"compare_b_{compare}")
-    compare_values = (compare, a, b)
-
-specs = run_specs(settings, ALGORITHM_CHOICES[algorithm or "Both"], compare_values)
+# One section at a time, each a URL (`?section=Reward+hacking`): only the open tab runs and is drawn, so a Step
+# redraws the toy's charts alone and a link can open the reward-hacking demo on a projector.
+toy_tab, hack_tab, lm_tab = st.tabs(SECTIONS, key="section", bind="query-params")
 state = st.session_state
-if state.get("training_specs") != specs:
-    if "training_specs" in state:
-        st.toast("Settings changed: the runs start again from π_ref.", icon="🔄")
-    state.training_specs = specs
-    state.training = Experiment(specs)
-    state.training_playing = False
+# Streamlit forgets the value of a widget a run does not draw; the URL keeps the bound ones, these are kept here.
+if not toy_tab.open:
+    keep_widget_state([key for key in state if str(key).startswith(("compare_a_", "compare_b_"))])
+if not lm_tab.open:
+    keep_widget_state(["lm_iterations", "lm_prompts", "lm_eval_every"])
+
+
+def toy_controls() -> int:
+    """The toy's controls; (re)starts the runs when their specs change. Returns the target iteration."""
+    c1, c2, c3, c4, c5 = st.columns([2, 2, 1.3, 1, 1], vertical_alignment="bottom")  # "GRPO PPO Both" fits at 1280 px
+    algorithm = c1.segmented_control("Algorithm", list(ALGORITHM_CHOICES), default="Both", required=True,
+                                     key="algorithm", bind="query-params",
+                                     help="Train GRPO, PPO, or both side by side from the same start.")
+    target = c2.slider("Iterations", 1, MAX_ITERATIONS, DEFAULT_ITERATIONS, key="iterations", bind="query-params",
+                       help="How far Run and Play go (at most 500).")
+    compare = c3.selectbox("Compare", COMPARE_CHOICES, key="compare", bind="query-params",
+                           help="Draw two runs per algorithm that differ in this one knob (epsilon sets both clip "
+                                "edges).")
+    compare_values = None
+    if compare != "off":
+        low, high, step = KNOB_BOUNDS[compare]
+        default_a, default_b = COMPARE_KNOBS[compare]
+        kind = int if compare == "group_size" else float
+        a = c4.number_input(f"{COMPARE_LABELS[compare]} run a", kind(low), kind(high), kind(default_a),
+                            step=kind(step), key=f"compare_a_{compare}")
+        b = c5.number_input(f"{COMPARE_LABELS[compare]} run b", kind(low), kind(high), kind(default_b),
+                            step=kind(step), key=f"compare_b_{compare}")
+        compare_values = (compare, a, b)
+    specs = run_specs(settings, ALGORITHM_CHOICES[algorithm or "Both"], compare_values)
+    if state.get("training_specs") != specs:
+        if "training_specs" in state:
+            st.toast("Settings changed: the runs start again from π_ref.", icon="🔄")
+        state.training_specs = specs
+        state.training = Experiment(specs)
+        state.training_playing = False
+    return target
 
 
 def run_to_target() -> None:
@@ -86,11 +95,11 @@ def step_once() -> None:
 
 
 def reset() -> None:
-    state.training = Experiment(specs)
+    state.training = Experiment(state.training_specs)
     state.training_playing = False
 
 
-def draw_charts(exp: Experiment) -> None:
+def draw_charts(exp: Experiment, target: int) -> None:
     runs = exp.columns()
     ref = start_probs(settings)
     # a fixed x range up to the target, so Play fills the frame instead of rescaling it every tick
@@ -128,7 +137,7 @@ PLAYING_AT_START = state.training_playing  # the fragment's timer is set when th
 
 
 @st.fragment(run_every=PLAY_INTERVAL_S if state.training_playing else None)
-def live() -> None:
+def live(target: int) -> None:
     exp: Experiment = state.training
     # A Play tick trains first, before the Play switch is drawn, so reaching the target can switch it off.
     if state.training_playing and PLAYING_AT_START:
@@ -161,64 +170,66 @@ def live() -> None:
     where = (f"Iteration {exp.iteration} of {target}" if exp.iteration <= target
              else f"Iteration {exp.iteration} (past the target of {target})")
     st.progress(min(exp.iteration / target, 1.0), text=where + (" (playing)" if state.training_playing else ""))
-    draw_charts(exp)
+    draw_charts(exp, target)
 
 
-live()
-tour_card(explain.TRAINING_TOUR)
-export_row([("⬇ Training history (CSV)", deferred(export.frame_csv, state.training), "training_history.csv",
-             state.training.iteration > 0)],
-           export.trl_script(settings, TOY_WORDS, settings.rewards))
-
-# ----------------------------------------------------------------- reward hacking
-st.divider()
-st.markdown("### Reward hacking: a proxy reward that overrates one word")
-h1, h2, h3, h4 = st.columns([1, 1.5, 1.5, 3], vertical_alignment="bottom")
-# bound to the URL like every other setting: the demo is computed from them alone, so a link reproduces it
-hack_algorithm = h1.selectbox("Train with", ("GRPO", "PPO"), key="hack_algorithm", bind="query-params")
-hack_beta = h2.slider("β against β = 0", 0.0, 2.0, HACKING_BETA, step=0.05, key="hack_beta", bind="query-params",
-                      help="The KL weight of the second run; the first has β = 0.")
-bonus = h3.slider(f"Proxy's bonus for “{HACKED_WORD}”", 0.0, 3.0, PROXY_BONUS, step=0.1, key="proxy_bonus",
-                  bind="query-params")
-proxy = proxy_rewards(settings.rewards, TOY_WORDS, HACKED_WORD, bonus)
-h4.markdown(
-    "The policy is trained on a **proxy** reward model that overrates “" + HACKED_WORD + "”; the **true** reward is "
-    "the sidebar's. " + " · ".join(f"{w}: true {t:g}, proxy {p:g}" for w, t, p in zip(TOY_WORDS, settings.rewards, proxy))
-)
-hack_specs = reward_hacking_specs(settings, hack_algorithm, hack_beta, proxy)
-hack_key = (tuple(hack_specs), target)
-if state.get("hacking_key") != hack_key:
-    hacking = Experiment(hack_specs)
-    hacking.step(target)
-    state.hacking_key, state.hacking = hack_key, hacking
-hack_runs = state.hacking.columns()
-left, right = st.columns([3, 2], gap="medium")
-left.plotly_chart(charts.reward_hacking_chart(hack_runs, title=f"Trained on the proxy for {target} iterations"),
-                  key="hacking_chart")
-# the overrated word's probability only, and under the chart: in the narrow column, with the sidebar open on a
-# 1280-px screen, the fifth column was cut off
-final = pd.DataFrame([{"run": label, "proxy E[r]": cols["expected_train_reward"][-1],
-                       "true E[r]": cols["expected_reward"][-1], "KL": cols["kl"][-1],
-                       f"π({HACKED_WORD})": cols[f"p_{HACKED_WORD}"][-1]} for label, cols in hack_runs.items()])
-left.dataframe(final.round(3), hide_index=True, key="hacking_table")
-with right:
-    st.markdown(
-        "With **β = 0** nothing ties the policy to the reference: it climbs the proxy onto the overrated word, and the "
-        "true reward falls. A **KL penalty** holds it near π_ref. GRPO's advantages are normalized by the group's spread, "
-        "so its push stays strong however small the proxy's margin is: it needs a larger β than PPO to hold."
+def hacking_section() -> None:
+    """Two runs on a proxy reward that overrates one word, one with β = 0: the proxy climbs, the true reward falls."""
+    st.markdown("#### A proxy reward that overrates one word")
+    h1, h2, h3, h4 = st.columns([1, 1.5, 1.5, 1.5], vertical_alignment="bottom")
+    # bound to the URL like every other setting: the demo is computed from them alone, so a link reproduces it
+    hack_algorithm = h1.selectbox("Train with", ("GRPO", "PPO"), key="hack_algorithm", bind="query-params")
+    hack_beta = h2.slider("β against β = 0", 0.0, 2.0, HACKING_BETA, step=0.05, key="hack_beta",
+                          bind="query-params", help="The KL weight of the second run; the first has β = 0.")
+    bonus = h3.slider(f"Proxy's bonus for “{HACKED_WORD}”", 0.0, 3.0, PROXY_BONUS, step=0.1, key="proxy_bonus",
+                      bind="query-params")
+    iterations = h4.slider("Iterations", 1, MAX_ITERATIONS, DEFAULT_ITERATIONS, key="hack_iterations",
+                           bind="query-params", help="How long both runs train on the proxy.")
+    proxy = proxy_rewards(settings.rewards, TOY_WORDS, HACKED_WORD, bonus)
+    hack_specs = reward_hacking_specs(settings, hack_algorithm, hack_beta, proxy)
+    hack_key = (tuple(hack_specs), iterations)
+    if state.get("hacking_key") != hack_key:
+        hacking = Experiment(hack_specs)
+        hacking.step(iterations)
+        state.hacking_key, state.hacking = hack_key, hacking
+    hack_runs = state.hacking.columns()
+    left, right = st.columns([3, 2], gap="medium")
+    left.plotly_chart(charts.reward_hacking_chart(hack_runs,
+                                                  title=f"Trained on the proxy for {iterations} iterations"),
+                      key="hacking_chart")
+    # the overrated word's probability only, and under the chart: in the narrow column, with the sidebar open on
+    # a 1280-px screen, the fifth column was cut off
+    final = pd.DataFrame([{"run": label, "proxy E[r]": cols["expected_train_reward"][-1],
+                           "true E[r]": cols["expected_reward"][-1], "KL": cols["kl"][-1],
+                           f"π({HACKED_WORD})": cols[f"p_{HACKED_WORD}"][-1]} for label, cols in hack_runs.items()])
+    left.dataframe(final.round(3), hide_index=True, key="hacking_table")
+    right.markdown(
+        "The policy is trained on a **proxy** reward model that overrates “" + HACKED_WORD + "”; the **true** reward "
+        "is the sidebar's. " + " · ".join(f"{w}: true {t:g}, proxy {p:g}"
+                                          for w, t, p in zip(TOY_WORDS, settings.rewards, proxy))
+    )
+    right.markdown(
+        "With **β = 0** nothing ties the policy to the reference: it climbs the proxy onto the overrated word, and "
+        "the true reward falls. A **KL penalty** holds it near π_ref. GRPO's advantages are normalized by the group's "
+        "spread, so its push stays strong however small the proxy's margin is: it needs a larger β than PPO to hold."
     )
 
 
-# ----------------------------------------------------------------- the language model, trained the same way
-st.divider()
-st.markdown("### Training the language model")
-st.caption(
-    "The sidebar's model and task, trained with GRPO exactly as *Toy vs language model* steps it (and as "
-    "`scripts/measure_lm_grpo.py` measures it): each iteration samples G completions for each of a few prompts, "
-    "scores them, and takes μ updates. The sidebar's shared settings apply, with the LM's own learning rate "
-    f"and completion length. Accuracy is the task's true reward on a fixed set of {LM_EVAL_PROBLEMS} problems × "
-    f"{LM_EVAL_SAMPLES} samples (T = 1), in place of the toy's word probabilities. Changing a setting starts again."
-)
+if toy_tab.open:
+    with toy_tab:
+        st.caption(
+            f"Every run starts from the same policy after **“{TOY_STATE} …”** (π_θ = π_ref) and uses the sidebar's "
+            "settings; iteration k samples its group with the same seed stream as *Step through GRPO*, so iteration 1 "
+            "there is iteration 1 here. Changing a setting starts the runs again."
+        )
+        live(toy_controls())
+        tour_card(explain.TRAINING_TOUR)
+        export_row([("⬇ Training history (CSV)", deferred(export.frame_csv, state.training),
+                     "training_history.csv", state.training.iteration > 0)],
+                   export.trl_script(settings, TOY_WORDS, settings.rewards))
+if hack_tab.open:
+    with hack_tab:
+        hacking_section()
 
 
 def lm_section() -> None:
@@ -297,4 +308,14 @@ def lm_section() -> None:
                    "clipped. Set μ above 1 to see clipping.")
 
 
-st.fragment(lm_section)()
+if lm_tab.open:
+    with lm_tab:
+        st.caption(
+            "The sidebar's model and task, trained with GRPO exactly as *Toy vs language model* steps it (and as "
+            "`scripts/measure_lm_grpo.py` measures it): each iteration samples G completions for each of a few "
+            "prompts, scores them, and takes μ updates. The sidebar's shared settings apply, with the LM's own "
+            f"learning rate and completion length. Accuracy is the task's true reward on a fixed set of "
+            f"{LM_EVAL_PROBLEMS} problems × {LM_EVAL_SAMPLES} samples (T = 1), in place of the toy's word "
+            "probabilities. Changing a setting starts again."
+        )
+        st.fragment(lm_section)()

@@ -13,7 +13,7 @@ import mimetypes
 import threading
 import time
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import fields, replace
 
 import streamlit as st
@@ -168,6 +168,17 @@ def settings_sidebar() -> Settings:
                                                            else f"{k} {v[0]} → {v[1]}" for k, v in changed.items()))
         sb.button("Reset to preset", on_click=_apply_preset)
     return settings
+
+
+def keep_widget_state(keys: Iterable[str]) -> None:
+    """Keep the values of keyed widgets this run does not draw (they sit in a closed tab).
+
+    Streamlit forgets a widget's value at the end of a run that did not draw it; a value written back through
+    the Session State API is kept, and the widget starts from it when it is drawn again.
+    """
+    for key in list(keys):
+        if key in st.session_state:
+            st.session_state[key] = st.session_state[key]
 
 
 def settings_notices(settings: Settings) -> None:

@@ -9,7 +9,7 @@ PARAMS = [
     "preset", "seed", "group_size", "epsilon_low", "epsilon_high", "beta", "lr", "mu", "temperature", "loss_type",
     "scale_rewards", "kl_estimator", "stage", "model", "task", "iteration", "draw", "present", "iterations",
     "algorithm", "compare", "reward_sat", "ppo_epochs", "gamma", "lam", "value_lr", "hack_algorithm", "hack_beta",
-    "proxy_bonus",
+    "proxy_bonus", "hack_iterations", "section",
 ]
 
 

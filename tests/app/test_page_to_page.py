@@ -19,3 +19,10 @@ def test_every_page_then_every_page_again_in_one_session():
         for key in steppers:
             next_button(at, key).click().run()
             no_error(at)
+        if page.endswith("3_training.py"):  # its sections are tabs: open each (the LM one holds the Training run)
+            for section in ("Language model", "Reward hacking", "Toy training"):
+                at.session_state["section"] = section
+                at.query_params["section"] = section
+                at.run()
+                no_error(at)
+            at.query_params.pop("section", None)

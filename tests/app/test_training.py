@@ -28,8 +28,10 @@ def test_opens_at_iteration_zero_with_every_chart():
     no_error(at)
     titles = [c["layout"]["title"]["text"] for c in charts(at)]
     for start in ("π_θ(word)", "Paths on the probability simplex", "Expected reward", "KL", "Loss", "Fraction",
-                  "PPO's critic", "Trained on the proxy"):
+                  "PPO's critic"):
         assert any(t.startswith(start) for t in titles), (start, titles)
+    # the other two sections are tabs that run only when open
+    assert not any(t.startswith(("Trained on the proxy", "LM:")) for t in titles)
     assert points(at) == 1
     simplex = chart(at, "Paths on the probability simplex")
     assert [d["name"] for d in simplex["data"] if d.get("mode") == "lines"] == ["GRPO", "PPO"]
@@ -106,8 +108,46 @@ def test_changing_a_setting_restarts_the_runs():
     assert points(at) == 1
 
 
-def test_reward_hacking_demo():
+def open_section(section: str, **query) -> AppTest:
+    return open_page(section=section, **query)
+
+
+def switch_section(at: AppTest, section: str) -> AppTest:
+    """Click a tab: the tab's state, and the URL the browser would now show (AppTest sends its URL every run)."""
+    at.session_state["section"] = section
+    at.query_params["section"] = section
+    return at.run()
+
+
+def test_each_section_is_a_tab_that_keeps_its_settings():
     at = open_page()
+    at.selectbox(key="compare").set_value("beta").run()
+    at.number_input(key="compare_b_beta").set_value(0.7).run()
+    at.button(key="step").click().run()
+    switch_section(at, "Language model")
+    no_error(at)
+    assert not any(t.startswith("π_θ(word)") for t in titles(at)) and any(t.startswith("LM:") for t in titles(at))
+    at.number_input(key="lm_prompts").set_value(2).run()
+    switch_section(at, "Reward hacking")
+    assert [t for t in titles(at) if t.startswith("Trained on the proxy")] and not lm_titles(at)
+    switch_section(at, "Toy training")
+    # the toy's runs, their Compare values and the iteration they reached survived the other tabs
+    assert at.number_input(key="compare_b_beta").value == 0.7 and points(at) == 2
+    switch_section(at, "Language model")
+    assert at.number_input(key="lm_prompts").value == 2
+    no_error(at)
+
+
+def titles(at) -> list[str]:
+    return [c["layout"]["title"]["text"] for c in charts(at)]
+
+
+def lm_titles(at) -> list[str]:
+    return [t for t in titles(at) if t.startswith("LM:")]
+
+
+def test_reward_hacking_demo():
+    at = open_section("Reward hacking")
     data = chart(at, "Trained on the proxy")["data"]
     by_name = {d["name"]: d["y"] for d in data}
     free_proxy, free_true = by_name["GRPO · β = 0: proxy"], by_name["GRPO · β = 0: true"]
@@ -117,7 +157,7 @@ def test_reward_hacking_demo():
     at.slider(key="hack_beta").set_value(2.0).run()
     no_error(at)
     # the demo's controls are URL parameters: a link reproduces it
-    linked = open_page(hack_algorithm="PPO", hack_beta="2", proxy_bonus="0.5")
+    linked = open_section("Reward hacking", hack_algorithm="PPO", hack_beta="2", proxy_bonus="0.5")
     assert chart(linked, "Trained on the proxy")["data"] == chart(at.slider(key="proxy_bonus").set_value(0.5).run(),
                                                                   "Trained on the proxy")["data"]
 
@@ -125,7 +165,8 @@ def test_reward_hacking_demo():
 @pytest.mark.parametrize("query", [{"iterations": "abc"}, {"iterations": "9999"}, {"algorithm": "SAC"},
                                    {"compare": "nope"}, {"kl_estimator": "k9"}, {"ppo_epochs": "1.5"},
                                    {"beta": "nan"}, {"group_size": "1"}, {"hack_algorithm": "SAC"},
-                                   {"hack_beta": "-3"}, {"proxy_bonus": "inf"}])
+                                   {"hack_beta": "-3"}, {"proxy_bonus": "inf"}, {"hack_iterations": "0"},
+                                   {"section": "Nope"}])
 def test_bad_query_parameters_warn_and_fall_back(query):
     at = open_page(**query)
     assert_url_warning(at, next(iter(query)))
@@ -136,7 +177,7 @@ def lm_points(at, title_start):
 
 
 def test_language_model_section_trains_the_builtin_model():
-    at = open_page()
+    at = open_section("Language model")
     assert lm_points(at, "LM: task accuracy") == [1]  # the start accuracy, before any training
     assert lm_points(at, "LM: mean reward") == [0, 0]
     at.slider(key="lm_iterations").set_value(3).run()
@@ -150,13 +191,13 @@ def test_language_model_section_trains_the_builtin_model():
     at.button(key="lm_train_run").click().run()
     assert lm_points(at, "LM: KL to π_ref") == [6]
     assert lm_points(at, "LM: task accuracy") == [4]  # 0, 3, every 5th (5), 6
-    assert points(at) == 1  # the toy's runs did not move
     at.button(key="lm_reset").click().run()
     assert lm_points(at, "LM: mean reward") == [0, 0] and lm_points(at, "LM: task accuracy") == [1]
+    assert points(switch_section(at, "Toy training")) == 1  # the toy's runs did not move
 
 
 def test_language_model_section_shows_the_true_reward_of_a_hackable_task():
-    at = open_page(task="sum_length")
+    at = open_section("Language model", task="sum_length")
     at.slider(key="lm_iterations").set_value(2).run()
     at.button(key="lm_train_run").click().run()
     no_error(at)
@@ -165,7 +206,7 @@ def test_language_model_section_shows_the_true_reward_of_a_hackable_task():
 
 
 def test_language_model_section_explains_a_missing_model_folder():
-    at = open_page(model="hf")
+    at = open_section("Language model", model="hf")
     assert not at.exception
     assert any("model folder" in e.value for e in at.error), [e.value for e in at.error]
-    assert charts(at)  # the toy's charts are still there
+    assert charts(switch_section(at, "Toy training"))  # the toy's section does not need the model

@@ -17,7 +17,7 @@ def settle(page):
 
 def open_training(page, app_url, query=""):
     page.goto(app_url + "/training" + query)  # a direct link, as a shared URL opens it
-    page.get_by_text("Training the toy over many iterations").wait_for(timeout=30_000)
+    page.get_by_text("Training over many iterations").wait_for(timeout=30_000)
     settle(page)
 
 
@@ -55,3 +55,23 @@ def test_run_to_target_and_compare(page, app_url):
                            timeout=30_000)
     titles = page.evaluate(titles_js)
     assert any("Paths on the probability simplex" in (t or "") for t in titles)
+
+
+def test_sections_are_tabs_with_their_own_url(page, app_url):
+    """Reward hacking and the language model are tabs: a click opens one (and puts it in the URL), and the toy's
+    runs are where they were when its tab opens again."""
+    open_training(page, app_url)
+    for _ in range(2):
+        before = page.evaluate(POINTS_JS)
+        page.get_by_role("button", name="Step +1").click()
+        page.wait_for_function(f"() => ({POINTS_JS})() > {before}", timeout=30_000)
+    page.get_by_role("tab", name="Reward hacking").click()
+    page.wait_for_function("() => location.search.includes('section=Reward')", timeout=30_000)
+    titles_js = "() => Array.from(document.querySelectorAll('.js-plotly-plot')).map(d => d.layout.title.text).join('|')"
+    page.wait_for_function(f"() => ({titles_js})().includes('Trained on the proxy')", timeout=30_000)
+    assert "π_θ(word)" not in page.evaluate(titles_js)  # the toy's charts are not drawn behind the tab
+    page.get_by_role("tab", name="Toy training").click()
+    page.wait_for_function(f"() => ({titles_js})().includes('π_θ(word)')", timeout=30_000)
+    settle(page)
+    page.wait_for_function(f"() => ({POINTS_JS})() == 3", timeout=10_000)  # iteration 0 and two steps, as left
+    assert page.locator("[data-testid='stException']").count() == 0
