@@ -236,7 +236,7 @@ PPO_TOUR: dict[str, tuple[str, str, str]] = {
 def compare_table(grpo: IterationTrace, ppo: PPOIterationTrace) -> pd.DataFrame:
     """Every per-sample number of one group under both algorithms: GRPO's last inner step, PPO's last epoch."""
     p_last = ppo.epochs[-1].trace
-    frame = pd.DataFrame({
+    return pd.DataFrame({
         "sample": range(1, len(grpo.group.texts) + 1),
         "word": grpo.group.texts,
         "reward r": grpo.rewards.tolist(),
@@ -253,6 +253,3 @@ def compare_table(grpo: IterationTrace, ppo: PPOIterationTrace) -> pd.DataFrame:
         "PPO w (last epoch)": p_last.ratio[:, 0].tolist(),
         "PPO clipped": p_last.is_clipped[:, 0].tolist(),
     })
-    floats = frame.select_dtypes("float").columns
-    frame[floats] += 0.0  # k1 = -(log π_ref - log π_θ) is -0.0 on-policy: shown as 0, not as "-0.0"
-    return frame

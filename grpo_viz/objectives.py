@@ -145,7 +145,7 @@ def kl_estimate(logp: Tensor, ref_logp: Tensor, estimator: str = "k3") -> Tensor
         raise ValueError(f"ref_logp has shape {list(ref_logp.shape)} but logp has shape {list(logp.shape)}; they must match.")
     d = ref_logp - logp
     if estimator == "k1":
-        return -d
+        return logp - ref_logp  # = -d, and 0.0 (not -0.0, which a page would print as "-0") where they are equal
     if estimator == "k2":
         return d.pow(2) / 2
     return torch.exp(d) - d - 1
