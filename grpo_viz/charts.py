@@ -622,7 +622,7 @@ def ppo_kl_chart(
     labels = sample_labels(texts)
     kl = [float(k) for k in kl]
     data = [
-        _bar(estimator, labels, kl, SERIES_COLORS["π_ref"], [f"{k + 0.0:.4g}" for k in kl],  # + 0.0: no "-0"
+        _bar(estimator, labels, kl, SERIES_COLORS["π_ref"], [f"{k:.4g}" for k in kl],
              hover="sample %{x}<br>" + estimator + " = %{y:.6g}", extra=""),
         _bar(f"−β·{estimator} (β = {beta:g}) added to the reward", labels, [-beta * k for k in kl],
              SERIES_COLORS["π_old"], hover="sample %{x}<br>−β·KL = %{y:.6g}", extra=""),
