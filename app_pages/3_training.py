@@ -14,7 +14,7 @@ from grpo_viz.training import (COMPARE_KNOBS, COMPARE_LABELS, DEFAULT_ITERATIONS
                                MAX_ITERATIONS, PROXY_BONUS, Experiment, LMTraining, proxy_rewards, reward_hacking_specs,
                                run_specs, start_probs)
 from grpo_viz.ui import (compact_page, deferred, export_row, lm_sidebar, load_chosen_model, ppo_sidebar, settings_notices,
-                         settings_sidebar, tour_card, keep_widget_state, warn_bad_query_params)
+                         settings_sidebar, tour_card, warn_bad_query_params)
 
 PLAY_INTERVAL_S = 0.4  # one Play tick: a few iterations, then the charts are redrawn
 TICKS_PER_RUN = 40  # Play reaches the target in about this many ticks, whatever the number of iterations
@@ -45,11 +45,7 @@ settings_notices(settings)
 # redraws the toy's charts alone and a link can open the reward-hacking demo on a projector.
 toy_tab, hack_tab, lm_tab = st.tabs(SECTIONS, key="section", bind="query-params")
 state = st.session_state
-# Streamlit forgets the value of a widget a run does not draw; the URL keeps the bound ones, these are kept here.
-if not toy_tab.open:
-    keep_widget_state([key for key in state if str(key).startswith(("compare_a_", "compare_b_"))])
-if not lm_tab.open:
-    keep_widget_state(["lm_iterations", "lm_prompts", "lm_eval_every"])
+# A closed tab's widgets are not drawn: the URL keeps the bound ones, persist_state="session" the others.
 
 
 def toy_controls() -> int:
@@ -69,9 +65,9 @@ def toy_controls() -> int:
         default_a, default_b = COMPARE_KNOBS[compare]
         kind = int if compare == "group_size" else float
         a = c4.number_input(f"{COMPARE_LABELS[compare]} run a", kind(low), kind(high), kind(default_a),
-                            step=kind(step), key=f"compare_a_{compare}")
+                            step=kind(step), key=f"compare_a_{compare}", persist_state="session")
         b = c5.number_input(f"{COMPARE_LABELS[compare]} run b", kind(low), kind(high), kind(default_b),
-                            step=kind(step), key=f"compare_b_{compare}")
+                            step=kind(step), key=f"compare_b_{compare}", persist_state="session")
         compare_values = (compare, a, b)
     specs = run_specs(settings, ALGORITHM_CHOICES[algorithm or "Both"], compare_values)
     if state.get("training_specs") != specs:
@@ -241,10 +237,11 @@ def lm_section() -> None:
     lm_settings = replace(settings, lm_lr=lm_choice["lm_lr"], max_new_tokens=lm_choice["max_new_tokens"])
     c1, c2, c3, c4, c5 = st.columns([2.2, 1.4, 1.4, 1.3, 1], vertical_alignment="bottom")
     n_iterations = c1.slider("LM iterations per run", 1, LM_MAX_ITERATIONS, LM_DEFAULT_ITERATIONS, key="lm_iterations",
+                             persist_state="session",
                              help=f"How many iterations Run trains (a run stops at {LM_MAX_ITERATIONS} in all).")
-    n_prompts = c2.number_input("Prompts per iteration", 1, 8, 4, key="lm_prompts",
+    n_prompts = c2.number_input("Prompts per iteration", 1, 8, 4, key="lm_prompts", persist_state="session",
                                 help="Groups per iteration: each prompt gets its own G completions and baseline.")
-    eval_every = c3.number_input("Accuracy every k", 1, 50, 5, key="lm_eval_every",
+    eval_every = c3.number_input("Accuracy every k", 1, 50, 5, key="lm_eval_every", persist_state="session",
                                  help="Evaluating costs about as much as two iterations of the built-in model.")
     lm_key = (lm_choice["kind"], lm_choice["source"], task, lm_settings, int(n_prompts), int(eval_every))
     if state.get("lm_training_key") != lm_key:

@@ -24,6 +24,12 @@ def new_app(page: str | None = None, **query) -> AppTest:
     return at.run()
 
 
+def open_expander(at: AppTest, key: str, open_: bool = True) -> AppTest:
+    """Click a lazily built expander (``on_change="rerun"``) open or shut, as a browser would."""
+    at.session_state[key] = open_
+    return at.run()
+
+
 def charts(at: AppTest) -> list[dict]:
     return [json.loads(el.proto.spec) for el in at.get("plotly_chart")]
 

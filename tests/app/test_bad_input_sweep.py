@@ -9,7 +9,8 @@ PARAMS = [
     "preset", "seed", "group_size", "epsilon_low", "epsilon_high", "beta", "lr", "mu", "temperature", "loss_type",
     "scale_rewards", "kl_estimator", "stage", "model", "task", "iteration", "draw", "present", "iterations",
     "algorithm", "compare", "reward_sat", "ppo_epochs", "gamma", "lam", "value_lr", "hack_algorithm", "hack_beta",
-    "proxy_bonus", "hack_iterations", "section",
+    "proxy_bonus", "hack_iterations", "section", "importance_sampling_level", "kl_ratio_correction",
+    "whiten_advantages", "vf_coef", "cliprange_value", "reward_slept", "reward_barked", "lm_lr", "max_new_tokens",
 ]
 
 

@@ -5,7 +5,7 @@ from streamlit.testing.v1 import AppTest
 
 from grpo_viz.explain_ppo import COMPARE_STAGES
 
-from .conftest import new_app, chart_data, charts, no_error, assert_url_warning
+from .conftest import new_app, chart_data, charts, no_error, assert_url_warning, open_expander
 
 PAGE = "app_pages/2_ppo_vs_grpo.py"
 
@@ -88,11 +88,11 @@ def test_new_group_reset_and_ppo_knobs_change_what_is_shown():
     assert "group draw 2" in at.caption[0].value and chart_data(at) != before
     at.button(key="cmp_stage_reset").click().run()
     assert "Iteration 1, group draw 1" in at.caption[0].value
-    at = open_page(stage="6")
+    at = open_expander(open_page(stage="6"), "ppo_options_open")
     before = chart_data(at)
     at.slider(key="ppo_epochs").set_value(1).run()
     assert chart_data(at)[1] != before[1] and set(charts(at)[1]["data"][0]["y"] or [1.0]) == {1.0}
-    at = open_page(stage="5")
+    at = open_expander(open_page(stage="5"), "ppo_options_open")
     before = chart_data(at)
     at.checkbox(key="whiten_advantages").uncheck().run()
     assert chart_data(at)[1] != before[1] and "Whitening is off" in callout(at)
@@ -117,7 +117,32 @@ def test_equal_rewards_warn_without_nan():
 
 
 @pytest.mark.parametrize("query", [{"stage": "99"}, {"stage": "x"}, {"kl_estimator": "k9"}, {"ppo_epochs": "0"},
-                                   {"gamma": "2"}, {"value_lr": "nan"}, {"lam": "abc"}, {"vf_coef": "-1"}])
+                                   {"gamma": "2"}, {"value_lr": "nan"}, {"lam": "abc"}, {"vf_coef": "-1"},
+                                   {"whiten_advantages": "maybe"}])
 def test_bad_query_parameters_warn_and_fall_back(query):
     at = open_page(**query)
     assert_url_warning(at, next(iter(query)))
+
+
+def test_ppo_options_are_built_only_while_open_and_stay_in_the_url():
+    at = open_page(stage="6")
+    default_charts = chart_data(at)
+    assert "ppo_epochs" not in {s.key for s in at.slider}  # closed: its eight widgets cost nothing
+    open_expander(at, "ppo_options_open")
+    at.slider(key="ppo_epochs").set_value(2).run()
+    at.checkbox(key="whiten_advantages").uncheck().run()
+    changed = chart_data(at)
+    assert changed != default_charts
+    open_expander(at, "ppo_options_open", False)
+    assert "ppo_epochs" not in {s.key for s in at.slider}
+    assert chart_data(at) == changed  # hidden, the values still apply
+    assert at.query_params["ppo_epochs"] == "2" and at.query_params["whiten_advantages"] == "false"
+    # a link with them reproduces the screen in a new session, and the widgets open on them
+    link = open_page(stage="6", ppo_epochs="2", whiten_advantages="false")
+    assert chart_data(link) == changed
+    open_expander(link, "ppo_options_open")
+    assert link.slider(key="ppo_epochs").value == 2 and link.checkbox(key="whiten_advantages").value is False
+    # back to the default: the parameter leaves the URL
+    link.slider(key="ppo_epochs").set_value(4).run()
+    assert "ppo_epochs" not in link.query_params
+    no_error(link)

@@ -4,7 +4,7 @@ import pytest
 
 from grpo_viz.stepper import STAGES
 
-from .conftest import chart_data, charts, new_app, no_error, next_button, assert_url_warning
+from .conftest import chart_data, charts, new_app, no_error, next_button, assert_url_warning, open_expander
 
 
 def stage_title(at):
@@ -84,6 +84,9 @@ def test_every_sidebar_control_changes_what_is_shown(kind, key, value):
     at = new_app(stage="8", mu="3", lr="2")
     next_button(at).click().run()
     before = every_stage(at)
+    if key in ("importance_sampling_level", "kl_ratio_correction"):
+        open_expander(at, "more_options_open")
+        before = every_stage(at)
     widget = getattr(at, kind)(key=key)
     (widget.check() if kind == "checkbox" else widget.set_value(value)).run()
     after = every_stage(at)
@@ -115,7 +118,7 @@ def test_presets_apply_and_reset():
     at = new_app()
     at.selectbox(key="preset").set_value("GSPO").run()
     assert at.slider(key="epsilon_low").value == pytest.approx(3e-4)
-    assert at.selectbox(key="importance_sampling_level").value == "sequence"
+    assert open_expander(at, "more_options_open").selectbox(key="importance_sampling_level").value == "sequence"
     at.slider(key="beta").set_value(0.2).run()
     assert any("beta" in c.value for c in at.caption)
     reset = [b for b in at.button if b.label == "Reset to preset"][0]

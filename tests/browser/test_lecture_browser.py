@@ -98,3 +98,24 @@ def test_the_math_reference_fits_a_1024_px_screen_with_the_sidebar_open(browser,
     page.wait_for_timeout(300)
     assert page.evaluate(OVERFLOWING_JS) == []
     context.close()
+
+
+def test_hidden_settings_stay_in_the_link(browser, app_url):
+    """The PPO options are drawn only while their box is open; closed, their values still apply and stay in the URL,
+    so a reload (or a link) shows the same screen."""
+    settled = "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')"
+    context, page, _, _ = open_and_read(browser, app_url + "/ppo_vs_grpo?stage=6")
+    box = page.get_by_text("PPO options (critic, GAE, epochs)")
+    box.click()
+    epochs = page.get_by_role("slider", name="PPO epochs per batch")
+    epochs.focus()
+    page.keyboard.press("ArrowLeft")  # 4 -> 3
+    page.wait_for_function("() => location.search.includes('ppo_epochs=3')", timeout=30_000)
+    box.click()
+    epochs.wait_for(state="detached", timeout=30_000)
+    page.get_by_role("button", name="🎲 New group").click()
+    page.wait_for_function(settled, timeout=30_000)
+    assert "ppo_epochs=3" in page.url
+    page.reload()
+    page.get_by_text("PPO takes 3 epochs").wait_for(timeout=60_000)
+    context.close()
