@@ -42,10 +42,10 @@ warn_bad_query_params(TRAINING_QUERY_SPECS, "training_url_warnings")
 st.markdown("## Training over many iterations")
 settings_notices(settings)
 # One section at a time, each a URL (`?section=Reward+hacking`): only the open tab runs and is drawn, so a Step
-# redraws the toy's charts alone and a link can open the reward-hacking demo on a projector.
+# redraws the toy's charts alone and a link can open the reward-hacking demo on a projector. A closed tab's widgets
+# keep their values: the URL keeps the bound ones, persist_state="session" the others.
 toy_tab, hack_tab, lm_tab = st.tabs(SECTIONS, key="section", bind="query-params")
 state = st.session_state
-# A closed tab's widgets are not drawn: the URL keeps the bound ones, persist_state="session" the others.
 
 
 def toy_controls() -> int:

@@ -28,6 +28,7 @@ DEFAULTS = Settings()
 # Every URL parameter a widget is bound to, with what a valid value looks like:
 # ("float"|"int", low, high) or ("choice", options).  The widgets below use the
 # same bounds, so a value that passes here is one the widget accepts.
+BOOL_SPEC = ("choice", ("true", "false", "True", "False"))
 QUERY_SPECS: dict[str, tuple] = {
     "preset": ("choice", tuple(PRESETS)),
     "seed": ("int", 0, 2**31 - 1),
@@ -41,7 +42,7 @@ QUERY_SPECS: dict[str, tuple] = {
     "loss_type": ("choice", LOSS_TYPES),
     "scale_rewards": ("choice", SCALE_REWARDS),
     "importance_sampling_level": ("choice", ("token", "sequence")),
-    "kl_ratio_correction": ("choice", ("true", "false", "True", "False")),
+    "kl_ratio_correction": BOOL_SPEC,
     **{f"reward_{w}": ("float", -10.0, 10.0) for w in TOY_WORDS},
 }
 
@@ -101,46 +102,20 @@ def _fresh_preset_from_url() -> None:
                 st.session_state[name] = getattr(PRESETS[preset], name)
 
 
-def _seed_input(container) -> int:
-    """The seed, synced to the URL by hand: Streamlit 1.67's bound integer number_input crashes on `seed=inf`."""
-    if "seed" not in st.session_state:
-        raw = st.query_params.get("seed")
-        valid = raw is not None and _is_valid(raw, QUERY_SPECS["seed"])
-        st.session_state.seed = int(float(raw)) if valid else DEFAULTS.seed
-    seed = int(container.number_input("Seed", 0, 2**31 - 1, key="seed",
-                                      help="Same seed, same groups: a link reproduces the run."))
-    if seed == DEFAULTS.seed:
-        st.query_params.pop("seed", None)
+def _setting_from_url(name: str) -> None:
+    """Once a session: ``session_state[name]`` from a valid URL value, or the setting's default."""
+    if name not in st.session_state:
+        raw, default = st.query_params.get(name), getattr(DEFAULTS, name)
+        valid = raw is not None and _is_valid(raw, ALL_QUERY_SPECS[name])
+        st.session_state[name] = _parse_url_value(raw, default) if valid else default
+
+
+def _setting_to_url(name: str, value: object) -> None:
+    """The setting in the URL while it differs from its default (a default-only link stays short)."""
+    if value == getattr(DEFAULTS, name):
+        st.query_params.pop(name, None)
     else:
-        st.query_params["seed"] = str(seed)
-    return seed
-
-
-@contextmanager
-def lazy_expander(container, label: str, key: str, settings: tuple[str, ...]) -> Iterator:
-    """A collapsed expander whose widgets are built only while it is open; its ``settings`` stay in the URL.
-
-    Every widget costs each full rerun of every page, open or not: the PPO options alone were 1.3 ms of a 10 ms
-    PPO vs GRPO click. Built lazily, the widgets cannot be bound to the URL (Streamlit drops a bound widget's URL
-    parameter when it is not drawn), so ``settings`` (keys of ``Settings`` and of ``ALL_QUERY_SPECS``) are synced
-    by hand: each starts once a session from a valid URL value or its default, keeps its value while hidden
-    (``persist_state="session"`` on the widget), and is written to the URL when it differs from the default.
-    The caller draws the widgets when ``box.open``, with ``key=<setting>`` and no default of their own.
-    """
-    for name in settings:
-        if name not in st.session_state:
-            raw, default = st.query_params.get(name), getattr(DEFAULTS, name)
-            valid = raw is not None and _is_valid(raw, ALL_QUERY_SPECS[name])
-            st.session_state[name] = _parse_url_value(raw, default) if valid else default
-    box = container.expander(label, key=key, on_change="rerun")
-    with box:
-        yield box
-    for name in settings:
-        value, default = st.session_state[name], getattr(DEFAULTS, name)
-        if value == default:
-            st.query_params.pop(name, None)
-        else:
-            st.query_params[name] = str(value).lower() if isinstance(value, bool) else str(value)
+        st.query_params[name] = str(value).lower() if isinstance(value, bool) else str(value)
 
 
 def _parse_url_value(raw: str, like: object) -> object:
@@ -152,8 +127,37 @@ def _parse_url_value(raw: str, like: object) -> object:
     return raw
 
 
+def _seed_input(container) -> int:
+    """The seed, synced to the URL by hand: Streamlit 1.67's bound integer number_input crashes on `seed=inf`."""
+    _setting_from_url("seed")
+    seed = int(container.number_input("Seed", 0, 2**31 - 1, key="seed",
+                                      help="Same seed, same groups: a link reproduces the run."))
+    _setting_to_url("seed", seed)
+    return seed
+
+
+@contextmanager
+def lazy_expander(container, label: str, key: str, settings: tuple[str, ...]) -> Iterator:
+    """A collapsed expander whose widgets are built only while it is open; its ``settings`` stay in the URL.
+
+    Every widget costs each full rerun of every page, open or not: the PPO options alone were 1.3 ms of a 10 ms
+    PPO vs GRPO click. Built lazily, the widgets cannot be bound to the URL (Streamlit drops a bound widget's URL
+    parameter when it is not drawn), so ``settings`` (keys of ``Settings`` and of ``ALL_QUERY_SPECS``) are synced
+    by hand, as the seed is: each starts once a session from a valid URL value or its default, keeps its value while hidden
+    (``persist_state="session"`` on the widget), and is written to the URL when it differs from the default.
+    The caller draws the widgets when ``box.open``, with ``key=<setting>`` and no default of their own.
+    """
+    for name in settings:
+        _setting_from_url(name)
+    box = container.expander(label, key=key, on_change="rerun")
+    with box:
+        yield box
+    for name in settings:
+        _setting_to_url(name, st.session_state[name])
+
+
 def settings_sidebar() -> Settings:
-    """Draw every knob in the sidebar (each bound to a URL parameter of the same name) and return the Settings."""
+    """Draw every knob in the sidebar (each kept in a URL parameter of the same name) and return the Settings."""
     warn_bad_query_params()
     _fresh_preset_from_url()
     sb = st.sidebar
@@ -342,11 +346,9 @@ PPO_QUERY_SPECS: dict[str, tuple] = {
     "cliprange_value": ("float", 0.0, 1.0),
     "vf_coef": ("float", 0.0, 1.0),
     "value_lr": ("float", 0.01, 5.0),
+    "whiten_advantages": BOOL_SPEC,
 }
-
-
-PPO_SETTINGS = (*PPO_QUERY_SPECS, "whiten_advantages")
-ALL_QUERY_SPECS = {**QUERY_SPECS, **PPO_QUERY_SPECS, "whiten_advantages": QUERY_SPECS["kl_ratio_correction"]}
+ALL_QUERY_SPECS = {**QUERY_SPECS, **PPO_QUERY_SPECS}
 
 
 def ppo_sidebar(settings: Settings) -> Settings:
@@ -354,9 +356,9 @@ def ppo_sidebar(settings: Settings) -> Settings:
 
     PPO shares β, ε (ε_low: PPO's clip is symmetric), the learning rate, G, T and the seed with GRPO.
     """
-    warn_bad_query_params({**PPO_QUERY_SPECS, "whiten_advantages": ALL_QUERY_SPECS["whiten_advantages"]},
-                          "ppo_url_warnings")
-    with lazy_expander(st.sidebar, "PPO options (critic, GAE, epochs)", "ppo_options_open", PPO_SETTINGS) as box:
+    warn_bad_query_params(PPO_QUERY_SPECS, "ppo_url_warnings")
+    with lazy_expander(st.sidebar, "PPO options (critic, GAE, epochs)", "ppo_options_open",
+                       tuple(PPO_QUERY_SPECS)) as box:
         if box.open:
             st.selectbox(
                 "KL estimator in the reward", ("k1", "k2", "k3"), key="kl_estimator", persist_state="session",

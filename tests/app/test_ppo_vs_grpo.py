@@ -55,14 +55,12 @@ def test_baseline_and_kl_stages_name_what_differs():
 def test_the_table_of_every_number_is_built_only_while_its_box_is_open():
     at = open_page(group_size="5")
     assert not at.dataframe  # closed: no table sent
-    at.session_state["compare_table_open"] = True
-    at.run()
+    open_expander(at, "compare_table_open")
     table = at.dataframe[0].value
     assert table.shape == (5, 15) and table["sample"].tolist() == [1, 2, 3, 4, 5]
     at.button(key="cmp_stage_next").click().run()
     assert at.dataframe[0].value.equals(table)  # same group at every stage
-    at.session_state["compare_table_open"] = False
-    at.run()
+    open_expander(at, "compare_table_open", False)
     no_error(at)
     assert not at.dataframe
 

@@ -5,7 +5,7 @@ from streamlit.testing.v1 import AppTest
 
 from grpo_viz.training import DEFAULT_ITERATIONS
 
-from .conftest import new_app, charts, no_error, assert_url_warning
+from .conftest import new_app, charts, no_error, assert_url_warning, open_expander
 
 PAGE = "app_pages/3_training.py"
 
@@ -55,8 +55,7 @@ def test_history_table_is_built_only_while_open():
     at = open_page()
     at.button(key="step").click().run()
     assert not [d for d in at.dataframe if "iteration" in d.value.columns]  # closed: not sent
-    at.session_state["history_table_open"] = True
-    at.run()
+    open_expander(at, "history_table_open")
     history = next(d.value for d in at.dataframe if "iteration" in d.value.columns)
     assert sorted(set(history["iteration"])) == [0, 1]
     at.button(key="step").click().run()

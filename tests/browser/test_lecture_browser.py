@@ -2,7 +2,7 @@
 
 import pytest
 
-from .conftest import SCREENSHOTS
+from .conftest import SCREENSHOTS, SETTLED_JS
 
 pytestmark = pytest.mark.browser
 
@@ -15,7 +15,7 @@ def open_and_read(browser, url, viewport=(1440, 900)):
     page = context.new_page()
     page.goto(url)
     page.wait_for_function("() => document.querySelectorAll('.js-plotly-plot .main-svg').length > 0", timeout=60_000)
-    page.wait_for_function("() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=60_000)
+    page.wait_for_function(SETTLED_JS, timeout=60_000)
     page.wait_for_timeout(500)
     return context, page, page.evaluate(CHART_DATA_JS), page.evaluate(LATEX_JS)
 
@@ -53,13 +53,13 @@ def test_impatient_key_presses_on_the_language_model_page(page, app_url):
     and read by one request at a time (before, the page showed autograd's "modified by an inplace operation")."""
     page.goto(app_url + "/language_model")
     page.get_by_role("button", name="🎲 New group").wait_for(timeout=60_000)
-    page.wait_for_function("() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=60_000)
+    page.wait_for_function(SETTLED_JS, timeout=60_000)
     for _ in range(3):
         for _ in range(15):
             page.keyboard.press("n")
             page.wait_for_timeout(15)
         page.wait_for_timeout(1000)
-        page.wait_for_function("() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=60_000)
+        page.wait_for_function(SETTLED_JS, timeout=60_000)
         exceptions = page.locator("[data-testid=stException]")
         assert exceptions.count() == 0, exceptions.first.inner_text()
     page.get_by_role("button", name="Next ▶").click()
@@ -80,7 +80,7 @@ def test_every_equation_fits_a_1280_px_projector_with_the_sidebar_open(browser, 
     for k in range(1, 9):
         page.wait_for_function(f"() => location.search.includes('stage={k}')", timeout=30_000)
         page.wait_for_function("() => document.querySelectorAll('.katex-display').length > 1", timeout=30_000)
-        page.wait_for_function("() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=30_000)
+        page.wait_for_function(SETTLED_JS, timeout=30_000)
         page.wait_for_timeout(300)  # KaTeX and the container queries settle
         assert page.evaluate(OVERFLOWING_JS) == [], f"stage {k}"
         if k < 8:
@@ -94,7 +94,7 @@ def test_the_math_reference_fits_a_1024_px_screen_with_the_sidebar_open(browser,
     page = context.new_page()
     page.goto(app_url + "/math_reference")
     page.wait_for_function("() => document.querySelectorAll('.katex-display').length >= 5", timeout=60_000)
-    page.wait_for_function("() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=30_000)
+    page.wait_for_function(SETTLED_JS, timeout=30_000)
     page.wait_for_timeout(300)
     assert page.evaluate(OVERFLOWING_JS) == []
     context.close()
@@ -103,7 +103,6 @@ def test_the_math_reference_fits_a_1024_px_screen_with_the_sidebar_open(browser,
 def test_hidden_settings_stay_in_the_link(browser, app_url):
     """The PPO options are drawn only while their box is open; closed, their values still apply and stay in the URL,
     so a reload (or a link) shows the same screen."""
-    settled = "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')"
     context, page, _, _ = open_and_read(browser, app_url + "/ppo_vs_grpo?stage=6")
     box = page.get_by_text("PPO options (critic, GAE, epochs)")
     box.click()
@@ -114,7 +113,7 @@ def test_hidden_settings_stay_in_the_link(browser, app_url):
     box.click()
     epochs.wait_for(state="detached", timeout=30_000)
     page.get_by_role("button", name="🎲 New group").click()
-    page.wait_for_function(settled, timeout=30_000)
+    page.wait_for_function(SETTLED_JS, timeout=30_000)
     assert "ppo_epochs=3" in page.url
     page.reload()
     page.get_by_text("PPO takes 3 epochs").wait_for(timeout=60_000)

@@ -2,7 +2,7 @@
 
 import pytest
 
-from .conftest import SCREENSHOTS
+from .conftest import SCREENSHOTS, SETTLED_JS
 
 pytestmark = pytest.mark.browser
 
@@ -12,7 +12,7 @@ POINTS_JS = "() => { const d = document.querySelector('.js-plotly-plot'); return
 
 def settle(page):
     page.wait_for_function("() => document.querySelectorAll('.js-plotly-plot .main-svg').length > 0", timeout=30_000)
-    page.wait_for_function("() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=30_000)
+    page.wait_for_function(SETTLED_JS, timeout=30_000)
 
 
 def open_training(page, app_url, query=""):
