@@ -2,6 +2,9 @@
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 PIP_NO_CACHE_DIR=1 HF_HUB_OFFLINE=1
+# One torch thread per request: a class's requests run side by side, and torch's default (a thread per core) makes
+# each request's threads wait on each other whenever another request holds a core (README, "Deploy for a class").
+ENV OMP_NUM_THREADS=1
 WORKDIR /app
 
 COPY requirements.txt .

@@ -1,6 +1,6 @@
 """A lecture hall on loopback: many Chromium sessions stepping and training at once against one server.
 
-    python bench/load_test.py [--sessions 10] [--seconds 120] [--think 1]
+    python bench/load_test.py [--sessions 10] [--seconds 120] [--think 1] [--server-threads 1]
 
 One Chromium, one browser context per student. The students open the page at the same moment (their page-load
 times are reported apart), and once every page is open each one steps: on "Step through GRPO" it clicks Next
@@ -10,16 +10,24 @@ every loop is bounded in time.
 
 Two waves of --sessions students, each stepping for half of --seconds. Prints errors, page-load p50/p95, p50/p95
 step latency (click until every chart has new data; also apart: the class's first click, all at the same
-moment, later clicks, and the Training and language-model clicks), how many cores the server kept busy, and its resident
+moment, later clicks, and the Training and language-model clicks), the server's part of each kind of click (from
+Chromium's own websocket timestamps: the rerun request sent until that run's "script finished" message arrived,
+so without the browser's drawing), how many cores the server kept busy, and its resident
 memory: after one warm-up visit, at the peak of each wave and after each wave's sessions closed and were dropped.
 A second wave that peaks where the first did shows that closed sessions' state was let go. Note that Chromium renders every
 student's page on the same two cores, so the latencies measure the browser as much as the server.
+
+The server runs as the Dockerfile runs it for a class: torch with one thread per request (OMP_NUM_THREADS=1, set
+by --server-threads). With torch's default, one thread per core, each request's threads wait on each other
+whenever something else holds a core: the built-in model's step took 185 ms against 82 ms with one thread, two
+busy processes beside it.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import math
 import os
 import statistics
@@ -31,6 +39,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests" / "browser"))
 from bench_browser import CHARTS_JS, DRAWN_JS  # noqa: E402  (bench/ is on the path when run as a script)
 from conftest import CHROMIUM, CHROMIUM_ARGS, start_streamlit  # noqa: E402
+from streamlit.proto.BackMsg_pb2 import BackMsg  # noqa: E402
+from streamlit.proto.ForwardMsg_pb2 import ForwardMsg  # noqa: E402
 
 # the page has drawn a chart and its script has finished (Streamlit shows its status widget while a run lasts)
 LOADED_JS = f"() => ({DRAWN_JS})() && !document.querySelector('[data-testid=stStatusWidget]')"
@@ -67,6 +77,56 @@ def p50_p95(values: list[float]) -> tuple[float, float]:
     return statistics.median(ordered), ordered[math.ceil(0.95 * len(ordered)) - 1]
 
 
+class ServerClock:
+    """The server's part of a page's clicks, timed by Chromium's network stack (its own timestamps, so a busy
+    renderer or a slow event delivery to Python does not move them): a rerun request sent until that run's
+    successful "script finished" message arrived. What is left of a click's latency is the browser's own work."""
+
+    DONE = {ForwardMsg.FINISHED_SUCCESSFULLY, ForwardMsg.FINISHED_FRAGMENT_RUN_SUCCESSFULLY}
+
+    def __init__(self) -> None:
+        self.sent: list[float] = []  # rerun requests
+        self.finished: list[float] = []  # runs that ran to their end (not those cut short by a newer click)
+
+    async def attach(self, context, page) -> None:
+        cdp = await context.new_cdp_session(page)
+        cdp.on("Network.webSocketFrameSent", self._sent)
+        cdp.on("Network.webSocketFrameReceived", self._received)
+        await cdp.send("Network.enable")
+
+    @staticmethod
+    def _payload(params: dict) -> bytes:
+        frame = params["response"]
+        return base64.b64decode(frame["payloadData"]) if frame.get("opcode") == 2 else b""
+
+    def _sent(self, params: dict) -> None:
+        msg = BackMsg()
+        msg.ParseFromString(self._payload(params))
+        if msg.WhichOneof("type") == "rerun_script":
+            self.sent.append(params["timestamp"])
+
+    def _received(self, params: dict) -> None:
+        if len(params["response"]["payloadData"]) > 200:  # deltas carry the charts; "script finished" is a few bytes
+            return
+        msg = ForwardMsg()
+        msg.ParseFromString(self._payload(params))
+        if msg.WhichOneof("type") == "script_finished" and msg.script_finished in self.DONE:
+            self.finished.append(params["timestamp"])
+
+    async def seconds_since(self, mark: int, timeout: float = 30) -> float | None:
+        """Server time of the first rerun requested after ``mark`` requests: until the first run that ended after it
+        (None if Chromium reported no such pair within ``timeout`` seconds)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if len(self.sent) > mark:
+                sent = self.sent[mark]
+                done = [t for t in self.finished if t > sent]
+                if done:
+                    return done[0] - sent
+            await asyncio.sleep(0.05)
+        return None
+
+
 async def click_and_wait(page, name: str) -> float:
     before = await page.evaluate(CHARTS_JS)
     t0 = time.perf_counter()
@@ -78,11 +138,22 @@ async def click_and_wait(page, name: str) -> float:
     return time.perf_counter() - t0
 
 
+async def timed_click(page, clock: ServerClock, name: str, kind: str, latencies: list, server: list) -> None:
+    """Click, record the latency the student saw, then the server's part of it."""
+    mark = len(clock.sent)
+    latencies.append((kind, await click_and_wait(page, name)))
+    server_seconds = await clock.seconds_since(mark)
+    if server_seconds is not None:
+        server.append((kind, server_seconds))
+
+
 async def student(browser, url: str, index: int, joined: asyncio.Barrier, seconds: float, think: float,
-                  loads: list, latencies: list, errors: list) -> None:
+                  loads: list, latencies: list, server: list, errors: list) -> None:
     """Open the page, wait until the whole class has it open, then step for ``seconds``."""
     context = await browser.new_context(viewport={"width": 1280, "height": 800})
     page = await context.new_page()
+    clock = ServerClock()
+    await clock.attach(context, page)
     loaded = False
     try:
         t0 = time.perf_counter()
@@ -101,7 +172,7 @@ async def student(browser, url: str, index: int, joined: asyncio.Barrier, second
         while loaded and time.monotonic() < deadline:
             label = "Next iteration" if await page.get_by_role("button", name="Next iteration").count() else "Next"
             # the first click comes from the whole class at the same moment ("now everybody click Next")
-            latencies.append(("first" if k == 0 else "step", await click_and_wait(page, label)))
+            await timed_click(page, clock, label, "first" if k == 0 else "step", latencies, server)
             k += 1
             if trainer and k % 10 == 0:
                 for link, button in (("Training", "Step +1"), ("Language model", "Next")):
@@ -113,7 +184,7 @@ async def student(browser, url: str, index: int, joined: asyncio.Barrier, second
                     await page.wait_for_function(LOADED_JS, polling=100, timeout=120_000)
                     await page.wait_for_timeout(500)
                     doing = f"{link}: {button}"
-                    latencies.append((link, await click_and_wait(page, button)))
+                    await timed_click(page, clock, button, link, latencies, server)
                 doing = "back to Step through GRPO"
                 await page.get_by_role("link", name="Step through GRPO").click()
                 await page.wait_for_function(LOADED_JS, polling=100, timeout=60_000)
@@ -136,10 +207,10 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-async def wave(browser, url, sessions, seconds, think, pid, loads, latencies, errors) -> float:
+async def wave(browser, url, sessions, seconds, think, pid, loads, latencies, server, errors) -> float:
     """``sessions`` students open the page together, then step for ``seconds``; returns the server's peak RSS."""
     joined = asyncio.Barrier(sessions)
-    tasks = [asyncio.create_task(student(browser, url, i, joined, seconds, think, loads, latencies, errors))
+    tasks = [asyncio.create_task(student(browser, url, i, joined, seconds, think, loads, latencies, server, errors))
              for i in range(sessions)]
     peak = 0.0
     while not all(t.done() for t in tasks):
@@ -148,45 +219,53 @@ async def wave(browser, url, sessions, seconds, think, pid, loads, latencies, er
     return peak
 
 
-async def main_async(sessions: int, seconds: float, think: float) -> None:
+async def main_async(sessions: int, seconds: float, think: float, server_threads: int) -> None:
     from playwright.async_api import async_playwright
 
     ttl = 5
-    proc, url = start_streamlit(extra_args=[f"--server.disconnectedSessionTTL={ttl}"])
+    proc, url = start_streamlit(extra_args=[f"--server.disconnectedSessionTTL={ttl}"],
+                                extra_env={"OMP_NUM_THREADS": str(server_threads)})
     latencies: list[tuple[str, float]] = []  # (what was clicked, seconds)
+    server: list[tuple[str, float]] = []  # (what was clicked, the server's part of it in seconds)
     loads: list[float] = []
     errors: list[str] = []
     try:
         async with async_playwright() as p:
             browser = await p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-            await wave(browser, url, 1, 1, think, proc.pid, [], [], [])  # one visit loads the imports and caches
+            await wave(browser, url, 1, 1, think, proc.pid, [], [], [], [])  # one visit loads the imports and caches
             await asyncio.sleep(ttl + 40)
             baseline = rss_mb(proc.pid)
             cpu0, t0 = cpu_seconds(proc.pid), time.monotonic()
-            peak1 = await wave(browser, url, sessions, seconds / 2, think, proc.pid, loads, latencies, errors)
+            peak1 = await wave(browser, url, sessions, seconds / 2, think, proc.pid, loads, latencies, server, errors)
             server_cpu = (cpu_seconds(proc.pid) - cpu0) / (time.monotonic() - t0)
             await asyncio.sleep(ttl + 40)  # the server drops closed sessions after their TTL; the collector runs every 30 s
             after1 = rss_mb(proc.pid)
-            peak2 = await wave(browser, url, sessions, seconds / 2, think, proc.pid, loads, latencies, errors)
+            peak2 = await wave(browser, url, sessions, seconds / 2, think, proc.pid, loads, latencies, server, errors)
             await asyncio.sleep(ttl + 40)
             after2 = rss_mb(proc.pid)
             await browser.close()
     finally:
         proc.terminate()
     p50, p95 = p50_p95([t for _, t in latencies])
+    server_p50, server_p95 = p50_p95([t for _, t in server])
     kinds = {"first": "the class's first click together", "step": "later Next clicks",
              "Training": "Training: Step +1", "Language model": "Language model: Next"}
     for kind, meaning in kinds.items():
         times = [t for k, t in latencies if k == kind]
         kind_p50, kind_p95 = p50_p95(times)
-        print(f"  {meaning}: n={len(times)} p50_ms={kind_p50 * 1000:.0f} p95_ms={kind_p95 * 1000:.0f}")
+        on_server = p50_p95([t for k, t in server if k == kind])
+        print(f"  {meaning}: n={len(times)} p50_ms={kind_p50 * 1000:.0f} p95_ms={kind_p95 * 1000:.0f} "
+              f"server_p50_ms={on_server[0] * 1000:.0f} server_p95_ms={on_server[1] * 1000:.0f}")
     load_p50, load_p95 = p50_p95(loads)
     for e in errors[:20]:
         print("error:", e)
-    print(f"load sessions={sessions} seconds={seconds:.0f} think_s={think:g} steps={len(latencies)} errors={len(errors)} "
+    print(f"load sessions={sessions} seconds={seconds:.0f} think_s={think:g} server_threads={server_threads} "
+          f"steps={len(latencies)} errors={len(errors)} "
           f"page_load_p50_ms={load_p50 * 1000:.0f} "
           f"page_load_p95_ms={load_p95 * 1000:.0f} "
-          f"p50_ms={p50 * 1000:.0f} p95_ms={p95 * 1000:.0f} server_cores_busy={server_cpu:.2f} "
+          f"p50_ms={p50 * 1000:.0f} p95_ms={p95 * 1000:.0f} server_timed={len(server)} "
+          f"server_p50_ms={server_p50 * 1000:.0f} server_p95_ms={server_p95 * 1000:.0f} "
+          f"server_cores_busy={server_cpu:.2f} "
           f"rss_baseline_mb={baseline:.0f} rss_peak_mb={peak1:.0f} rss_after_mb={after1:.0f} "
           f"rss_second_wave_peak_mb={peak2:.0f} rss_second_wave_after_mb={after2:.0f} "
           f"per_session_mb={(peak1 - baseline) / sessions:.1f}")
@@ -197,8 +276,10 @@ def main() -> None:
     parser.add_argument("--sessions", type=int, default=10)
     parser.add_argument("--seconds", type=float, default=120, help="stepping time, split over the two waves")
     parser.add_argument("--think", type=float, default=1.0, help="seconds a student looks at the screen between clicks")
+    parser.add_argument("--server-threads", type=int, default=1,
+                        help="torch threads per request in the server (OMP_NUM_THREADS; the Dockerfile sets 1)")
     args = parser.parse_args()
-    asyncio.run(main_async(args.sessions, min(args.seconds, 600), max(args.think, 0.0)))
+    asyncio.run(main_async(args.sessions, min(args.seconds, 600), max(args.think, 0.0), max(args.server_threads, 1)))
 
 
 if __name__ == "__main__":

@@ -33,14 +33,14 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_streamlit(script: str = "app.py", cwd: Path = ROOT, extra_args: list[str] | None = None
-                    ) -> tuple[subprocess.Popen, str]:
+def start_streamlit(script: str = "app.py", cwd: Path = ROOT, extra_args: list[str] | None = None,
+                    extra_env: dict[str, str] | None = None) -> tuple[subprocess.Popen, str]:
     port = _free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", script, "--server.headless=true", f"--server.port={port}",
          "--server.address=127.0.0.1", "--browser.gatherUsageStats=false", "--server.fileWatcherType=none",
          *(extra_args or [])],
-        cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        cwd=cwd, env={**os.environ, **(extra_env or {})}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
     url = f"http://127.0.0.1:{port}"
     deadline = time.time() + 60
