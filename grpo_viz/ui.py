@@ -446,15 +446,25 @@ def stage_cursor(
 AUTOPLAY_SECONDS = (1.0, 2.0, 3.0, 5.0, 8.0)
 
 
+FLAG_SPEC = ("choice", ("1", "0", *BOOL_SPEC[1]))
+
+
 def _flag_from_url(key: str) -> bool:
-    """A 0/1 URL switch read once per session into session_state[key] (anything else counts as off)."""
+    """An on/off URL switch (1 or true, 0 or false) read once per session into session_state[key]; anything else
+    is off, with a warning."""
     if key not in st.session_state:
-        st.session_state[key] = st.query_params.get(key) == "1"
+        raw = st.query_params.get(key)
+        if raw is not None and not _is_valid(raw, FLAG_SPEC):
+            message = f"URL parameter `{key}={raw[:40]}` is not 1 or 0 (true or false); leaving it off."
+            st.session_state.setdefault("url_warnings", []).append(message)
+            st.warning(message, icon="⚠️")
+        st.session_state[key] = raw in ("1", "true", "True")
     return bool(st.session_state[key])
 
 
 def presentation_toggle() -> bool:
-    """The "Presentation mode" switch (URL `present=1`): large type, no sidebar, just stepper, chart and formula."""
+    """The "Presentation mode" switch (URL `present=1`, or `present=true`): large type, no sidebar, just stepper,
+    chart and formula."""
     _flag_from_url("present")
     on = st.toggle("Presentation mode", key="present", help="Large type for a projector; the sidebar hides. "
                    "Settings stay as they are. Keyboard: ← / → step, N new group.")

@@ -54,6 +54,15 @@ def test_presentation_mode_shows_only_stepper_chart_and_formula():
     assert sample_table_shown(at) and "present" not in at.query_params
 
 
+def test_presentation_link_reads_like_the_other_switches():
+    assert new_app(present="true").toggle(key="present").value
+    assert not new_app(present="false").toggle(key="present").value
+    at = new_app(present="yes please")
+    no_error(at)
+    assert not at.toggle(key="present").value
+    assert any("`present=yes please` is not 1 or 0" in w.value for w in at.warning)
+
+
 def test_autoplay_advances_a_stage_per_tick():
     at = new_app(present="1")
     at.toggle(key="autoplay").set_value(True).run()
