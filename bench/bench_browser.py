@@ -33,12 +33,12 @@ CHARTS_JS = "() => Array.from(document.querySelectorAll('.js-plotly-plot')).map(
 DRAWN_JS = "() => document.querySelectorAll('.js-plotly-plot .main-svg').length > 0"
 
 
-def one_click_ms(page) -> float:
-    """Click Next and wait until every chart on the page holds new data and is drawn."""
+def one_click_ms(page, button: str = "Next") -> float:
+    """Click ``button`` and wait until every chart on the page holds new data and is drawn."""
     page.wait_for_function(DRAWN_JS)
     before = page.evaluate(CHARTS_JS)
     t0 = time.perf_counter()
-    page.get_by_role("button", name="Next").first.click()
+    page.get_by_role("button", name=button).first.click()
     page.wait_for_function(f"() => ({CHARTS_JS})() !== {before!r} && ({DRAWN_JS})()", timeout=30_000)
     return (time.perf_counter() - t0) * 1000
 
