@@ -1,4 +1,4 @@
-"""MATH.md, term by term, beside the code that computes it and the numbers of the current group."""
+"""docs/MATH.md, term by term, beside the code that computes it and the numbers of the current group."""
 
 import inspect
 
@@ -16,7 +16,7 @@ from grpo_viz.ui import compact_page, latex_lines, settings_sidebar
 compact_page()
 settings = settings_sidebar()
 st.markdown("## Math reference")
-st.caption("Each section is one part of `shared/MATH.md`: the equation, the function in `grpo_viz/objectives.py` that "
+st.caption("Each section is one part of `docs/MATH.md` in the repository: the equation, the function in `grpo_viz/objectives.py` that "
            "computes it (open the code), and its value for the group on the *Step through GRPO* page right now.")
 
 # The landing page's run if this session has one, so the numbers match what the student just saw.

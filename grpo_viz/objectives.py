@@ -1,4 +1,4 @@
-"""The math of GRPO and PPO, written once (see shared/MATH.md).
+"""The math of GRPO and PPO, written once (see docs/MATH.md).
 
 Shapes: ``B`` completions of ``T`` tokens; ``B / G`` groups of ``G`` contiguous
 rows share a prompt.  ``logp[i, t]`` is log pi_theta(o_{i,t} | q, o_{i,<t}).

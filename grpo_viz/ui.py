@@ -163,7 +163,7 @@ def settings_sidebar() -> Settings:
     sb = st.sidebar
     sb.header("Settings")
     preset = sb.selectbox("Preset", list(PRESETS), key="preset", bind="query-params", on_change=_apply_preset,
-                          help="A published GRPO variant (MATH.md section 6). Choosing one sets the objective options below.")
+                          help="A published GRPO variant (Math reference page, section 6). Choosing one sets the objective options below.")
     group_size = sb.slider("Group size G", 2, 64, DEFAULTS.group_size, key="group_size", bind="query-params",
                            help="Completions sampled per prompt. The baseline is their mean reward.")
     col1, col2 = sb.columns(2)
@@ -175,7 +175,7 @@ def settings_sidebar() -> Settings:
                      bind="query-params", help="Weight of the k3 KL to the reference in the loss. 0 = no reference model.")
     col1, col2 = sb.columns(2)
     loss_type = col1.selectbox("Loss type", LOSS_TYPES, key="loss_type", bind="query-params",
-                               help="How per-token losses are averaged (MATH.md section 5).")
+                               help="How per-token losses are averaged (Math reference page, section 5).")
     scale_rewards = col2.selectbox("Reward scaling", SCALE_REWARDS, key="scale_rewards", bind="query-params",
                                    help="Divide r − μ by the group's std, the batch's std, or nothing (Dr. GRPO).")
     lr = sb.slider("Learning rate η", 0.01, 5.0, DEFAULTS.lr, step=0.01, key="lr", bind="query-params",

@@ -26,6 +26,12 @@ def test_every_section_renders():
     assert lengths["this group's loss"].tolist() == [0.0] * 4
 
 
+def test_the_spec_it_cites_ships_with_the_repository():
+    caption = next(c.value for c in reference_page().caption if "MATH.md" in c.value)
+    cited = caption.split("`")[1]
+    assert (ROOT / cited).is_file() and "## GRPO" in (ROOT / cited).read_text()
+
+
 def test_numbers_follow_the_settings():
     before = reference_page().dataframe[0].value
     after = reference_page(seed="3").dataframe[0].value
