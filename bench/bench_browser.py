@@ -15,6 +15,8 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -73,11 +75,9 @@ def cold_ms(browser, url: str, runs: int = 5) -> float:
     return statistics.median(times)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--clicks", type=int, default=31)
-    parser.add_argument("--query", default="stage=1", help="URL parameters for the app's page, e.g. present=1")
-    args = parser.parse_args()
+@contextmanager
+def bare_and_app() -> Iterator[tuple[object, str, str]]:
+    """Chromium, and `streamlit run` of the bare app and of grpo-viz side by side: (browser, bare URL, app URL)."""
     from playwright.sync_api import sync_playwright
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -87,20 +87,28 @@ def main() -> None:
         try:
             with sync_playwright() as p:
                 browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-                results = {}
-                pages = {}
-                for name, url in (("bare", bare_url), ("app", app_url)):
-                    cold_ms(browser, url, runs=1)  # warm the server's imports and caches
-                    results[f"{name}_cold"] = cold_ms(browser, url)
-                    pages[name] = browser.new_page(viewport={"width": 1440, "height": 900})
-                    pages[name].goto(url + (f"/?{args.query}" if name == "app" else ""))
-                    pages[name].wait_for_function(DRAWN_JS, timeout=60_000)
-                results["app_click"], results["bare_click"] = interleaved_click_ms(pages["app"], pages["bare"],
-                                                                                   args.clicks)
+                yield browser, bare_url, app_url
                 browser.close()
         finally:
             for proc in (bare_proc, app_proc):
                 proc.terminate()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--clicks", type=int, default=31)
+    parser.add_argument("--query", default="stage=1", help="URL parameters for the app's page, e.g. present=1")
+    args = parser.parse_args()
+    results = {}
+    with bare_and_app() as (browser, bare_url, app_url):
+        pages = {}
+        for name, url in (("bare", bare_url), ("app", app_url)):
+            cold_ms(browser, url, runs=1)  # warm the server's imports and caches
+            results[f"{name}_cold"] = cold_ms(browser, url)
+            pages[name] = browser.new_page(viewport={"width": 1440, "height": 900})
+            pages[name].goto(url + (f"/?{args.query}" if name == "app" else ""))
+            pages[name].wait_for_function(DRAWN_JS, timeout=60_000)
+        results["app_click"], results["bare_click"] = interleaved_click_ms(pages["app"], pages["bare"], args.clicks)
     for what in ("click", "cold"):
         app, bare = results[f"app_{what}"], results[f"bare_{what}"]
         print(f"browser_{what} app_ms={app:.0f} bare_ms={bare:.0f} ratio={app / bare:.2f}")

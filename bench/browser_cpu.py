@@ -16,13 +16,12 @@ import argparse
 import collections
 import statistics
 import sys
-import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests" / "browser"))
-from bench_browser import BARE, DRAWN_JS, one_click_ms, stay_before_last_stage  # noqa: E402
-from conftest import CHROMIUM, CHROMIUM_ARGS, SETTLED_JS, start_streamlit  # noqa: E402
+from bench_browser import DRAWN_JS, bare_and_app, one_click_ms, stay_before_last_stage  # noqa: E402
+from conftest import SETTLED_JS  # noqa: E402
 
 COUNTERS = {"TaskDuration": "main_thread_ms", "ScriptDuration": "script_ms", "LayoutDuration": "layout_ms",
             "RecalcStyleDuration": "style_ms"}
@@ -91,25 +90,13 @@ def main() -> None:
     parser.add_argument("--clicks", type=int, default=12)
     parser.add_argument("--profile", action="store_true", help="also print the app clicks' JavaScript by file")
     args = parser.parse_args()
-    from playwright.sync_api import sync_playwright
-
-    with tempfile.TemporaryDirectory() as tmp:
-        (Path(tmp) / "bare.py").write_text(BARE)
-        bare_proc, bare_url = start_streamlit(str(Path(tmp) / "bare.py"), cwd=Path(tmp))
-        app_proc, app_url = start_streamlit()
-        try:
-            with sync_playwright() as p:
-                browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-                bare = measure(browser, bare_url, "Next", False, args.clicks, False)
-                for what, (path, button, staged) in CLICKS.items():
-                    app = measure(browser, f"{app_url}/{path}", button, staged, args.clicks, args.profile)
-                    figures = " ".join(f"{label}={app[label]:.0f}" for label in COUNTERS.values())
-                    print(f"browser_cpu click={what} {figures} bare_main_thread_ms={bare['main_thread_ms']:.0f} "
-                          f"ratio={app['main_thread_ms'] / bare['main_thread_ms']:.2f}")
-                browser.close()
-        finally:
-            for proc in (bare_proc, app_proc):
-                proc.terminate()
+    with bare_and_app() as (browser, bare_url, app_url):
+        bare = measure(browser, bare_url, "Next", False, args.clicks, False)
+        for what, (path, button, staged) in CLICKS.items():
+            app = measure(browser, f"{app_url}/{path}", button, staged, args.clicks, args.profile)
+            figures = " ".join(f"{label}={app[label]:.0f}" for label in COUNTERS.values())
+            print(f"browser_cpu click={what} {figures} bare_main_thread_ms={bare['main_thread_ms']:.0f} "
+                  f"ratio={app['main_thread_ms'] / bare['main_thread_ms']:.2f}")
 
 
 if __name__ == "__main__":
