@@ -85,6 +85,12 @@ def warn_bad_query_params(specs: dict[str, tuple] = QUERY_SPECS, session_key: st
         st.warning(message, icon="⚠️")
 
 
+def _warn_url_value(message: str) -> None:
+    """Warn now about a URL value read after ``warn_bad_query_params`` ran, and on every later run with its warnings."""
+    st.session_state.setdefault("url_warnings", []).append(message)
+    st.warning(message, icon="⚠️")
+
+
 def _apply_preset() -> None:
     for name in PRESET_FIELDS:
         st.session_state[name] = getattr(PRESETS[st.session_state.preset], name)
@@ -455,9 +461,8 @@ def stage_cursor(
         raw = st.query_params.get(query_param)
         valid = raw is not None and _is_valid(raw, ("int", 1, len(stages)))
         if raw is not None and not valid:
-            message = f"URL parameter `{query_param}={raw[:40]}` is not a stage from 1 to {len(stages)}; starting at 1."
-            st.session_state.setdefault("url_warnings", []).append(message)
-            st.warning(message, icon="⚠️")
+            _warn_url_value(f"URL parameter `{query_param}={raw[:40]}` is not a stage from 1 to {len(stages)}; "
+                            "starting at 1.")
         st.session_state[key] = int(float(raw)) - 1 if valid else 0
         st.session_state[picker] = st.session_state[key]
 
@@ -505,9 +510,7 @@ def _flag_from_url(key: str) -> bool:
     if key not in st.session_state:
         raw = st.query_params.get(key)
         if raw is not None and not _is_valid(raw, FLAG_SPEC):
-            message = f"URL parameter `{key}={raw[:40]}` is not 1 or 0 (true or false); leaving it off."
-            st.session_state.setdefault("url_warnings", []).append(message)
-            st.warning(message, icon="⚠️")
+            _warn_url_value(f"URL parameter `{key}={raw[:40]}` is not 1 or 0 (true or false); leaving it off.")
         st.session_state[key] = raw in ("1", "true", "True")
     return bool(st.session_state[key])
 
@@ -573,9 +576,7 @@ def replay_from_url(run, settings: Settings, reward_fn) -> None:
         if _is_valid(raw, ("int", 1, high)):
             target[name] = int(float(raw)) - 1
         else:
-            message = f"URL parameter `{name}={raw[:40]}` is not a whole number from 1 to {high}; starting at 1."
-            st.session_state.setdefault("url_warnings", []).append(message)
-            st.warning(message, icon="⚠️")
+            _warn_url_value(f"URL parameter `{name}={raw[:40]}` is not a whole number from 1 to {high}; starting at 1.")
     if target:
         with st.spinner(f"Replaying {target.get('iteration', 0)} iteration(s) to reach the shared screen…"):
             run.replay(settings, reward_fn, target.get("iteration", 0), target.get("draw", 0))
