@@ -21,7 +21,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests" / "browser"))
-from conftest import CHROMIUM, CHROMIUM_ARGS, start_streamlit  # noqa: E402
+from conftest import CHROMIUM, CHROMIUM_ARGS, DRAWN_JS, start_streamlit  # noqa: E402
 
 BARE = '''import plotly.graph_objects as go
 import streamlit as st
@@ -32,7 +32,6 @@ if st.button("Next"):
 st.plotly_chart(go.Figure(go.Bar(x=["a", "b", "c"], y=[st.session_state.n, 1, 2])))
 '''
 CHARTS_JS = "() => Array.from(document.querySelectorAll('.js-plotly-plot')).map(d => JSON.stringify(d.data)).join('|')"
-DRAWN_JS = "() => document.querySelectorAll('.js-plotly-plot .main-svg').length > 0"
 
 
 def one_click_ms(page, button: str = "Next") -> float:

@@ -20,8 +20,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests" / "browser"))
-from bench_browser import DRAWN_JS, bare_and_app, one_click_ms, stay_before_last_stage  # noqa: E402
-from conftest import SETTLED_JS  # noqa: E402
+from bench_browser import bare_and_app, one_click_ms, stay_before_last_stage  # noqa: E402
+from conftest import DRAWN_JS, SETTLED_JS  # noqa: E402
 
 COUNTERS = {"TaskDuration": "main_thread_ms", "ScriptDuration": "script_ms", "LayoutDuration": "layout_ms",
             "RecalcStyleDuration": "style_ms"}

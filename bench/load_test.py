@@ -37,13 +37,13 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests" / "browser"))
-from bench_browser import CHARTS_JS, DRAWN_JS  # noqa: E402  (bench/ is on the path when run as a script)
-from conftest import CHROMIUM, CHROMIUM_ARGS, start_streamlit  # noqa: E402
+from bench_browser import CHARTS_JS  # noqa: E402  (bench/ is on the path when run as a script)
+from conftest import CHROMIUM, CHROMIUM_ARGS, DRAWN_JS, SETTLED_JS, start_streamlit  # noqa: E402
 from streamlit.proto.BackMsg_pb2 import BackMsg  # noqa: E402
 from streamlit.proto.ForwardMsg_pb2 import ForwardMsg  # noqa: E402
 
 # the page has drawn a chart and its script has finished (Streamlit shows its status widget while a run lasts)
-LOADED_JS = f"() => ({DRAWN_JS})() && !document.querySelector('[data-testid=stStatusWidget]')"
+LOADED_JS = f"() => ({DRAWN_JS})() && ({SETTLED_JS})()"
 
 
 def rss_mb(pid: int) -> float:

@@ -30,6 +30,14 @@ def open_expander(at: AppTest, key: str, open_: bool = True) -> AppTest:
     return at.run()
 
 
+def switch_section(at: AppTest, section: str) -> AppTest:
+    """Click a Training tab: the tab's state, and the URL the browser would now show (AppTest sends its URL every
+    run)."""
+    at.session_state["section"] = section
+    at.query_params["section"] = section
+    return at.run()
+
+
 def charts(at: AppTest) -> list[dict]:
     return [json.loads(el.proto.spec) for el in at.get("plotly_chart")]
 

@@ -87,7 +87,6 @@ def test_closed_sessions_past_their_ttl_are_shut_down_without_waiting_for_anothe
     assert ui.forget_timed_out_sessions() == 0  # no Streamlit server in this process: nothing to do
 
 
-
 class Cycle:
     """A session's state, as it mostly is: objects that point at each other, freed only by a full collection."""
 

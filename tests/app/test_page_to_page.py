@@ -2,7 +2,7 @@
 
 from streamlit.testing.v1 import AppTest
 
-from .conftest import PAGES, ROOT, next_button, no_error
+from .conftest import PAGES, ROOT, next_button, no_error, switch_section
 
 
 def test_every_page_then_every_page_again_in_one_session():
@@ -21,8 +21,5 @@ def test_every_page_then_every_page_again_in_one_session():
             no_error(at)
         if page.endswith("3_training.py"):  # its sections are tabs: open each (the LM one holds the Training run)
             for section in ("Language model", "Reward hacking", "Toy training"):
-                at.session_state["section"] = section
-                at.query_params["section"] = section
-                at.run()
-                no_error(at)
+                no_error(switch_section(at, section))
             at.query_params.pop("section", None)

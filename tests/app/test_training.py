@@ -5,7 +5,7 @@ from streamlit.testing.v1 import AppTest
 
 from grpo_viz.training import DEFAULT_ITERATIONS
 
-from .conftest import new_app, charts, no_error, assert_url_warning, open_expander
+from .conftest import new_app, charts, no_error, assert_url_warning, open_expander, switch_section
 
 PAGE = "app_pages/3_training.py"
 
@@ -26,12 +26,12 @@ def points(at):
 def test_opens_at_iteration_zero_with_every_chart():
     at = open_page()
     no_error(at)
-    titles = [c["layout"]["title"]["text"] for c in charts(at)]
+    shown = titles(at)
     for start in ("π_θ(word)", "Paths on the probability simplex", "Expected reward", "KL", "Loss", "Fraction",
                   "PPO's critic"):
-        assert any(t.startswith(start) for t in titles), (start, titles)
+        assert any(t.startswith(start) for t in shown), (start, shown)
     # the other two sections are tabs that run only when open
-    assert not any(t.startswith(("Trained on the proxy", "LM:")) for t in titles)
+    assert not any(t.startswith(("Trained on the proxy", "LM:")) for t in shown)
     assert points(at) == 1
     simplex = chart(at, "Paths on the probability simplex")
     assert [d["name"] for d in simplex["data"] if d.get("mode") == "lines"] == ["GRPO", "PPO"]
@@ -109,13 +109,6 @@ def test_changing_a_setting_restarts_the_runs():
 
 def open_section(section: str, **query) -> AppTest:
     return open_page(section=section, **query)
-
-
-def switch_section(at: AppTest, section: str) -> AppTest:
-    """Click a tab: the tab's state, and the URL the browser would now show (AppTest sends its URL every run)."""
-    at.session_state["section"] = section
-    at.query_params["section"] = section
-    return at.run()
 
 
 def test_each_section_is_a_tab_that_keeps_its_settings():

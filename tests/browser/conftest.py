@@ -22,6 +22,8 @@ CHROMIUM_ARGS = [
     "--disable-sync",
     "--no-first-run",
 ]
+# at least one Plotly chart is drawn
+DRAWN_JS = "() => document.querySelectorAll('.js-plotly-plot .main-svg').length > 0"
 # the page's script run has ended (Streamlit shows its status widget while a run lasts)
 SETTLED_JS = "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')"
 SCREENSHOTS = ROOT / "artifacts" / "screenshots"  # per-run pictures; README ones are copied to docs/

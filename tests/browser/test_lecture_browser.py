@@ -2,7 +2,7 @@
 
 import pytest
 
-from .conftest import SCREENSHOTS, SETTLED_JS
+from .conftest import DRAWN_JS, SCREENSHOTS, SETTLED_JS
 
 pytestmark = pytest.mark.browser
 
@@ -14,7 +14,7 @@ def open_and_read(browser, url, viewport=(1440, 900)):
     context = browser.new_context(viewport={"width": viewport[0], "height": viewport[1]})
     page = context.new_page()
     page.goto(url)
-    page.wait_for_function("() => document.querySelectorAll('.js-plotly-plot .main-svg').length > 0", timeout=60_000)
+    page.wait_for_function(DRAWN_JS, timeout=60_000)
     page.wait_for_function(SETTLED_JS, timeout=60_000)
     page.wait_for_timeout(500)
     return context, page, page.evaluate(CHART_DATA_JS), page.evaluate(LATEX_JS)

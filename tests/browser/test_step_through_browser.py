@@ -4,7 +4,7 @@ import pytest
 
 from grpo_viz.stepper import STAGES
 
-from .conftest import SCREENSHOTS, SETTLED_JS
+from .conftest import DRAWN_JS, SCREENSHOTS, SETTLED_JS
 
 pytestmark = pytest.mark.browser
 
@@ -13,7 +13,7 @@ CHART_DATA_JS = "() => Array.from(document.querySelectorAll('.js-plotly-plot')).
 
 def wait_for_stage(page, k):
     page.locator("h4", has_text=f"{k + 1}. {STAGES[k]}").wait_for(timeout=20_000)
-    page.wait_for_function("() => document.querySelectorAll('.js-plotly-plot .main-svg').length > 0", timeout=20_000)
+    page.wait_for_function(DRAWN_JS, timeout=20_000)
     page.wait_for_function(SETTLED_JS, timeout=20_000)
 
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from .conftest import SCREENSHOTS, SETTLED_JS
+from .conftest import DRAWN_JS, SCREENSHOTS, SETTLED_JS
 
 pytestmark = pytest.mark.browser
 
@@ -11,7 +11,7 @@ POINTS_JS = "() => { const d = document.querySelector('.js-plotly-plot'); return
 
 
 def settle(page):
-    page.wait_for_function("() => document.querySelectorAll('.js-plotly-plot .main-svg').length > 0", timeout=30_000)
+    page.wait_for_function(DRAWN_JS, timeout=30_000)
     page.wait_for_function(SETTLED_JS, timeout=30_000)
 
 
