@@ -38,8 +38,7 @@ policy: ToyPolicy = run.policy
 replay_from_url(run, settings, reward_fn)
 
 title, play, switch = st.columns([5, 2.4, 2.6], vertical_alignment="center")  # room for "Presentation mode"
-with switch:
-    presenting = presentation_toggle()
+presenting = presentation_toggle(switch)
 if presenting:
     with play:
         autoplay_seconds = autoplay_controls()

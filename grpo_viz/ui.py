@@ -515,15 +515,16 @@ def _flag_from_url(key: str) -> bool:
     return bool(st.session_state[key])
 
 
-def presentation_toggle() -> bool:
-    """The "Presentation mode" switch (URL `present=1`, or `present=true`): large type, no sidebar, just stepper,
-    chart and formula."""
+def presentation_toggle(container) -> bool:
+    """The "Presentation mode" switch (URL `present=1`, or `present=true`), drawn in ``container``: large type, no
+    sidebar, just stepper, chart and formula. A junk URL value's warning goes to the page, full width, as the
+    other URL warnings do, not into the switch's narrow column."""
     _flag_from_url("present")
-    on = st.toggle("Presentation mode", key="present", help="Large type for a projector; the sidebar hides. "
-                   "Settings stay as they are. Keyboard: ← / → step, N new group.")
+    on = container.toggle("Presentation mode", key="present", help="Large type for a projector; the sidebar "
+                          "hides. Settings stay as they are. Keyboard: ← / → step, N new group.")
     if on:
         st.query_params["present"] = "1"
-        st.markdown(
+        container.markdown(
             "<style>section[data-testid='stSidebar'],[data-testid='stSidebarCollapsedControl']{display:none}"
             "html{font-size:17px}header[data-testid='stHeader']{display:none}"
             ".stMainBlockContainer,.block-container{padding-top:1rem}"
