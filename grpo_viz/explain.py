@@ -24,6 +24,11 @@ def _f(x: float, digits: int = 4) -> str:
     return f"{x:.{digits}f}"
 
 
+def count(n: int, noun: str, plural: str | None = None) -> str:
+    """``1 sample``, ``2 samples``: a number with its noun, for sentences a student reads."""
+    return f"{n} {noun if n == 1 else plural or noun + 's'}"
+
+
 def _p(x: float, digits: int = 4) -> str:
     """A number as a factor in a product: negatives in parentheses."""
     text = _f(x, digits)
@@ -339,7 +344,7 @@ def stage_text(stage: int, trace: IterationTrace, step_index: int) -> str:
             )
         moved = float((t.ratio - 1).abs().max())
         return (
-            f"Inner step {step_index + 1} of μ = {trace.mu}: the policy has already been updated {step_index} time(s) on this same "
+            f"Inner step {step_index + 1} of μ = {trace.mu}: the policy has already been updated {count(step_index, 'time')} on this same "
             f"group, so the ratios have moved away from 1 (by up to {moved:.4f})."
         )
     if name == "Clip":
@@ -350,7 +355,8 @@ def stage_text(stage: int, trace: IterationTrace, step_index: int) -> str:
                 "pushes toward, so every sample keeps its full gradient. The clip only bites after the policy has moved."
             )
         return (
-            f"{n_high} sample(s) with A > 0 have w > 1 + ε_high and {n_low} with A < 0 have w < 1 − ε_low: "
+            f"{count(n_high, 'sample')} with A > 0 {'has' if n_high == 1 else 'have'} w > 1 + ε_high and {n_low} with A < 0 "
+            f"{'has' if n_low == 1 else 'have'} w < 1 − ε_low: "
             "for them the min picks the flat clipped term, which carries **no gradient**. PPO-style clipping stops the "
             "policy from moving too far on one group, but only on the side the advantage wants to push."
         )
@@ -374,7 +380,7 @@ def stage_text(stage: int, trace: IterationTrace, step_index: int) -> str:
             "Gradient descent moves each logit against ∂L/∂z: green words are pushed up, red ones down."
         )
     return (
-        f"The optimizer takes μ = {trace.mu} gradient step(s) of size η = {s.lr:g} on this one group. "
+        f"The optimizer takes μ = {trace.mu} gradient {'step' if trace.mu == 1 else 'steps'} of size η = {s.lr:g} on this one group. "
         "Press **Next iteration** to keep the new policy and sample a fresh group from it."
     )
 

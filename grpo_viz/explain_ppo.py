@@ -8,7 +8,7 @@ from __future__ import annotations
 import pandas as pd
 import torch
 
-from .explain import _f, _rows, _tex_word
+from .explain import _f, _rows, _tex_word, count
 from .policies.toy import probs_from_logits
 from .ppo import PPOIterationTrace
 from .stepper import STAGES, IterationTrace
@@ -161,8 +161,9 @@ def what_differs(stage: int, grpo: IterationTrace, ppo: PPOIterationTrace, words
     if name == "Ratios & clip":
         g_clip = int((grpo.steps[-1].trace.is_low_clipped | grpo.steps[-1].trace.is_high_clipped).sum())
         p_clip = int(ppo.epochs[-1].trace.is_clipped.sum())
-        return (f"Same clipped surrogate, different number of passes: GRPO takes μ = {grpo.mu} step(s) on the group "
-                f"({g_clip} sample(s) clipped at the last), PPO takes {ppo.num_epochs} epochs ({p_clip} clipped at the "
+        return (f"Same clipped surrogate, different number of passes: GRPO takes μ = {count(grpo.mu, 'step')} on the group "
+                f"({count(g_clip, 'sample')} clipped at the last), PPO takes {count(ppo.num_epochs, 'epoch')} ({p_clip} "
+                "clipped at the "
                 "last). The first pass always has w = 1: the clip only bites once the policy has moved on this batch.")
     if name == "Loss & gradient":
         return ("GRPO's loss carries β·KL itself; PPO's adds vf_coef × the value loss, which trains the critic and has "
@@ -175,7 +176,7 @@ def what_differs(stage: int, grpo: IterationTrace, ppo: PPOIterationTrace, words
     p_after = float(probs_from_logits(ppo.state_after[0], T)[best])
     g_before = float(probs_from_logits(grpo.state_before[0], T)[best])
     return (f"After one iteration π({words[best]}) went {g_before:.3f} → **{g_after:.3f} under GRPO** "
-            f"({grpo.mu} step(s)) and → **{p_after:.3f} under PPO** ({ppo.num_epochs} epochs). PPO also moved its "
+            f"({count(grpo.mu, 'step')}) and → **{p_after:.3f} under PPO** ({count(ppo.num_epochs, 'epoch')}). PPO also moved its "
             f"critic, V(s) {ppo.value_before:.3f} → {ppo.value_after:.3f}. Keep either update to go on, or open "
             "**Training** to run both for many iterations.")
 

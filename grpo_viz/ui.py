@@ -19,6 +19,7 @@ from dataclasses import fields, replace
 
 import streamlit as st
 
+from .explain import count
 from .config import DEFAULT_PRESET, PRESET_FIELDS, PRESETS, TOY_REWARDS, TOY_WORDS, Settings
 from .objectives import LOSS_TYPES, SCALE_REWARDS
 from .policies.loading import LoadedModel, load_model
@@ -579,7 +580,7 @@ def replay_from_url(run, settings: Settings, reward_fn) -> None:
         else:
             _warn_url_value(f"URL parameter `{name}={raw[:40]}` is not a whole number from 1 to {high}; starting at 1.")
     if target:
-        with st.spinner(f"Replaying {target.get('iteration', 0)} iteration(s) to reach the shared screen…"):
+        with st.spinner(f"Replaying {count(target.get('iteration', 0), 'iteration')} to reach the shared screen…"):
             run.replay(settings, reward_fn, target.get("iteration", 0), target.get("draw", 0))
 
 

@@ -12,9 +12,10 @@ import pytest
 import torch
 
 from grpo_viz.config import Settings
+from grpo_viz.explain import count, stage_text
 from grpo_viz.policies.base import Group
 from grpo_viz.policies.toy import ToyPolicy
-from grpo_viz.stepper import grpo_iteration, make_generator
+from grpo_viz.stepper import STAGES, grpo_iteration, make_generator
 from grpo_viz.tasks import word_reward
 
 WORDS = ("sat", "slept", "barked")
@@ -96,3 +97,9 @@ def test_second_inner_step_moves_the_ratio_and_clips(trace):
     pi_1 = torch.softmax(trace.steps[0].state_after[0], -1)
     close(g[0], 0.01 * (1 - (1 / 3) / pi_1[0]))
     close(g[1], 0.01 * (1 - (1 / 3) / pi_1[2]))
+
+
+def test_clip_stage_sentence_counts_the_clipped_samples(trace):
+    text = stage_text(STAGES.index("Clip"), trace, 1)
+    assert text.startswith("1 sample with A > 0 has w > 1 + ε_high and 2 with A < 0 have w < 1 − ε_low")
+    assert (count(1, "epoch"), count(0, "sample"), count(3, "step")) == ("1 epoch", "0 samples", "3 steps")
