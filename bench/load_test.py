@@ -1,6 +1,6 @@
 """A lecture hall on loopback: many Chromium sessions stepping and training at once against one server.
 
-    python bench/load_test.py [--sessions 10] [--seconds 120] [--think 1] [--server-threads 1]
+    python bench/load_test.py [--sessions 10] [--seconds 120] [--think 1] [--server-threads 1] [--split-cores]
 
 One Chromium, one browser context per student. The students open the page at the same moment (their page-load
 times are reported apart), and once every page is open each one steps: on "Step through GRPO" it clicks Next
@@ -10,12 +10,18 @@ every loop is bounded in time.
 
 Two waves of --sessions students, each stepping for half of --seconds. Prints errors, page-load p50/p95, p50/p95
 step latency (click until every chart has new data; also apart: the class's first click, all at the same
-moment, later clicks, and the Training and language-model clicks), the server's part of each kind of click (from
-Chromium's own websocket timestamps: the rerun request sent until that run's "script finished" message arrived,
-so without the browser's drawing), how many cores the server kept busy, and its resident
-memory: after one warm-up visit, at the peak of each wave and after each wave's sessions closed and were dropped.
-A second wave that peaks where the first did shows that closed sessions' state was let go. Note that Chromium renders every
-student's page on the same two cores, so the latencies measure the browser as much as the server.
+moment, later clicks, and the Training and language-model clicks), how many cores the server kept busy, and its
+resident memory: after one warm-up visit, at the peak of each wave and after each wave's sessions closed and were
+dropped. A second wave that peaks where the first did shows that closed sessions' state was let go.
+
+Chromium renders every student's page on the same two cores as the server, so the latencies measure the browser
+as much as the server. Two clocks take the server's share apart:
+- `server_*`, per kind of click, from Chromium's websocket timestamps: the rerun request sent until that run's
+  "script finished" arrived. It leaves out the drawing but not Chromium's own network process, which waits for
+  the cores like the rest of Chromium;
+- `in_server_*`, from inside the server (bench/serve_timed.py): each rerun request's arrival until its run's
+  "script finished" was queued. This is the server's share whichever machine draws the page.
+With --split-cores the server runs on the first core alone and Chromium (with this script) on the others.
 
 The server runs as the Dockerfile runs it for a class: torch with one thread per request (OMP_NUM_THREADS=1, set
 by --server-threads). With torch's default, one thread per core, each request's threads wait on each other
@@ -32,6 +38,7 @@ import math
 import os
 import statistics
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -219,12 +226,19 @@ async def wave(browser, url, sessions, seconds, think, pid, loads, latencies, se
     return peak
 
 
-async def main_async(sessions: int, seconds: float, think: float, server_threads: int) -> None:
+async def main_async(sessions: int, seconds: float, think: float, server_threads: int, split_cores: bool) -> None:
     from playwright.async_api import async_playwright
 
     ttl = 5
+    everywhere = os.sched_getaffinity(0)
+    if split_cores:  # a child process keeps the cores its parent had when it started
+        os.sched_setaffinity(0, {min(everywhere)})
+    clock_log = Path(tempfile.mkdtemp()) / "runs.log"
     proc, url = start_streamlit(extra_args=[f"--server.disconnectedSessionTTL={ttl}"],
-                                extra_env={"OMP_NUM_THREADS": str(server_threads)})
+                                extra_env={"OMP_NUM_THREADS": str(server_threads)},
+                                launcher=[sys.executable, str(ROOT / "bench" / "serve_timed.py"), str(clock_log)])
+    if split_cores:
+        os.sched_setaffinity(0, everywhere - {min(everywhere)})
     latencies: list[tuple[str, float]] = []  # (what was clicked, seconds)
     server: list[tuple[str, float]] = []  # (what was clicked, the server's part of it in seconds)
     loads: list[float] = []
@@ -236,6 +250,7 @@ async def main_async(sessions: int, seconds: float, think: float, server_threads
             await asyncio.sleep(ttl + 40)
             baseline = rss_mb(proc.pid)
             cpu0, t0 = cpu_seconds(proc.pid), time.monotonic()
+            clock_log.write_text("")  # the clock counts the two waves' requests only
             peak1 = await wave(browser, url, sessions, seconds / 2, think, proc.pid, loads, latencies, server, errors)
             server_cpu = (cpu_seconds(proc.pid) - cpu0) / (time.monotonic() - t0)
             await asyncio.sleep(ttl + 40)  # the server drops closed sessions after their TTL; the collector runs every 30 s
@@ -256,15 +271,24 @@ async def main_async(sessions: int, seconds: float, think: float, server_threads
         on_server = p50_p95([t for k, t in server if k == kind])
         print(f"  {meaning}: n={len(times)} p50_ms={kind_p50 * 1000:.0f} p95_ms={kind_p95 * 1000:.0f} "
               f"server_p50_ms={on_server[0] * 1000:.0f} server_p95_ms={on_server[1] * 1000:.0f}")
+    in_server = [line.split() for line in clock_log.read_text().splitlines()]
+    for kind in ("full", "fragment"):
+        runs = [float(seconds) for seconds, _, k in in_server if k == kind]
+        kind_p50, kind_p95 = p50_p95(runs)
+        print(f"  in the server, {kind} runs: n={len(runs)} p50_ms={kind_p50 * 1000:.0f} p95_ms={kind_p95 * 1000:.0f}")
+    in_server_p50, in_server_p95 = p50_p95([float(seconds) for seconds, _, _ in in_server])
     load_p50, load_p95 = p50_p95(loads)
     for e in errors[:20]:
         print("error:", e)
     print(f"load sessions={sessions} seconds={seconds:.0f} think_s={think:g} server_threads={server_threads} "
+          f"split_cores={split_cores} "
           f"steps={len(latencies)} errors={len(errors)} "
           f"page_load_p50_ms={load_p50 * 1000:.0f} "
           f"page_load_p95_ms={load_p95 * 1000:.0f} "
           f"p50_ms={p50 * 1000:.0f} p95_ms={p95 * 1000:.0f} server_timed={len(server)} "
           f"server_p50_ms={server_p50 * 1000:.0f} server_p95_ms={server_p95 * 1000:.0f} "
+          f"in_server_requests={len(in_server)} in_server_p50_ms={in_server_p50 * 1000:.0f} "
+          f"in_server_p95_ms={in_server_p95 * 1000:.0f} "
           f"server_cores_busy={server_cpu:.2f} "
           f"rss_baseline_mb={baseline:.0f} rss_peak_mb={peak1:.0f} rss_after_mb={after1:.0f} "
           f"rss_second_wave_peak_mb={peak2:.0f} rss_second_wave_after_mb={after2:.0f} "
@@ -278,8 +302,13 @@ def main() -> None:
     parser.add_argument("--think", type=float, default=1.0, help="seconds a student looks at the screen between clicks")
     parser.add_argument("--server-threads", type=int, default=1,
                         help="torch threads per request in the server (OMP_NUM_THREADS; the Dockerfile sets 1)")
+    parser.add_argument("--split-cores", action="store_true",
+                        help="the server on the first core alone, Chromium on the others (needs two cores or more)")
     args = parser.parse_args()
-    asyncio.run(main_async(args.sessions, min(args.seconds, 600), max(args.think, 0.0), max(args.server_threads, 1)))
+    if args.split_cores and len(os.sched_getaffinity(0)) < 2:
+        parser.error("--split-cores needs at least two cores")
+    asyncio.run(main_async(args.sessions, min(args.seconds, 600), max(args.think, 0.0), max(args.server_threads, 1),
+                           args.split_cores))
 
 
 if __name__ == "__main__":

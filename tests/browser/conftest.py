@@ -36,10 +36,14 @@ def _free_port() -> int:
 
 
 def start_streamlit(script: str = "app.py", cwd: Path = ROOT, extra_args: list[str] | None = None,
-                    extra_env: dict[str, str] | None = None) -> tuple[subprocess.Popen, str]:
+                    extra_env: dict[str, str] | None = None,
+                    launcher: list[str] | None = None) -> tuple[subprocess.Popen, str]:
+    """``streamlit run script`` on a free port, waited for until healthy; ``launcher`` replaces
+    ``python -m streamlit`` (bench/load_test.py runs the server under a clock)."""
     port = _free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", script, "--server.headless=true", f"--server.port={port}",
+        [*(launcher or [sys.executable, "-m", "streamlit"]), "run", script, "--server.headless=true",
+         f"--server.port={port}",
          "--server.address=127.0.0.1", "--browser.gatherUsageStats=false", "--server.fileWatcherType=none",
          *(extra_args or [])],
         cwd=cwd, env={**os.environ, **(extra_env or {})}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
