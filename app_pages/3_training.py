@@ -101,23 +101,23 @@ def draw_charts(exp: Experiment, target: int) -> None:
     # a fixed x range up to the target, so Play fills the frame instead of rescaling it every tick
     x_range = [0, max(target, exp.iteration)]
     top_left, top_right = st.columns([3, 2], gap="medium")
-    top_left.plotly_chart(charts.training_probability_chart(TOY_WORDS, runs, ref).update_xaxes(range=x_range),
+    top_left.plotly_chart(charts.training_probability_chart(TOY_WORDS, runs, ref, x_range=x_range),
                           key="probs_chart")
     top_right.plotly_chart(charts.simplex_chart(TOY_WORDS, runs, ref, title="Paths on the probability simplex"),
                            key="simplex_chart")
     best = max(settings.rewards)
     m1, m2, m3 = st.columns(3, gap="small")
     m1.plotly_chart(charts.training_metric_chart(runs, "expected_reward", "Expected reward under π_θ", "E[r]",
-                                                 reference=best, reference_name=f"best {best:g}"
-                                                 ).update_xaxes(range=x_range), key="reward_chart")
-    m2.plotly_chart(charts.training_metric_chart(runs, "kl", "KL(π_θ ‖ π_ref), exact", "KL"
-                                                 ).update_xaxes(range=x_range), key="kl_chart")
-    m3.plotly_chart(charts.training_metric_chart(runs, "loss", "Loss (mean over the update steps)", "loss"
-                                                 ).update_xaxes(range=x_range), key="loss_chart")
+                                                 reference=best, reference_name=f"best {best:g}",
+                                                 x_range=x_range), key="reward_chart")
+    m2.plotly_chart(charts.training_metric_chart(runs, "kl", "KL(π_θ ‖ π_ref), exact", "KL", x_range=x_range),
+                    key="kl_chart")
+    m3.plotly_chart(charts.training_metric_chart(runs, "loss", "Loss (mean over the update steps)", "loss",
+                                                 x_range=x_range), key="loss_chart")
     n1, n2 = st.columns(2, gap="small")
-    n1.plotly_chart(charts.clip_fraction_chart(runs).update_xaxes(range=x_range), key="clip_chart")
+    n1.plotly_chart(charts.clip_fraction_chart(runs, x_range=x_range), key="clip_chart")
     if any(spec.algorithm == "PPO" for spec in exp.specs):
-        n2.plotly_chart(charts.value_chart(runs).update_xaxes(range=x_range), key="value_chart")
+        n2.plotly_chart(charts.value_chart(runs, x_range=x_range), key="value_chart")
     else:
         n2.info("The critic's value estimate and value loss appear when PPO is trained: GRPO has no critic.",
                 icon="ℹ️")
@@ -288,18 +288,18 @@ def lm_section() -> None:
     x_range = [0, max(lm.iteration, n_iterations)]
     left, right = st.columns([3, 2], gap="medium")
     left.plotly_chart(charts.lm_reward_chart(cols["iteration"], cols["mean_reward"],
-                                             cols["true_reward"] if task.is_hackable else None
-                                             ).update_xaxes(range=x_range), key="lm_reward_chart")
+                                             cols["true_reward"] if task.is_hackable else None,
+                                             x_range=x_range), key="lm_reward_chart")
     acc_x, acc_y = zip(*lm.accuracy)
-    right.plotly_chart(charts.lm_accuracy_chart(acc_x, acc_y).update_xaxes(range=x_range), key="lm_accuracy_chart")
+    right.plotly_chart(charts.lm_accuracy_chart(acc_x, acc_y, x_range=x_range), key="lm_accuracy_chart")
     runs = {"GRPO": cols}
     k1, k2, k3 = st.columns([1, 1, 2], gap="small")
-    k1.plotly_chart(charts.training_metric_chart(runs, "kl", "LM: KL to π_ref (k3)", "KL"
-                                                 ).update_xaxes(range=x_range), key="lm_kl_chart")
-    k2.plotly_chart(charts.training_metric_chart(runs, "loss", "LM: loss (last update step)", "loss"
-                                                 ).update_xaxes(range=x_range), key="lm_loss_chart")
-    k3.plotly_chart(charts.clip_fraction_chart(runs, title="LM: fraction of tokens clipped, per iteration"
-                                               ).update_xaxes(range=x_range), key="lm_clip_chart")
+    k1.plotly_chart(charts.training_metric_chart(runs, "kl", "LM: KL to π_ref (k3)", "KL", x_range=x_range),
+                    key="lm_kl_chart")
+    k2.plotly_chart(charts.training_metric_chart(runs, "loss", "LM: loss (last update step)", "loss",
+                                                 x_range=x_range), key="lm_loss_chart")
+    k3.plotly_chart(charts.clip_fraction_chart(runs, title="LM: fraction of tokens clipped, per iteration",
+                                               x_range=x_range), key="lm_clip_chart")
     if settings.mu == 1:
         k3.caption("With μ = 1 each group gets one update, taken at π_θ = π_old: every ratio is 1 and nothing is "
                    "clipped. Set μ above 1 to see clipping.")

@@ -51,94 +51,108 @@ def both(action: str):
 
 st.markdown("## The toy and a language model, side by side")
 settings_notices(settings)
-stage = stage_cursor(
-    STAGES, key="lm_stage", on_new_group=both("new_group"), on_reset=both("reset"),
-    last_actions=(("Next iteration ▶", both("advance"), "Both keep their update and sample a new group (→ key)"),),
-)
-name = STAGES[stage]
-with st.container(key="objective"):  # its size follows the page's width (ui.compact_page)
-    st.latex(explain.objective_latex(stage))
 
-toy_trace = toy_run.trace(settings, word_reward(TOY_WORDS, settings.rewards))
-toy = explain.toy_numbers(toy_trace, toy_run.policy)
-step_index = settings.mu - 1
-if settings.mu > 1 and name in ("Ratios", "Clip", "KL", "Loss & gradient"):
-    step_index = st.slider("Inner update shown (of μ)", 1, settings.mu, settings.mu, key="lm_inner_step",
-                           help="Both policies take μ steps on their group; step 1 always has w = 1.") - 1
 
-left, right = st.columns([4, 6], gap="medium")
-with left:
-    st.markdown(f"#### Toy: “{TOY_STATE} …” · iteration {toy_run.iteration + 1}")
-    st.plotly_chart(toy_stage_figure(toy_trace, toy, stage, step_index, TOY_WORDS, TOY_STATE, narrow=True),
-                    key="toy_chart")
-    with st.container(border=True, key="card_toy"):
-        st.markdown(f"**{stage + 1}. {name}**")
-        latex_lines(explain.stage_latex(stage, toy_trace, step_index, toy)[:3])
-        st.markdown(explain.stage_text(stage, toy_trace, step_index))
+@st.fragment
+def side_by_side() -> None:
+    """Everything a stage click changes: rerun alone, so stepping does not redraw the sidebar."""
+    stage = stage_cursor(
+        STAGES, key="lm_stage", on_new_group=both("new_group"), on_reset=both("reset"),
+        last_actions=(("Next iteration ▶", both("advance"),
+                       "Both keep their update and sample a new group (→ key)"),),
+    )
+    name = STAGES[stage]
+    with st.container(key="objective"):  # its size follows the page's width (ui.compact_page)
+        st.latex(explain.objective_latex(stage))
 
-with right:
-    if loaded is None:
-        st.markdown("#### Language model")
-        st.error(load_error, icon="🚫")
-    else:
-        task = TASKS[choice["task"]].with_word_rewards(TOY_WORDS, settings.rewards)
-        prompts = task.prompts(settings.seed, lm_run.iteration, lm_run.draw, chat=loaded.chat)
-        try:
-            trace = lm_run.trace(lm_settings, task.reward, prompts)
-        except ValueError as err:
-            trace = None
-            st.error(f"This model cannot run this step: {err}", icon="🚫")
-        if trace is not None:
-            policy = lm_run.policy
-            st.markdown(f"#### {policy.name} · iteration {lm_run.iteration + 1}")
-            st.caption(f"Prompt: **{prompts[0]}**" + (" (sent through the chat template)" if loaded.chat else "")
-                       + f" · task: {task.title} — {task.description}")
-            logp_after = None
-            if name == "Update":
-                logp_after = policy.log_probs_under(trace.group, lm_settings.temperature, trace.state_after)
-            st.plotly_chart(lm_view.token_figure(trace, stage, step_index, logp_after), key="lm_tokens")
-            true_rewards = task.true_reward(trace.group) if task.is_hackable else None
-            if name in ("Score", "Advantages"):
-                st.plotly_chart(lm_view.summary_figure(trace, true_rewards), key="lm_summary")
-            if trace.all_rewards_equal and stage >= STAGES.index("Advantages"):
-                st.warning("Every completion of this group got the same reward (σ = 0): all advantages are 0 and "
-                           "the group gives no policy gradient; only the KL term acts. Try 🎲 New group.", icon="⚖️")
-            if name == "Ratios" and step_index == 0:
-                st.info("At the first update on a fresh group π_θ is π_old, so every ratio is exactly 1 here too.",
-                        icon="ℹ️")
+    toy_trace = toy_run.trace(settings, word_reward(TOY_WORDS, settings.rewards))
+    toy = explain.toy_numbers(toy_trace, toy_run.policy)
+    step_index = settings.mu - 1
+    if settings.mu > 1 and name in ("Ratios", "Clip", "KL", "Loss & gradient"):
+        step_index = st.slider("Inner update shown (of μ)", 1, settings.mu, settings.mu, key="lm_inner_step",
+                               help="Both policies take μ steps on their group; step 1 always has w = 1.") - 1
 
-if loaded is not None and trace is not None:
-    with st.expander("Next-token distribution at one position: π_θ after the update, π_old, π_ref", expanded=True):
-        c1, c2, c3 = st.columns([1, 2, 1])
-        row = c1.number_input("Completion", 1, trace.group.batch_size, 1, key="lm_row") - 1
-        n_tokens = max(int(trace.group.mask[row].sum()), 1)
-        position = c2.slider("Token position t", 1, max(n_tokens, 2), 1, key="lm_position",
-                             disabled=n_tokens < 2) - 1
-        position = min(position, n_tokens - 1)
-        k = c3.slider("k", 3, 15, 8, key="lm_topk")
-        cache = st.session_state.setdefault("lm_topk_cache", {})
-        cache_key = (id(trace), row)
-        if cache_key not in cache:
-            cache.clear()  # one completion's distributions at a time: a session's memory stays small
-            T = lm_settings.temperature
-            cache[cache_key] = {
-                "π_θ": policy.next_token_probs(trace.group, row, T, state=trace.state_after),
-                "π_old": policy.next_token_probs(trace.group, row, T, state=trace.state_before),
-                "π_ref": policy.next_token_probs(trace.group, row, T, reference=True),
-            }
-        dists = {"after update" if n == "π_θ" else n: p[position] for n, p in cache[cache_key].items()}
-        tokens, series = lm_view.top_k(dists, policy.tokenizer.token_text, k)
-        sampled = trace.group.tokens[row][position]
-        prefix = "".join(trace.group.tokens[row][:position])
-        st.plotly_chart(lm_view.charts.top_k_chart(
-            tokens, series, sampled, title=f"After “{prompts[0]}{prefix}”: sampled {sampled!r}"), key="lm_topk_chart")
-    st.dataframe(lm_view.completion_table(trace, step_index, true_rewards), key="lm_table")
-    st.caption(f"Model: {loaded.name}, {loaded.num_parameters / 1e6:.2f}M parameters, "
-               f"{sum(p.numel() for p in policy.parameters()):,} trainable in this session; loaded from "
-               f"{loaded.source} in {loaded.load_seconds:.1f} s.")
+    left, right = st.columns([4, 6], gap="medium")
+    with left:
+        st.markdown(f"#### Toy: “{TOY_STATE} …” · iteration {toy_run.iteration + 1}")
+        st.plotly_chart(toy_stage_figure(toy_trace, toy, stage, step_index, TOY_WORDS, TOY_STATE, narrow=True),
+                        key="toy_chart")
+        with st.container(border=True, key="card_toy"):
+            st.markdown(f"**{stage + 1}. {name}**")
+            latex_lines(explain.stage_latex(stage, toy_trace, step_index, toy)[:3])
+            st.markdown(explain.stage_text(stage, toy_trace, step_index))
 
-tour_card(explain.TOUR[name])
-if loaded is not None and trace is not None:
-    export_row([("⬇ This iteration of the LM (CSV)", deferred(export.trace_csv, trace), "lm_iteration.csv", True),
-                ("⬇ The toy's iteration (CSV)", deferred(export.trace_csv, toy_trace), "toy_iteration.csv", True)],
-               export.trl_script(settings, TOY_WORDS, settings.rewards))
+    with right:
+        if loaded is None:
+            st.markdown("#### Language model")
+            st.error(load_error, icon="🚫")
+        else:
+            task = TASKS[choice["task"]].with_word_rewards(TOY_WORDS, settings.rewards)
+            prompts = task.prompts(settings.seed, lm_run.iteration, lm_run.draw, chat=loaded.chat)
+            try:
+                trace = lm_run.trace(lm_settings, task.reward, prompts)
+            except ValueError as err:
+                trace = None
+                st.error(f"This model cannot run this step: {err}", icon="🚫")
+            if trace is not None:
+                policy = lm_run.policy
+                st.markdown(f"#### {policy.name} · iteration {lm_run.iteration + 1}")
+                st.caption(f"Prompt: **{prompts[0]}**" + (" (sent through the chat template)" if loaded.chat else "")
+                           + f" · task: {task.title} — {task.description}")
+                logp_after = None
+                if name == "Update":
+                    logp_after = policy.log_probs_under(trace.group, lm_settings.temperature, trace.state_after)
+                st.plotly_chart(lm_view.token_figure(trace, stage, step_index, logp_after), key="lm_tokens")
+                true_rewards = task.true_reward(trace.group) if task.is_hackable else None
+                if name in ("Score", "Advantages"):
+                    st.plotly_chart(lm_view.summary_figure(trace, true_rewards), key="lm_summary")
+                if trace.all_rewards_equal and stage >= STAGES.index("Advantages"):
+                    st.warning("Every completion of this group got the same reward (σ = 0): all advantages are 0 "
+                               "and the group gives no policy gradient; only the KL term acts. Try 🎲 New group.",
+                               icon="⚖️")
+                if name == "Ratios" and step_index == 0:
+                    st.info("At the first update on a fresh group π_θ is π_old, so every ratio is exactly 1 here "
+                            "too.", icon="ℹ️")
+
+    if loaded is not None and trace is not None:
+        with st.expander("Next-token distribution at one position: π_θ after the update, π_old, π_ref",
+                         expanded=True):
+            c1, c2, c3 = st.columns([1, 2, 1])
+            row = c1.number_input("Completion", 1, trace.group.batch_size, 1, key="lm_row") - 1
+            n_tokens = max(int(trace.group.mask[row].sum()), 1)
+            position = c2.slider("Token position t", 1, max(n_tokens, 2), 1, key="lm_position",
+                                 disabled=n_tokens < 2) - 1
+            position = min(position, n_tokens - 1)
+            k = c3.slider("k", 3, 15, 8, key="lm_topk")
+            cache = st.session_state.setdefault("lm_topk_cache", {})
+            cache_key = (id(trace), row)
+            if cache_key not in cache:
+                cache.clear()  # one completion's distributions at a time: a session's memory stays small
+                T = lm_settings.temperature
+                cache[cache_key] = {
+                    "π_θ": policy.next_token_probs(trace.group, row, T, state=trace.state_after),
+                    "π_old": policy.next_token_probs(trace.group, row, T, state=trace.state_before),
+                    "π_ref": policy.next_token_probs(trace.group, row, T, reference=True),
+                }
+            dists = {"after update" if n == "π_θ" else n: p[position] for n, p in cache[cache_key].items()}
+            tokens, series = lm_view.top_k(dists, policy.tokenizer.token_text, k)
+            sampled = trace.group.tokens[row][position]
+            prefix = "".join(trace.group.tokens[row][:position])
+            st.plotly_chart(lm_view.charts.top_k_chart(
+                tokens, series, sampled, title=f"After “{prompts[0]}{prefix}”: sampled {sampled!r}"),
+                key="lm_topk_chart")
+        st.dataframe(lm_view.completion_table(trace, step_index, true_rewards), key="lm_table")
+        st.caption(f"Model: {loaded.name}, {loaded.num_parameters / 1e6:.2f}M parameters, "
+                   f"{sum(p.numel() for p in policy.parameters()):,} trainable in this session; loaded from "
+                   f"{loaded.source} in {loaded.load_seconds:.1f} s.")
+
+    tour_card(explain.TOUR[name])
+    if loaded is not None and trace is not None:
+        export_row([("⬇ This iteration of the LM (CSV)", deferred(export.trace_csv, trace), "lm_iteration.csv",
+                     True),
+                    ("⬇ The toy's iteration (CSV)", deferred(export.trace_csv, toy_trace), "toy_iteration.csv",
+                     True)],
+                   export.trl_script(settings, TOY_WORDS, settings.rewards))
+
+
+side_by_side()

@@ -1,6 +1,7 @@
 """Figure builders return the traces they promise; presets are MATH.md section 6; explanations hold numbers."""
 
 import base64
+import functools
 import json
 
 import numpy as np
@@ -165,6 +166,7 @@ def test_unvalidated_figures_match_plotly_validation(monkeypatch):
             charts.value_chart(runs),
             charts.simplex_chart(["a", "b", "c"], runs, [0.3, 0.3, 0.4]),
             charts.reward_hacking_chart(runs),
+            *(build(x_range=[0, 50]) for build in x_range_builders(runs)),
         ]
 
     def decoded(spec):  # Plotly's to_dict base64-encodes numpy arrays (typed arrays); plotly.js reads either form
@@ -181,6 +183,31 @@ def test_unvalidated_figures_match_plotly_validation(monkeypatch):
     validated = sent(figures())
     monkeypatch.setattr(charts, "VALIDATE_FIGURES", False)
     assert sent(figures()) == validated
+
+
+def x_range_builders(runs):
+    """The Training page's charts, each waiting for the x range that Play fills up to."""
+    return [
+        functools.partial(charts.training_probability_chart, ["a", "b", "c"], runs, [0.3, 0.3, 0.4]),
+        functools.partial(charts.training_metric_chart, runs, "kl", "KL", "KL", reference=0.5, reference_name="t"),
+        functools.partial(charts.clip_fraction_chart, runs),
+        functools.partial(charts.value_chart, runs),
+        functools.partial(charts.lm_reward_chart, [1, 2, 3], [0.1, 0.2, 0.4], [0.0, 0.3, 0.5]),
+        functools.partial(charts.lm_accuracy_chart, [1, 2, 3], [0.0, 0.5, 0.5]),
+    ]
+
+
+def test_x_range_is_what_update_xaxes_gave():
+    """The builders take the Training page's x range (one construction) instead of a later ``update_xaxes``: every
+    x axis of every panel gets it, as before."""
+    history = {"iteration": [0, 1], "p_a": [0.3, 0.4], "p_b": [0.3, 0.3], "p_c": [0.4, 0.3], "kl": [0.0, 0.01],
+               "clip_low": [0.0, 0.1], "clip_high": [0.0, 0.2], "value": [0.1, 0.2], "value_loss": [0.5, 0.4],
+               "expected_train_reward": [0.4, 0.5]}
+    for build in x_range_builders({"GRPO": history, "PPO": history}):
+        given = build(x_range=[0, 50]).to_plotly_json()
+        updated = build().update_xaxes(range=[0, 50]).to_plotly_json()
+        assert given == updated, build.func.__name__
+        assert [axis["range"] for name, axis in given["layout"].items() if name.startswith("xaxis")]
 
 
 def test_top_k_chart_keeps_number_tokens_as_categories_in_order():
