@@ -1,6 +1,6 @@
 """A lecture hall on loopback: many Chromium sessions stepping and training at once against one server.
 
-    python bench/load_test.py [--sessions 10] [--seconds 120] [--think 1] [--server-threads 1] [--split-cores]
+    python bench/load_test.py [--sessions 10] [--seconds 120] [--think 1] [--server-threads 1] [--split-cores] [--bare]
 
 One Chromium, one browser context per student. The students open the page at the same moment (their page-load
 times are reported apart), and once every page is open each one steps: on "Step through GRPO" it clicks Next
@@ -22,6 +22,9 @@ as much as the server. Two clocks take the server's share apart:
 - `in_server_*`, from inside the server (bench/serve_timed.py): each rerun request's arrival until its run's
   "script finished" was queued. This is the server's share whichever machine draws the page.
 With --split-cores the server runs on the first core alone and Chromium (with this script) on the others.
+With --bare the same class clicks Next on the bare one-button-one-chart app of bench/bench_browser.py instead (no
+trainers): what this machine and one shared Chromium give a page that does almost nothing, the floor under the
+app's figures.
 
 The server runs as the Dockerfile runs it for a class: torch with one thread per request (OMP_NUM_THREADS=1, set
 by --server-threads). With torch's default, one thread per core, each request's threads wait on each other
@@ -44,7 +47,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests" / "browser"))
-from bench_browser import CHARTS_JS  # noqa: E402  (bench/ is on the path when run as a script)
+from bench_browser import BARE, CHARTS_JS  # noqa: E402  (bench/ is on the path when run as a script)
 from conftest import CHROMIUM, CHROMIUM_ARGS, DRAWN_JS, SETTLED_JS, start_streamlit  # noqa: E402
 from streamlit.proto.BackMsg_pb2 import BackMsg  # noqa: E402
 from streamlit.proto.ForwardMsg_pb2 import ForwardMsg  # noqa: E402
@@ -155,8 +158,9 @@ async def timed_click(page, clock: ServerClock, name: str, kind: str, latencies:
 
 
 async def student(browser, url: str, index: int, joined: asyncio.Barrier, seconds: float, think: float,
-                  loads: list, latencies: list, server: list, errors: list) -> None:
-    """Open the page, wait until the whole class has it open, then step for ``seconds``."""
+                  loads: list, latencies: list, server: list, errors: list, bare: bool = False) -> None:
+    """Open the page, wait until the whole class has it open, then step for ``seconds`` (on the bare app: Next
+    only)."""
     context = await browser.new_context(viewport={"width": 1280, "height": 800})
     page = await context.new_page()
     clock = ServerClock()
@@ -173,11 +177,12 @@ async def student(browser, url: str, index: int, joined: asyncio.Barrier, second
     await joined.wait()  # everybody's page is open (or failed): now the lecture starts
     deadline = time.monotonic() + seconds
     try:
-        trainer = index % 3 == 0
+        trainer = not bare and index % 3 == 0
         k = 0
         doing = "stepping"
         while loaded and time.monotonic() < deadline:
-            label = "Next iteration" if await page.get_by_role("button", name="Next iteration").count() else "Next"
+            last_stage = not bare and await page.get_by_role("button", name="Next iteration").count()
+            label = "Next iteration" if last_stage else "Next"
             # the first click comes from the whole class at the same moment ("now everybody click Next")
             await timed_click(page, clock, label, "first" if k == 0 else "step", latencies, server)
             k += 1
@@ -214,10 +219,11 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-async def wave(browser, url, sessions, seconds, think, pid, loads, latencies, server, errors) -> float:
+async def wave(browser, url, sessions, seconds, think, pid, loads, latencies, server, errors, bare=False) -> float:
     """``sessions`` students open the page together, then step for ``seconds``; returns the server's peak RSS."""
     joined = asyncio.Barrier(sessions)
-    tasks = [asyncio.create_task(student(browser, url, i, joined, seconds, think, loads, latencies, server, errors))
+    tasks = [asyncio.create_task(student(browser, url, i, joined, seconds, think, loads, latencies, server, errors,
+                                         bare))
              for i in range(sessions)]
     peak = 0.0
     while not all(t.done() for t in tasks):
@@ -226,15 +232,21 @@ async def wave(browser, url, sessions, seconds, think, pid, loads, latencies, se
     return peak
 
 
-async def main_async(sessions: int, seconds: float, think: float, server_threads: int, split_cores: bool) -> None:
+async def main_async(sessions: int, seconds: float, think: float, server_threads: int, split_cores: bool,
+                     bare: bool = False) -> None:
     from playwright.async_api import async_playwright
 
     ttl = 5
     everywhere = os.sched_getaffinity(0)
     if split_cores:  # a child process keeps the cores its parent had when it started
         os.sched_setaffinity(0, {min(everywhere)})
-    clock_log = Path(tempfile.mkdtemp()) / "runs.log"
-    proc, url = start_streamlit(extra_args=[f"--server.disconnectedSessionTTL={ttl}"],
+    tmp = Path(tempfile.mkdtemp())
+    clock_log = tmp / "runs.log"
+    script, cwd = "app.py", ROOT
+    if bare:
+        (tmp / "bare.py").write_text(BARE)
+        script, cwd = str(tmp / "bare.py"), tmp
+    proc, url = start_streamlit(script, cwd, extra_args=[f"--server.disconnectedSessionTTL={ttl}"],
                                 extra_env={"OMP_NUM_THREADS": str(server_threads)},
                                 launcher=[sys.executable, str(ROOT / "bench" / "serve_timed.py"), str(clock_log)])
     if split_cores:
@@ -246,16 +258,19 @@ async def main_async(sessions: int, seconds: float, think: float, server_threads
     try:
         async with async_playwright() as p:
             browser = await p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-            await wave(browser, url, 1, 1, think, proc.pid, [], [], [], [])  # one visit loads the imports and caches
+            # one visit loads the imports and caches
+            await wave(browser, url, 1, 1, think, proc.pid, [], [], [], [], bare)
             await asyncio.sleep(ttl + 40)
             baseline = rss_mb(proc.pid)
             cpu0, t0 = cpu_seconds(proc.pid), time.monotonic()
             clock_log.write_text("")  # the clock counts the two waves' requests only
-            peak1 = await wave(browser, url, sessions, seconds / 2, think, proc.pid, loads, latencies, server, errors)
+            peak1 = await wave(browser, url, sessions, seconds / 2, think, proc.pid, loads, latencies, server, errors,
+                               bare)
             server_cpu = (cpu_seconds(proc.pid) - cpu0) / (time.monotonic() - t0)
             await asyncio.sleep(ttl + 40)  # the server drops closed sessions after their TTL; the collector runs every 30 s
             after1 = rss_mb(proc.pid)
-            peak2 = await wave(browser, url, sessions, seconds / 2, think, proc.pid, loads, latencies, server, errors)
+            peak2 = await wave(browser, url, sessions, seconds / 2, think, proc.pid, loads, latencies, server, errors,
+                               bare)
             await asyncio.sleep(ttl + 40)
             after2 = rss_mb(proc.pid)
             await browser.close()
@@ -280,7 +295,8 @@ async def main_async(sessions: int, seconds: float, think: float, server_threads
     load_p50, load_p95 = p50_p95(loads)
     for e in errors[:20]:
         print("error:", e)
-    print(f"load sessions={sessions} seconds={seconds:.0f} think_s={think:g} server_threads={server_threads} "
+    print(f"load app={'bare' if bare else 'grpo-viz'} sessions={sessions} seconds={seconds:.0f} think_s={think:g} "
+          f"server_threads={server_threads} "
           f"split_cores={split_cores} "
           f"steps={len(latencies)} errors={len(errors)} "
           f"page_load_p50_ms={load_p50 * 1000:.0f} "
@@ -304,11 +320,13 @@ def main() -> None:
                         help="torch threads per request in the server (OMP_NUM_THREADS; the Dockerfile sets 1)")
     parser.add_argument("--split-cores", action="store_true",
                         help="the server on the first core alone, Chromium on the others (needs two cores or more)")
+    parser.add_argument("--bare", action="store_true",
+                        help="the bare one-button-one-chart app instead of grpo-viz: the machine's floor")
     args = parser.parse_args()
     if args.split_cores and len(os.sched_getaffinity(0)) < 2:
         parser.error("--split-cores needs at least two cores")
     asyncio.run(main_async(args.sessions, min(args.seconds, 600), max(args.think, 0.0), max(args.server_threads, 1),
-                           args.split_cores))
+                           args.split_cores, args.bare))
 
 
 if __name__ == "__main__":

@@ -173,17 +173,17 @@ def settings_sidebar() -> Settings:
                           help="A published GRPO variant (Math reference page, section 6). Choosing one sets the objective options below.")
     group_size = sb.slider("Group size G", 2, 64, DEFAULTS.group_size, key="group_size", bind="query-params",
                            help="Completions sampled per prompt. The baseline is their mean reward.")
-    col1, col2 = sb.columns(2)
-    epsilon_low = col1.slider("ε low", 0.0, 0.5, DEFAULTS.epsilon_low, step=0.0001, format="%.4f",
+    pair = sb.container(horizontal=True, wrap=False)  # side by side in one flex row: two columns are three blocks
+    epsilon_low = pair.slider("ε low", 0.0, 0.5, DEFAULTS.epsilon_low, step=0.0001, format="%.4f",
                               key="epsilon_low", bind="query-params", help="Clip band lower edge: 1 − ε_low.")
-    epsilon_high = col2.slider("ε high", 0.0, 0.5, DEFAULTS.epsilon_high, step=0.0001, format="%.4f",
+    epsilon_high = pair.slider("ε high", 0.0, 0.5, DEFAULTS.epsilon_high, step=0.0001, format="%.4f",
                                key="epsilon_high", bind="query-params", help="Clip band upper edge: 1 + ε_high.")
     beta = sb.slider("β (KL weight)", 0.0, 1.0, DEFAULTS.beta, step=0.001, format="%.3f", key="beta",
                      bind="query-params", help="Weight of the k3 KL to the reference in the loss. 0 = no reference model.")
-    col1, col2 = sb.columns(2)
-    loss_type = col1.selectbox("Loss type", LOSS_TYPES, key="loss_type", bind="query-params",
+    pair = sb.container(horizontal=True, wrap=False)
+    loss_type = pair.selectbox("Loss type", LOSS_TYPES, key="loss_type", bind="query-params",
                                help="How per-token losses are averaged (Math reference page, section 5).")
-    scale_rewards = col2.selectbox("Reward scaling", SCALE_REWARDS, key="scale_rewards", bind="query-params",
+    scale_rewards = pair.selectbox("Reward scaling", SCALE_REWARDS, key="scale_rewards", bind="query-params",
                                    help="Divide r − μ by the group's std, the batch's std, or nothing (Dr. GRPO).")
     lr = sb.slider("Learning rate η", 0.01, 5.0, DEFAULTS.lr, step=0.01, key="lr", bind="query-params",
                    help="Plain SGD step size on the toy's logits.")
@@ -193,10 +193,9 @@ def settings_sidebar() -> Settings:
                             bind="query-params", help="Logits are divided by T for sampling and every log-prob.")
     seed = _seed_input(sb)
     sb.subheader("Reward per word")
-    rewards = tuple(
-        col.number_input(f"“{w}”", -10.0, 10.0, r, step=0.1, key=f"reward_{w}", bind="query-params")
-        for col, w, r in zip(sb.columns(len(TOY_WORDS)), TOY_WORDS, TOY_REWARDS)
-    )
+    row = sb.container(horizontal=True, wrap=False)
+    rewards = tuple(row.number_input(f"“{w}”", -10.0, 10.0, r, step=0.1, key=f"reward_{w}", bind="query-params")
+                    for w, r in zip(TOY_WORDS, TOY_REWARDS))
     with lazy_expander(sb, "More objective options", "more_options_open", ("importance_sampling_level",
                                                                             "kl_ratio_correction")) as more:
         if more.open:
@@ -423,17 +422,17 @@ def ppo_sidebar(settings: Settings) -> Settings:
                      "negative); k3 is GRPO's non-negative estimator.")
             st.slider("PPO epochs per batch", 1, 8, key="ppo_epochs", persist_state="session",
                       help="Gradient steps on one sampled batch (GRPO's μ).")
-            col1, col2 = st.columns(2)
-            col1.slider("γ (discount)", 0.0, 1.0, step=0.01, key="gamma", persist_state="session",
+            pair = st.container(horizontal=True, wrap=False)
+            pair.slider("γ (discount)", 0.0, 1.0, step=0.01, key="gamma", persist_state="session",
                         help="GAE discount. The toy's completions are one token, so γ only matters for LMs.")
-            col2.slider("λ (GAE)", 0.0, 1.0, step=0.01, key="lam", persist_state="session",
+            pair.slider("λ (GAE)", 0.0, 1.0, step=0.01, key="lam", persist_state="session",
                         help="GAE's bias-variance knob. One-token completions: A = rew − V whatever λ is.")
             st.slider("Critic learning rate", 0.01, 5.0, step=0.01, key="value_lr", persist_state="session",
                       help="SGD step size of the value V(s), separate from the policy's η.")
-            col1, col2 = st.columns(2)
-            col1.slider("vf_coef", 0.0, 1.0, step=0.01, key="vf_coef", persist_state="session",
+            pair = st.container(horizontal=True, wrap=False)
+            pair.slider("vf_coef", 0.0, 1.0, step=0.01, key="vf_coef", persist_state="session",
                         help="Weight of the value loss in the total loss L = L^π + vf_coef · L^V.")
-            col2.slider("Value clip c_v", 0.0, 1.0, step=0.01, key="cliprange_value", persist_state="session",
+            pair.slider("Value clip c_v", 0.0, 1.0, step=0.01, key="cliprange_value", persist_state="session",
                         help="The value may move at most c_v from V_old per batch before its loss stops giving "
                              "gradient.")
             st.checkbox("Whiten advantages", key="whiten_advantages", persist_state="session",
@@ -444,6 +443,9 @@ def ppo_sidebar(settings: Settings) -> Settings:
         lam=float(state.lam), value_lr=float(state.value_lr), vf_coef=float(state.vf_coef),
         cliprange_value=float(state.cliprange_value), whiten_advantages=bool(state.whiten_advantages),
     )
+
+
+STEP_BUTTON_PX, NEXT_BUTTON_PX = 125, 200  # Next, the click of a lecture, stands out; a phone fits Back and Next
 
 
 def stage_cursor(
@@ -478,21 +480,23 @@ def stage_cursor(
     stage = st.session_state[key]
     st.segmented_control("Stage", list(range(len(stages))), format_func=lambda i: f"{i + 1}. {stages[i]}",
                          key=picker, required=True, on_change=picked, label_visibility="collapsed", width="stretch")
-    cols = st.columns([1, 1.6, 1.4, 1.6, 1.2, 1.0])  # "🎲 New group  N" needs ~130 px on a 1280-px screen
-    cols[0].button("◀ Back", on_click=go, args=(max(stage - 1, 0),), disabled=stage == 0, shortcut="Left",
-                   help="Previous stage (← key)", width="stretch", key=f"{key}_back")
+    # One flex row, not six columns: a column is a block of its own for the server to send and the browser to lay
+    # out, on every click. Stepping on the left, the group's actions pushed right; on a phone the row wraps.
+    row = st.container(horizontal=True, vertical_alignment="center")
+    row.button("◀ Back", on_click=go, args=(max(stage - 1, 0),), disabled=stage == 0, shortcut="Left",
+               help="Previous stage (← key)", width=STEP_BUTTON_PX, key=f"{key}_back")
     if stage < len(stages) - 1:
-        cols[1].button("Next ▶", on_click=go, args=(stage + 1,), type="primary", shortcut="Right",
-                       help="Next stage (→ key)", width="stretch", key=f"{key}_next")
+        row.button("Next ▶", on_click=go, args=(stage + 1,), type="primary", shortcut="Right",
+                   help="Next stage (→ key)", width=NEXT_BUTTON_PX, key=f"{key}_next")
     else:
         for k, (label, callback, help_text) in enumerate(last_actions[:2]):
-            cols[1 + k].button(label, on_click=go, args=(0, callback), type="primary",
-                               shortcut="Right" if k == 0 else None, help=help_text, width="stretch",
-                               key=f"{key}_last_{k}")
-    cols[3].button("🎲 New group", on_click=on_new_group, shortcut="N", width="stretch",
-                   help="Sample another group from the same policy (N key)", key=f"{key}_new_group")
-    cols[4].button("↺ Reset", on_click=go, args=(0, on_reset), width="stretch",
-                   help=reset_help, key=f"{key}_reset")
+            row.button(label, on_click=go, args=(0, callback), type="primary", shortcut="Right" if k == 0 else None,
+                       help=help_text, width="content", key=f"{key}_last_{k}")
+    row.space("stretch")
+    row.button("🎲 New group", on_click=on_new_group, shortcut="N", width="content",
+               help="Sample another group from the same policy (N key)", key=f"{key}_new_group")
+    row.button("↺ Reset", on_click=go, args=(0, on_reset), width=STEP_BUTTON_PX, help=reset_help,
+               key=f"{key}_reset")
     st.query_params[query_param] = str(stage + 1)
     return stage
 
@@ -684,8 +688,9 @@ def export_row(downloads: list[tuple[str, object, str, bool]], trl_script: str) 
     every student's first page load, even inside a closed expander.
     """
     downloads = [*downloads, ("⬇ The same settings as a TRL script", trl_script, "grpo_trl.py", True)]
-    for column, (label, data, file_name, enabled) in zip(st.columns(max(len(downloads), 3)), downloads):
-        column.download_button(label, data, file_name, mimetypes.guess_type(file_name)[0], width="stretch",
-                               key=f"download_{file_name}", disabled=not enabled)
+    row = st.container(horizontal=True)
+    for label, data, file_name, enabled in downloads:
+        row.download_button(label, data, file_name, mimetypes.guess_type(file_name)[0], width="stretch",
+                            key=f"download_{file_name}", disabled=not enabled)
     if st.toggle("Take it to TRL: show the same settings as a GRPOConfig and a runnable script", key="show_trl"):
         st.code(trl_script, language="python")
