@@ -13,8 +13,8 @@ from grpo_viz.training import (COMPARE_KNOBS, COMPARE_LABELS, DEFAULT_ITERATIONS
                                LM_DEFAULT_ITERATIONS, LM_EVAL_PROBLEMS, LM_EVAL_SAMPLES, LM_MAX_ITERATIONS,
                                MAX_ITERATIONS, PROXY_BONUS, Experiment, LMTraining, proxy_rewards, reward_hacking_specs,
                                run_specs, start_probs)
-from grpo_viz.ui import (compact_page, deferred, export_row, lm_sidebar, load_chosen_model, ppo_sidebar, settings_notices,
-                         settings_sidebar, tour_card, warn_bad_query_params)
+from grpo_viz.ui import (STEP_BUTTON_PX, compact_page, deferred, export_row, lm_sidebar, load_chosen_model, ppo_sidebar,
+                         settings_notices, settings_sidebar, tour_card, warn_bad_query_params)
 
 PLAY_INTERVAL_S = 0.4  # one Play tick: a few iterations, then the charts are redrawn
 TICKS_PER_RUN = 40  # Play reaches the target in about this many ticks, whatever the number of iterations
@@ -143,14 +143,14 @@ def live(target: int) -> None:
             state.training_playing = False
     # Play is a switch, not a button: a switch's state travels with every rerun request, so pressing it while
     # the ticks are running is never lost (a button's one-shot click can be).
-    b1, b2, b3, b4, _ = st.columns([1.2, 1.2, 1, 1, 3], vertical_alignment="center")
-    b1.button(f"⏩ Run to {target}", type="primary", width="stretch", key="run_to_target", on_click=run_to_target,
-              disabled=exp.iteration >= target, help="Run the remaining iterations now")
-    b2.toggle("Play", key="training_playing", disabled=exp.iteration >= target and not state.training_playing,
-              help="Train a few iterations per tick and redraw, until the target; switch off to pause")
-    b3.button("Step +1", on_click=step_once, width="stretch", key="step", disabled=exp.done,
-              help="One more iteration")
-    b4.button("↺ Reset", on_click=reset, width="stretch", key="reset_training", help="Back to iteration 0")
+    row = st.container(horizontal=True, vertical_alignment="center")  # one block a tick, not five columns
+    row.button(f"⏩ Run to {target}", type="primary", width=150, key="run_to_target", on_click=run_to_target,
+               disabled=exp.iteration >= target, help="Run the remaining iterations now")
+    row.toggle("Play", key="training_playing", disabled=exp.iteration >= target and not state.training_playing,
+               help="Train a few iterations per tick and redraw, until the target; switch off to pause")
+    row.button("Step +1", on_click=step_once, width=STEP_BUTTON_PX, key="step", disabled=exp.done,
+               help="One more iteration")
+    row.button("↺ Reset", on_click=reset, width=STEP_BUTTON_PX, key="reset_training", help="Back to iteration 0")
 
     if state.pop("training_run_requested", False):
         progress = st.progress(0.0, text="Training…")
