@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 import plotly.graph_objects as go
+import plotly.io as pio
 from plotly.subplots import make_subplots
 
 # One colour per series, shared by every chart so pi_theta is always the same blue.
@@ -78,15 +79,39 @@ def _as_validation_would(spec):
 
 
 class _BuiltFigure(go.Figure):
-    """A figure built unvalidated, whose ``to_dict`` hands over its dicts instead of a deep copy of them.
+    """A figure built unvalidated, and only when something reads it: ``to_dict`` hands over its dicts as they are.
 
     ``st.plotly_chart`` calls ``to_dict()`` and only serializes the result. Plotly's ``to_dict`` deep-copies every
     trace and walks it for numpy arrays to base64-encode: on the language-model page that was a third of the time
-    its four charts took. Callers must not change what ``to_dict`` returns (nested dicts are the figure's own).
+    its four charts took. Even unvalidated, constructing a ``go.Figure`` turns every dict into Plotly's property
+    objects: 13% of the server's script time with 50 students clicking (py-spy), for objects the app never reads.
+    So the figure is constructed on first use of anything else (``fig.layout``, ``fig.data``, ``update_*``,
+    ``show``), and ``to_dict`` builds nothing while no template is set (the app's case: Streamlit's theme styles
+    the chart in the browser); with Plotly's default template (a notebook) it constructs, to apply the template.
+    Callers must not change what ``to_dict`` returns (nested dicts are the figure's own).
     """
 
+    def __init__(self, data: list[dict], layout: dict) -> None:  # go.Figure.__init__ runs on first use
+        self.__dict__["_spec"] = {"data": data, "layout": layout}
+
+    def _construct(self) -> None:
+        spec = self.__dict__.pop("_spec")
+        go.Figure.__init__(self, data=spec["data"], layout=spec["layout"], _validate=False)
+
+    def __getattr__(self, name: str):  # reached only for what the figure does not have yet: construct it
+        if "_spec" not in self.__dict__:
+            raise AttributeError(name)
+        self._construct()
+        return getattr(self, name)
+
     def to_dict(self) -> dict:
-        return {"data": [dict(trace) for trace in self._data], "layout": dict(self._layout)}
+        spec = self.__dict__.get("_spec")
+        if spec is not None and pio.templates.default is not None:
+            self._construct()
+            spec = None
+        if spec is None:
+            spec = {"data": self._data, "layout": self._layout}
+        return {"data": [dict(trace) for trace in spec["data"]], "layout": dict(spec["layout"])}
 
 
 def _figure(data: list[dict], title: str, height: int = 380, legend_below: bool = False, subtitle: str | None = None,
@@ -105,7 +130,7 @@ def _figure(data: list[dict], title: str, height: int = 380, legend_below: bool 
             layout[name] = {**layout.get(name, {}), "range": list(x_range)}
     if VALIDATE_FIGURES:
         return go.Figure(data=data, layout=layout)
-    return _BuiltFigure(data=_as_validation_would(data), layout=_as_validation_would(layout), _validate=False)
+    return _BuiltFigure(data=_as_validation_would(data), layout=_as_validation_would(layout))
 
 
 @functools.lru_cache(maxsize=32)

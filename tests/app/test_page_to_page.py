@@ -2,7 +2,8 @@
 
 from streamlit.testing.v1 import AppTest
 
-from .conftest import PAGES, ROOT, next_button, no_error, switch_section
+from ..plotly_json import decoded
+from .conftest import PAGES, ROOT, charts, new_app, next_button, no_error, switch_section
 
 
 def test_every_page_then_every_page_again_in_one_session():
@@ -23,3 +24,28 @@ def test_every_page_then_every_page_again_in_one_session():
             for section in ("Language model", "Reward hacking", "Toy training"):
                 no_error(switch_section(at, section))
             at.query_params.pop("section", None)
+
+
+def test_every_chart_as_served_is_the_chart_plotly_validates(monkeypatch):
+    """The suite validates every figure (GRPO_VIZ_VALIDATE_FIGURES=1); the server does not, and constructs a figure
+    only when something reads it (charts._BuiltFigure). Every stage of every stepping page, and a Training step,
+    send the same charts either way."""
+    from grpo_viz import charts as chart_builders
+
+    def walk() -> list:
+        seen = []
+        for page, key in (("app_pages/1_step_through.py", "stage"), ("app_pages/2_ppo_vs_grpo.py", "cmp_stage"),
+                          ("app_pages/4_language_model.py", "lm_stage")):
+            at = new_app(page, mu="2")
+            for _ in range(8):
+                no_error(at)
+                seen.append(decoded(charts(at)))
+                next_button(at, key).click().run()
+        at = new_app("app_pages/3_training.py")
+        at.button(key="step").click().run()
+        no_error(at)
+        return seen + [decoded(charts(at))]
+
+    validated = walk()
+    monkeypatch.setattr(chart_builders, "VALIDATE_FIGURES", False)
+    assert walk() == validated

@@ -1,10 +1,8 @@
 """Figure builders return the traces they promise; presets are MATH.md section 6; explanations hold numbers."""
 
-import base64
 import functools
 import json
 
-import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 import plotly.io
@@ -16,6 +14,8 @@ from grpo_viz.policies.toy import ToyPolicy
 from grpo_viz.stepper import STAGES, StepRun, grpo_iteration, make_generator
 from grpo_viz.tasks import word_reward
 from grpo_viz.toy_view import toy_stage_figure
+
+from ..plotly_json import decoded
 
 TEXTS = ["sat", "barked", "slept", "barked"]
 
@@ -137,8 +137,11 @@ def test_step_run_reuses_its_trace_and_advances():
     assert run.iteration == 0 and (run.policy.logits.detach() == first.state_before[0]).all()
 
 
-def test_unvalidated_figures_match_plotly_validation(monkeypatch):
-    """The app builds figures without Plotly's validation (speed); the JSON sent to the browser must not change."""
+@pytest.mark.parametrize("template", ["plotly", None])  # a notebook's default; the app's (app.py sets None)
+def test_unvalidated_figures_match_plotly_validation(monkeypatch, template):
+    """The app builds figures without Plotly's validation (speed), and without a template constructs them only when
+    something reads them; the JSON sent to the browser must not change."""
+    monkeypatch.setattr(plotly.io.templates, "default", template)
     settings = Settings(mu=2)
     run = StepRun(ToyPolicy())
     trace = run.trace(settings, word_reward(TOY_WORDS, settings.rewards))
@@ -169,20 +172,16 @@ def test_unvalidated_figures_match_plotly_validation(monkeypatch):
             *(build(x_range=[0, 50]) for build in x_range_builders(runs)),
         ]
 
-    def decoded(spec):  # Plotly's to_dict base64-encodes numpy arrays (typed arrays); plotly.js reads either form
-        if isinstance(spec, dict) and set(spec) >= {"dtype", "bdata"}:
-            values = np.frombuffer(base64.b64decode(spec["bdata"]), dtype=spec["dtype"])
-            return values.reshape(spec["shape"]).tolist() if "shape" in spec else values.tolist()
-        if isinstance(spec, dict):
-            return {k: decoded(v) for k, v in spec.items()}
-        return [decoded(v) for v in spec] if isinstance(spec, list) else spec
-
     def sent(figs):  # what st.plotly_chart sends: the figure's dict as JSON
         return [decoded(json.loads(plotly.io.to_json(f.to_dict(), validate=False))) for f in figs]
 
     validated = sent(figures())
     monkeypatch.setattr(charts, "VALIDATE_FIGURES", False)
-    assert sent(figures()) == validated
+    unvalidated = figures()
+    assert sent(unvalidated) == validated
+    if template is None:  # st.plotly_chart's to_dict built none of them
+        assert all("_spec" in f.__dict__ for f in unvalidated)
+    assert sent([f.update_layout() for f in figures()]) == validated  # constructed on first use: the same figure
 
 
 def x_range_builders(runs):
