@@ -104,9 +104,9 @@ def step_through() -> None:
     with st.expander("What every symbol means"):
         st.markdown(GLOSSARY)
 
-    table = explain.sample_table(trace, step_index, stage, toy.probs_after if name == "Update" else None)
+    table = explain.sample_columns(trace, step_index, stage, toy.probs_after if name == "Update" else None)
     # Plain Markdown, scrolling past ~12 rows: lighter per click than an interactive grid.
-    with st.container(height=min(len(table), 12) * 28 + 48, border=False, key="sample_table"):
+    with st.container(height=min(trace.group.batch_size, 12) * 28 + 48, border=False, key="sample_table"):
         st.markdown(explain.table_markdown(table))
     export_row(
         [("⬇ This iteration (CSV)", deferred(export.trace_csv, trace), "grpo_iteration.csv", True),

@@ -7,6 +7,8 @@ and a notebook all print the same thing.
 from __future__ import annotations
 
 import math
+import numbers
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import pandas as pd
@@ -104,8 +106,9 @@ def active_branch(ratio: float, advantage: float, low_clipped: bool, high_clippe
     return "unclipped w·A (w = 1)"
 
 
-def sample_table(trace: IterationTrace, step_index: int, stage: int, probs_after: torch.Tensor | None = None) -> pd.DataFrame:
-    """One row per completion, with the columns of every stage up to ``stage``.
+def sample_columns(trace: IterationTrace, step_index: int, stage: int,
+                   probs_after: torch.Tensor | None = None) -> dict[str, list]:
+    """One value per completion in each column of every stage up to ``stage``, by column name.
 
     For multi-token completions the per-token quantities are shown as the
     completion's mean over its real tokens.
@@ -153,30 +156,43 @@ def sample_table(trace: IterationTrace, step_index: int, stage: int, probs_after
         ids = trace.group.completion_ids[:, 0]
         columns["π_θ(o) after"] = probs_after[ids].tolist()
     shown = [c for s in STAGES[: stage + 1] for c in STAGE_COLUMNS[s] if c in columns]
-    return pd.DataFrame({c: columns[c] for c in shown})
+    return {c: columns[c] for c in shown}
 
 
-def table_markdown(frame: pd.DataFrame, digits: int = 4) -> str:
-    """A small table as GitHub-flavoured Markdown: floats to ``digits`` places, numbers right-aligned.
+def sample_table(trace: IterationTrace, step_index: int, stage: int, probs_after: torch.Tensor | None = None) -> pd.DataFrame:
+    """``sample_columns`` as a table, one row per completion (the CSV export; a notebook)."""
+    return pd.DataFrame(sample_columns(trace, step_index, stage, probs_after))
+
+
+def table_markdown(columns: Mapping[str, Sequence], digits: int = 4) -> str:
+    """A small table (columns by name: a dict of lists, or a DataFrame) as GitHub-flavoured Markdown: real numbers to
+    ``digits`` places, numbers right-aligned.
 
     The step-through table is plain Markdown rather than an interactive grid: it appears on every click, and the
     grid's canvas and code were ~0.7 s of the first page load and a redraw per click, for G <= 64 rows. Written
-    out here rather than with ``DataFrame.to_markdown``: tabulate's column padding took ~9 ms of every click.
+    out here rather than with ``DataFrame.to_markdown``: tabulate's column padding took ~9 ms of every click; and
+    from plain lists, since building a DataFrame for it was 6% of the server's work under load (py-spy).
     """
 
     def escape(text: object) -> str:
         return str(text).replace("|", r"\|")
 
+    def kind(values: Sequence) -> str:
+        if all(isinstance(v, numbers.Integral) and not isinstance(v, bool) for v in values):
+            return "i"
+        return "f" if all(isinstance(v, numbers.Real) for v in values) else "s"
+
     def cell(value: object, kind: str) -> str:
         return f"{value:.{digits}f}" if kind == "f" else escape(value)
 
-    kinds = [dtype.kind for dtype in frame.dtypes]
+    names = list(columns.keys())
+    values = [list(columns[name]) for name in names]
+    kinds = [kind(column) for column in values]
     lines = [
-        "| " + " | ".join(escape(c).replace("_", r"\_") for c in frame.columns) + " |",
-        "|" + "|".join("---:" if kind in "fiu" else ":---" for kind in kinds) + "|",
+        "| " + " | ".join(escape(c).replace("_", r"\_") for c in names) + " |",
+        "|" + "|".join("---:" if kind in "fi" else ":---" for kind in kinds) + "|",
     ]
-    lines += ("| " + " | ".join(cell(v, kind) for v, kind in zip(row, kinds)) + " |"
-              for row in zip(*(frame[c].tolist() for c in frame.columns)))
+    lines += ("| " + " | ".join(cell(v, kind) for v, kind in zip(row, kinds)) + " |" for row in zip(*values))
     return "\n".join(lines)
 
 

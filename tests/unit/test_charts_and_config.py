@@ -113,6 +113,17 @@ def test_table_markdown_aligns_numbers_right_and_escapes_markdown():
         r"| 1 | a\|b | 0.1235 |",
         "| 2 | sat | -2.0000 |",
     ]
+    assert explain.table_markdown({c: frame[c].tolist() for c in frame.columns}) == explain.table_markdown(frame)
+
+
+def test_the_page_table_is_the_exported_table():
+    """The page writes its table from plain columns (no DataFrame a click); the CSV export's DataFrame holds the same."""
+    settings = Settings(mu=3, group_size=12)
+    trace = grpo_iteration(ToyPolicy(), word_reward(["sat", "slept", "barked"], settings.rewards), settings,
+                           make_generator(2))
+    for stage in range(len(STAGES)):
+        columns = explain.sample_columns(trace, 2, stage)
+        assert explain.table_markdown(columns) == explain.table_markdown(explain.sample_table(trace, 2, stage))
 
 
 def test_equal_rewards_are_explained():
