@@ -223,6 +223,7 @@ def _bar(name: str, x: Sequence, y: Sequence[float], color, text: Sequence[str] 
 def distribution_chart(
     words: Sequence[str], series: Mapping[str, Sequence[float]], title: str = "Next-word distribution",
     labelled: int | None = None, legend_below: bool = False, subtitle: str | None = None,
+    annotations: Sequence[dict] = (),
 ) -> go.Figure:
     """Grouped bars: one group per word, one bar per distribution (e.g. π_θ, π_old, π_ref).
 
@@ -237,7 +238,8 @@ def distribution_chart(
     # category, always: a language model's tokens are often numbers ("13"), and Plotly would then make the axis
     # numeric, sort the bars by value and drop every token that is not a number ("<answer>")
     return _figure(data, title, subtitle=subtitle, legend_below=legend_below, barmode="group",
-                   xaxis=dict(type="category"), yaxis=dict(range=[0, 1.12], title="probability"))
+                   xaxis=dict(type="category"), yaxis=dict(range=[0, 1.12], title="probability"),
+                   **({"annotations": list(annotations)} if annotations else {}))
 
 
 # ----------------------------------------------------------------- the group
@@ -799,12 +801,13 @@ def top_k_chart(
     Past a dozen bars only the first series is labelled: side by side the labels ran into each other.
     """
     labelled = None if len(tokens) * len(series) <= 12 else 1
-    fig = distribution_chart([_cell_text(t, 14) for t in tokens], series, title=title, labelled=labelled)
+    notes = []
     if sampled is not None and sampled in tokens:
         # by position: on a category axis a label such as "13" would be read as the 14th category
-        fig.add_annotation(x=list(tokens).index(sampled), y=1.08, text="sampled", showarrow=False,
-                           font=dict(color=SERIES_COLORS["group"]))
-    return fig
+        notes.append(dict(x=list(tokens).index(sampled), y=1.08, text="sampled", showarrow=False,
+                          font=dict(color=SERIES_COLORS["group"])))
+    return distribution_chart([_cell_text(t, 14) for t in tokens], series, title=title, labelled=labelled,
+                              annotations=notes)
 
 
 # ----------------------------------------------------------------- a language model over many iterations

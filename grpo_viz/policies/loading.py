@@ -28,6 +28,7 @@ Every bad input raises ``ValueError`` with a sentence that says what to do.
 from __future__ import annotations
 
 import copy
+import functools
 import importlib.util
 import json
 import os
@@ -72,7 +73,7 @@ class LoadedModel:
     source: str = ""
     info: dict = field(default_factory=dict)
 
-    @property
+    @functools.cached_property  # the weights are read-only: counted once, not on every run of a page
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.model.parameters())
 

@@ -167,6 +167,7 @@ def test_unvalidated_figures_match_plotly_validation(monkeypatch, template):
         stages = [toy_stage_figure(trace, toy, k, 1, TOY_WORDS, TOY_STATE) for k in range(len(STAGES))]
         return stages + [
             charts.trajectory_chart(["a", "b"], [[0.5, 0.5], [0.6, 0.4]], [0.5, 0.5]),
+            charts.top_k_chart(["<answer>", "13", "14"], {"π_θ": [0.24, 0.18, 0.14], "π_ref": [0.2, 0.2, 0.1]}, "13"),
             charts.lm_reward_chart([1, 2, 3, 4], [0.1, 0.2, 0.4, 0.5], [0.0, 0.3, 0.5, 0.5]),
             charts.lm_accuracy_chart([1, 2, 3, 4], [0.0, 0.5, 0.5, 1.0]),
             charts.token_heatmap([["a", " b"], ["c"]], [[0.1, -0.2], [0.5]], "advantage", "A", row_labels=["1", "2"]),
