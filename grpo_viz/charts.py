@@ -105,12 +105,9 @@ class _BuiltFigure(go.Figure):
         return getattr(self, name)
 
     def to_dict(self) -> dict:
-        spec = self.__dict__.get("_spec")
-        if spec is not None and pio.templates.default is not None:
+        if "_spec" in self.__dict__ and pio.templates.default is not None:
             self._construct()
-            spec = None
-        if spec is None:
-            spec = {"data": self._data, "layout": self._layout}
+        spec = self.__dict__.get("_spec") or {"data": self._data, "layout": self._layout}
         return {"data": [dict(trace) for trace in spec["data"]], "layout": dict(spec["layout"])}
 
 
