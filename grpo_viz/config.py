@@ -57,6 +57,7 @@ class Settings:
     group_size: int = 8
     mu: int = 1  # inner updates on one sampled group
     lr: float = 1.0  # plain SGD on the toy's logits, so every update can be checked by hand
+    max_grad_norm: float = 0.0  # the toy's gradient-norm clip; 0 = off, so its steps stay checkable by hand
     temperature: float = 1.0
     seed: int = 0
     rewards: tuple[float, ...] = TOY_REWARDS
@@ -71,6 +72,7 @@ class Settings:
     whiten_advantages: bool = True
     # language model (issue 5): Adam on a transformer wants a far smaller step than SGD on three logits
     lm_lr: float = 1e-4
+    lm_max_grad_norm: float = 1.0  # TRL's default max_grad_norm; 0 = off
     max_new_tokens: int = 24
 
     def with_preset(self, name: str) -> "Settings":
@@ -100,7 +102,8 @@ class Settings:
                 f"The group size is {self.group_size}: GRPO needs at least 2 samples per group, "
                 "because each sample is compared with the group's mean."
             )
-        for name in ("epsilon_low", "epsilon_high", "beta", "lr", "cliprange_value", "vf_coef", "value_lr"):
+        for name in ("epsilon_low", "epsilon_high", "beta", "lr", "cliprange_value", "vf_coef", "value_lr",
+                     "max_grad_norm", "lm_max_grad_norm"):
             value = getattr(self, name)
             if not math.isfinite(value) or value < 0:
                 problems.append(f"{name} must be a finite number >= 0 (it is {value}).")

@@ -15,7 +15,7 @@ import pandas as pd
 import torch
 
 from .policies.toy import ToyPolicy, probs_from_logits
-from .stepper import STAGES, IterationTrace
+from .stepper import STAGES, InnerStep, IterationTrace
 
 
 def _f(x: float, digits: int = 4) -> str:
@@ -316,6 +316,27 @@ def stage_latex(stage: int, trace: IterationTrace, step_index: int, toy: ToyNumb
     return out
 
 
+def _kl_moment(trace: IterationTrace, step_index: int) -> str:
+    """Where π_θ stands against π_ref at this inner step, in one sentence true for the screen."""
+    if torch.equal(trace.steps[step_index].logp, trace.ref_logp):
+        return ("π_θ is still π_ref here, so every KL term is 0. It grows once the policy moves: from inner step 2 "
+                "with μ > 1, or at the next iteration.")
+    if step_index > 0:
+        return f"After {count(step_index, 'inner step')} on this group π_θ has moved away from π_ref, and the KL term pulls it back."
+    return "On the first inner step π_θ = π_old, which has moved away from π_ref in earlier iterations."
+
+
+def gradient_norm_text(step: InnerStep) -> str | None:
+    """What max_grad_norm did to this inner step's gradient, or None when no limit is set."""
+    if step.max_grad_norm <= 0:
+        return None
+    if step.grad_norm_was_clipped:
+        return (f"The gradient's norm is {step.grad_norm:.4g}, above max_grad_norm = {step.max_grad_norm:g}: "
+                f"before the step it is rescaled to norm {step.grad_norm_clipped:.4g} (same direction, shorter).")
+    return (f"The gradient's norm is {step.grad_norm:.4g}, within max_grad_norm = {step.max_grad_norm:g}: "
+            "the step uses it unchanged.")
+
+
 def stage_text(stage: int, trace: IterationTrace, step_index: int) -> str:
     """One or two plain sentences on what the stage does and why, for this group."""
     s = trace.settings
@@ -382,7 +403,7 @@ def stage_text(stage: int, trace: IterationTrace, step_index: int) -> str:
         return (
             f"GRPO adds β·KL straight to the **loss** (β = {s.beta:g}), using the k3 estimator, which is never negative. "
             "It pulls π_θ back toward the frozen reference π_ref. "
-            + ("On the first step π_θ = π_old, and π_old has already moved from π_ref after earlier iterations." )
+            + _kl_moment(trace, step_index)
         )
     if name == "Loss & gradient":
         if s.loss_type == "grpo":
@@ -390,10 +411,13 @@ def stage_text(stage: int, trace: IterationTrace, step_index: int) -> str:
         elif s.loss_type in ("bnpo", "dapo"):
             agg = "averages over all tokens of the batch at once"
         else:
-            agg = "sums all tokens and divides by a constant, G × max length"
+            agg = (f"sums all tokens and divides by a constant, B × max completion length "
+                   f"= {trace.group.batch_size} × {trace.max_completion_length}")
+        clip = gradient_norm_text(trace.steps[step_index])
         return (
             f"The loss ({s.loss_type}) {agg}; for the toy every completion is one token, so all loss types agree here. "
             "Gradient descent moves each logit against ∂L/∂z: green words are pushed up, red ones down."
+            + ("" if clip is None else " " + clip)
         )
     return (
         f"The optimizer takes μ = {trace.mu} gradient {'step' if trace.mu == 1 else 'steps'} of size η = {s.lr:g} on this one group. "

@@ -126,7 +126,8 @@ def what_differs(stage: int, grpo: IterationTrace, ppo: PPOIterationTrace, words
                 "because its baseline is a learned value V(s).")
     if name == "Score":
         return ("GRPO uses the score as it is, **one number per completion**. PPO builds a **per-token reward**: "
-                "the score lands on the completion's last token and every token pays −β·KL. The toy has one token, "
+                "the score lands on the completion's last real token (TRL's PPOTrainer puts it one position later "
+                "when the row has room, after the completion) and every token pays −β·KL. The toy has one token, "
                 "so each sample's reward is r − β·KL.")
     if name == "Where the KL enters":
         moved = float((grpo.old_logp - grpo.ref_logp).abs().max()) > 1e-12

@@ -167,8 +167,8 @@ class GRPOTrace:
     per_token_loss: Tensor  # L = P + beta * KL
     is_low_clipped: Tensor  # bool: A < 0 and w < 1 - eps_low
     is_high_clipped: Tensor  # bool: A > 0 and w > 1 + eps_high
-    clip_low_fraction: Tensor  # 0-dim, over real tokens
-    clip_high_fraction: Tensor  # 0-dim, over real tokens
+    clip_low_fraction: Tensor  # 0-dim, over real tokens (over completions with sequence-level ratios)
+    clip_high_fraction: Tensor  # 0-dim, likewise
     policy_loss: Tensor  # 0-dim, the aggregated P alone
     kl_mean: Tensor | None  # 0-dim, masked mean of kl over real tokens
     mask: Tensor  # [B, T] in logp's dtype
@@ -180,6 +180,14 @@ class GRPOTrace:
     @property
     def clip_fraction(self) -> Tensor:
         return self.clip_low_fraction + self.clip_high_fraction
+
+
+def _clip_fraction(is_clipped: Tensor, mask: Tensor, importance_sampling_level: str) -> Tensor:
+    """The share of what one ratio governs that is clipped: real tokens, or with sequence-level ratios
+    completions (each counts once, whatever its length, as TRL's ``clip_ratio`` metrics count them)."""
+    if importance_sampling_level == "sequence":
+        return is_clipped[:, 0].to(mask.dtype).mean()
+    return _masked_mean(is_clipped.to(mask.dtype), mask)
 
 
 def _aggregate(per_token: Tensor, mask: Tensor, loss_type: str, max_completion_length: int) -> Tensor:
@@ -269,8 +277,8 @@ def grpo_loss(
     is_low_clipped = (ratio < 1 - epsilon_low) & (advantages_col < 0)
     is_high_clipped = (ratio > 1 + epsilon_high) & (advantages_col > 0)
     with torch.no_grad():
-        clip_low_fraction = _masked_mean(is_low_clipped.to(logp.dtype), mask)
-        clip_high_fraction = _masked_mean(is_high_clipped.to(logp.dtype), mask)
+        clip_low_fraction = _clip_fraction(is_low_clipped, mask, importance_sampling_level)
+        clip_high_fraction = _clip_fraction(is_high_clipped, mask, importance_sampling_level)
 
     return GRPOTrace(
         loss=_aggregate(per_token_loss, mask, loss_type, max_completion_length),

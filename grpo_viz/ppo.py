@@ -27,7 +27,7 @@ from torch import Tensor
 from .config import Settings
 from .objectives import PPOTrace, kl_estimate, gae, ppo_loss, ppo_token_rewards
 from .policies.base import Group, Policy, Trainable, one_at_a_time
-from .stepper import RewardFn
+from .stepper import RewardFn, clip_gradient_norm
 
 
 class ToyValue(Trainable):
@@ -153,7 +153,8 @@ def ppo_iteration(
         with torch.no_grad():
             old_logp = policy.log_probs(group, settings.temperature).detach()
             ref_logp = policy.reference_log_probs(group, settings.temperature).detach()
-            old_values = value.values(group).detach().to(old_logp.dtype)
+            # a copy: V_old stays where the batch was sampled while the critic's steps move V (a view would move too)
+            old_values = value.values(group).detach().to(old_logp.dtype).clone()
         mask = group.mask.to(old_logp.dtype)
 
         # KL lives in the reward, computed once from the sampling policy: it is part of the data, not of the loss
@@ -184,6 +185,7 @@ def ppo_iteration(
                 value_optimizer.zero_grad()
                 logp = policy.log_probs(group, settings.temperature)
                 values = value.values(group)
+                values_before = values.detach().clone()  # a view of the critic's parameter would follow its step
                 loss_trace = ppo_loss(
                     logp, old_logp, advantages_raw, values, old_values, returns, mask,
                     epsilon=settings.epsilon_low,
@@ -194,12 +196,13 @@ def ppo_iteration(
                 (grad_logp,) = torch.autograd.grad(loss_trace.loss, logp, retain_graph=True)
                 loss_trace.loss.backward()
                 grads, value_grads = policy.gradients(), value.gradients()
+                clip_gradient_norm([*policy.parameters(), *value.parameters()], policy.max_grad_norm(settings))
                 optimizer.step()
                 value_optimizer.step()
                 trace.epochs.append(PPOEpoch(
                     trace=_detach_trace(loss_trace),
                     logp=logp.detach(),
-                    values=values.detach().clone(),
+                    values=values_before,
                     grad_logp=grad_logp.detach(),
                     grad_params=grads,
                     grad_value=value_grads,

@@ -41,6 +41,22 @@ def make_generator(seed: int, *stream: int) -> torch.Generator:
     return torch.Generator().manual_seed(int(state[0]) << 32 | int(state[1]))
 
 
+def clip_gradient_norm(parameters: list[Tensor], max_norm: float) -> tuple[float, float]:
+    r"""Rescale the gradients of ``parameters`` together so that their norm is at most ``max_norm`` (0: leave them).
+
+    .. math::
+        g \leftarrow g \cdot \min\left(1, \frac{\text{max\_norm}}{\lVert g \rVert_2 + 10^{-6}}\right)
+
+    exactly as ``torch.nn.utils.clip_grad_norm_`` (and so TRL's trainer) does.  Returns the norm before and after.
+    """
+    grads = [p.grad for p in parameters if p.grad is not None]
+    if not grads:
+        return 0.0, 0.0
+    before = float(torch.nn.utils.clip_grad_norm_(parameters, max_norm if max_norm > 0 else float("inf")))
+    after = float(torch.nn.utils.get_total_norm(grads)) if max_norm > 0 else before
+    return before, after
+
+
 @dataclass
 class InnerStep:
     """The k-th of mu gradient steps on one sampled group (everything detached)."""
@@ -48,9 +64,16 @@ class InnerStep:
     trace: GRPOTrace
     logp: Tensor  # [B, T] log pi_theta before this step's update
     grad_logp: Tensor  # [B, T] d loss / d logp: which tokens are pushed up (negative) or down (positive)
-    grad_params: list[Tensor]  # d loss / d parameter, for each trainable tensor
+    grad_params: list[Tensor]  # d loss / d parameter, for each trainable tensor (before any norm clipping)
     state_before: list[Tensor]
     state_after: list[Tensor]
+    grad_norm: float = 0.0  # ||d loss / d parameters||_2 before the optimizer step's norm clip
+    grad_norm_clipped: float = 0.0  # the norm the optimizer stepped with (equal unless max_grad_norm bit)
+    max_grad_norm: float = 0.0  # the limit in force (0: none)
+
+    @property
+    def grad_norm_was_clipped(self) -> bool:
+        return self.max_grad_norm > 0 and self.grad_norm > self.max_grad_norm
 
 
 @dataclass
@@ -65,6 +88,7 @@ class IterationTrace:
     equal_reward_groups: Tensor  # [B / G] bool: groups with sigma = 0, which give no policy gradient
     old_logp: Tensor  # [B, T]
     ref_logp: Tensor  # [B, T]
+    max_completion_length: int = 1  # the policy's generation limit: Dr. GRPO's denominator is B times it
     steps: list[InnerStep] = field(default_factory=list)
     optimizer_state_after: dict | None = None  # what the policy's optimizer carries into the next iteration
 
@@ -130,8 +154,10 @@ def grpo_iteration(
             equal_reward_groups=grouped.amax(dim=1) == grouped.amin(dim=1),
             old_logp=old_logp,
             ref_logp=ref_logp,
+            max_completion_length=policy.max_completion_length,
         )
         optimizer = policy.resume_optimizer(policy.learning_rate(settings))
+        max_grad_norm = policy.max_grad_norm(settings)
         try:
             for k in range(settings.mu):
                 before = policy.trainable_state()
@@ -148,11 +174,13 @@ def grpo_iteration(
                     beta=settings.beta,
                     loss_type=settings.loss_type,
                     importance_sampling_level=settings.importance_sampling_level,
+                    max_completion_length=trace.max_completion_length,
                     kl_ratio_correction=settings.kl_ratio_correction,
                 )
                 (grad_logp,) = torch.autograd.grad(loss_trace.loss, logp, retain_graph=True)
                 loss_trace.loss.backward()
                 grads = policy.gradients()
+                grad_norm, grad_norm_clipped = clip_gradient_norm(policy.parameters(), max_grad_norm)
                 optimizer.step()
                 trace.steps.append(
                     InnerStep(
@@ -162,6 +190,9 @@ def grpo_iteration(
                         grad_params=grads,
                         state_before=before,
                         state_after=policy.trainable_state(),
+                        grad_norm=grad_norm,
+                        grad_norm_clipped=grad_norm_clipped,
+                        max_grad_norm=max_grad_norm,
                     )
                 )
             # no copy needed: this optimizer is dropped here, and resume_optimizer copies what it loads

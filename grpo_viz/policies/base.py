@@ -109,6 +109,11 @@ class Policy(Trainable, abc.ABC):
     def parameters(self) -> list[Tensor]:
         """The tensors the optimizer updates."""
 
+    @property
+    @abc.abstractmethod
+    def max_completion_length(self) -> int:
+        """The generation limit in tokens: Dr. GRPO divides by B times this, whatever the batch's width."""
+
     def make_optimizer(self, lr: float) -> torch.optim.Optimizer:
         return torch.optim.SGD(self.parameters(), lr=lr)
 
@@ -125,6 +130,10 @@ class Policy(Trainable, abc.ABC):
     def learning_rate(self, settings) -> float:
         """The step size this policy's optimizer takes from ``settings`` (the toy: ``settings.lr``)."""
         return settings.lr
+
+    def max_grad_norm(self, settings) -> float:
+        """The gradient-norm limit of this policy's optimizer step from ``settings`` (0: no clipping)."""
+        return settings.max_grad_norm
 
     def clone(self) -> "Policy":
         """An independent copy for another session (shared read-only parts may stay shared)."""

@@ -49,7 +49,7 @@ class TokenizerAdapter:
         return len(self.tokenizer)
 
     def encode_prompt(self, prompt: str) -> list[int]:
-        """The prompt's ids as the model expects them: chat template for instruct models, BOS where the model has one."""
+        """The prompt's ids exactly as TRL makes them: the chat template for instruct models, else the tokenizer's own."""
         if prompt not in self._cache:
             if not self.is_hf:
                 ids = self.tokenizer.encode(prompt, add_bos=True)
@@ -61,10 +61,8 @@ class TokenizerAdapter:
                     ids = ids["input_ids"]
                 ids = list(ids)
             else:
+                # as TRL tokenizes a plain-text prompt: the tokenizer's own special tokens, none added by hand
                 ids = self.tokenizer(prompt)["input_ids"]
-                bos = self.tokenizer.bos_token_id
-                if bos is not None and (not ids or ids[0] != bos):
-                    ids = [bos, *ids]
             if not ids:
                 raise ValueError("The prompt is empty after tokenization: give the model at least one token to start from.")
             self._cache[prompt] = list(ids)
@@ -228,6 +226,14 @@ class LanguageModelPolicy(Policy):
     def learning_rate(self, settings) -> float:
         # settings.lr is the toy's SGD step on three logits (about 1); Adam on a transformer needs ~1e-3.
         return settings.lm_lr
+
+    def max_grad_norm(self, settings) -> float:
+        # TRL clips a transformer's gradient norm by default; the toy's hand-checkable SGD does not.
+        return settings.lm_max_grad_norm
+
+    @property
+    def max_completion_length(self) -> int:
+        return self.max_new_tokens
 
     def clone(self) -> "LanguageModelPolicy":
         raise NotImplementedError("Make a new session policy with grpo_viz.policies.loading.make_policy instead.")

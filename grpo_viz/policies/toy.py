@@ -77,5 +77,7 @@ class ToyPolicy(Policy):
     def parameters(self) -> list[Tensor]:
         return [self.logits]
 
+    max_completion_length = 1  # one word per completion
+
     def word_ids(self, words: Sequence[str]) -> Tensor:
         return torch.tensor([self.words.index(w) for w in words])

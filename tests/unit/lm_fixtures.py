@@ -2,17 +2,26 @@
 
 from __future__ import annotations
 
+import string
 from pathlib import Path
 
 WORDS = ["The", "cat", "sat", "slept", "barked", "on", "the", "mat", ".", "+", "=", "<answer>", "</answer>",
          *[str(n) for n in range(19)]]
 
 
-def build_tokenizer(folder: Path):
+# transformers loads a Qwen2 folder's tokenizer as its own byte-level BPE class whatever tokenizer.json holds;
+# with no merges it splits text into characters ("Ġ" marks a leading space), so that vocabulary needs them.
+CHARACTERS = sorted(set(string.ascii_letters + string.digits + "+=.<>/") | {"Ġ"})
+
+
+def build_tokenizer(folder: Path, characters: bool = False):
     from tokenizers import Tokenizer, models, pre_tokenizers
     from transformers import PreTrainedTokenizerFast
 
-    vocab = {t: i for i, t in enumerate(["<unk>", "<eos>", "<bos>", *WORDS])}
+    words = ["<unk>", "<eos>", "<bos>", *WORDS]
+    if characters:
+        words += [c for c in CHARACTERS if c not in words]
+    vocab = {t: i for i, t in enumerate(words)}
     tok = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
     tok.pre_tokenizer = pre_tokenizers.Whitespace()
     fast = PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="<unk>", eos_token="<eos>", bos_token="<bos>",
@@ -28,7 +37,7 @@ def build_model(folder: Path, style: str = "gpt2", seed: int = 0) -> Path:
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    tok = build_tokenizer(folder)
+    tok = build_tokenizer(folder, characters=style == "qwen2")
     common = dict(vocab_size=len(tok), bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id)
     torch.manual_seed(seed)
     if style == "gpt2":

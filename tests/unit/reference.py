@@ -41,6 +41,11 @@ def grpo(logp, old, ref, A, mask, eps_low=0.2, eps_high=None, beta=0.0, loss_typ
     for i in range(B):
         n_i = mask[i].sum()
         seq = sum(mask[i, t] * (logp[i, t] - old[i, t]) for t in range(T)) / max(n_i, 1)
+        if level == "sequence":  # one ratio per completion, so each completion counts once in the clip fractions
+            w = np.exp(seq)
+            n += 1
+            low += A[i] < 0 and w < 1 - eps_low
+            high += A[i] > 0 and w > 1 + eps_high
         for t in range(T):
             w = np.exp(seq) if level == "sequence" else np.exp(logp[i, t] - old[i, t])
             wc = min(max(w, 1 - eps_low), 1 + eps_high)
@@ -51,7 +56,7 @@ def grpo(logp, old, ref, A, mask, eps_low=0.2, eps_high=None, beta=0.0, loss_typ
                     k *= w
                 P += beta * k
             L[i, t], W[i, t] = P, w
-            if mask[i, t]:
+            if mask[i, t] and level == "token":
                 n += 1
                 low += A[i] < 0 and w < 1 - eps_low
                 high += A[i] > 0 and w > 1 + eps_high

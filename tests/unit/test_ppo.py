@@ -195,3 +195,30 @@ def test_training_figures():
     assert len(fig.data) == 2
     fig = charts.ppo_kl_chart(["sat", "barked"], [0.1, -0.2], 0.5)
     assert list(fig.data[1].y) == pytest.approx([-0.05, 0.1])
+
+
+def test_the_value_clip_is_centred_on_the_frozen_v_old():
+    """V_old stays where the batch was sampled through every epoch (a copy, not a view of V), as old_logp does.
+
+    The critic's steps by hand (NumPy): the value loss 0.5 * mean(max((V - R)^2, (clip(V, V_old +- c_v) - R)^2))
+    has gradient 0 in V wherever the clipped branch wins (clip flat, V outside V_old +- c_v)."""
+    import numpy as np
+
+    settings = Settings(value_lr=8.0)
+    trace = ppo_iteration(ToyPolicy(), ToyValue(), word_reward(TOY_WORDS, settings.rewards), settings,
+                          make_generator(0, 0, 0))
+    returns = trace.returns[:, 0].numpy()
+    v_old, c_v = 0.0, settings.cliprange_value
+    v, seen, clip_fractions = v_old, [], []
+    for _ in range(settings.ppo_epochs):
+        seen.append(v)
+        v_clipped = min(max(v, v_old - c_v), v_old + c_v)
+        clipped_wins = (v_clipped - returns) ** 2 > (v - returns) ** 2
+        clip_fractions.append(clipped_wins.mean())
+        grad = np.where(clipped_wins, (v_clipped - returns) * (v_clipped == v), v - returns).mean()
+        v -= settings.value_lr * settings.vf_coef * grad
+    assert [float(e.values[0, 0]) for e in trace.epochs] == pytest.approx(seen, abs=1e-12)
+    assert trace.value_after == pytest.approx(v, abs=1e-12) == pytest.approx(0.1375, abs=1e-12)
+    assert [float(e.trace.value_clip_fraction) for e in trace.epochs] == pytest.approx(clip_fractions)
+    assert clip_fractions == [0.0, 0.375, 0.0, 0.375]
+    assert float(trace.values.abs().max()) == 0.0  # the trace's V_old is the critic before the batch

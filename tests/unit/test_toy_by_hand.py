@@ -103,3 +103,38 @@ def test_clip_stage_sentence_counts_the_clipped_samples(trace):
     text = stage_text(STAGES.index("Clip"), trace, 1)
     assert text.startswith("1 sample with A > 0 has w > 1 + ε_high and 2 with A < 0 have w < 1 − ε_low")
     assert (count(1, "epoch"), count(0, "sample"), count(3, "step")) == ("1 epoch", "0 samples", "3 steps")
+
+
+def test_max_grad_norm_rescales_the_step_and_the_trace_says_by_how_much(trace):
+    """With max_grad_norm = 0.1 the first SGD step is the same gradient rescaled to norm 0.1 (torch's rule:
+    g * min(1, 0.1 / (||g|| + 1e-6))); the toy's default (0) leaves it as it is."""
+    policy = ToyPolicy(logits=[math.log(0.3), math.log(0.2), math.log(0.5)], words=WORDS,
+                       ref_logits=[math.log(1 / 3)] * 3)
+    settings = trace.settings.__class__(**{**vars(trace.settings), "max_grad_norm": 0.1})
+    clipped = grpo_iteration(policy, word_reward(WORDS, settings.rewards), settings, make_generator(0),
+                             group=trace.group)
+    g = trace.steps[0].grad_params[0]
+    norm = float(g.norm())
+    assert trace.steps[0].grad_norm == pytest.approx(norm, abs=1e-15) == trace.steps[0].grad_norm_clipped
+    assert not trace.steps[0].grad_norm_was_clipped
+    first = clipped.steps[0]
+    assert norm > 0.1 and first.grad_norm_was_clipped
+    close(first.grad_params[0], g)  # the trace keeps the gradient before the clip
+    assert first.grad_norm == pytest.approx(norm, abs=1e-15)
+    assert first.grad_norm_clipped == pytest.approx(0.1 * norm / (norm + 1e-6), abs=1e-15)
+    close(first.state_after[0], first.state_before[0] - g * 0.1 / (norm + 1e-6))
+
+
+def test_dr_grpo_divides_by_the_generation_limit_not_the_batch_width():
+    """Dr. GRPO's denominator is B x max_completion_length (the policy's limit) even when every completion
+    stopped early, as TRL divides by B x max_completion_length."""
+    from grpo_viz.objectives import grpo_loss
+
+    logp = torch.log(torch.tensor([[0.5, 0.25], [0.2, 0.1]], dtype=torch.float64))
+    mask = torch.tensor([[1.0, 1.0], [1.0, 0.0]], dtype=torch.float64)
+    advantages = torch.tensor([1.0, -1.0], dtype=torch.float64)
+    width = grpo_loss(logp, None, None, advantages, mask, beta=0.0, loss_type="dr_grpo")
+    limit = grpo_loss(logp, None, None, advantages, mask, beta=0.0, loss_type="dr_grpo", max_completion_length=8)
+    # on-policy w = 1: L = -(1 + 1 - 1) = -1 summed over real tokens
+    assert float(width.loss) == pytest.approx(-1 / (2 * 2)) and float(limit.loss) == pytest.approx(-1 / (2 * 8))
+    assert ToyPolicy().max_completion_length == 1
