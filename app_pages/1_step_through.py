@@ -112,7 +112,7 @@ def step_through() -> None:
         [("⬇ This iteration (CSV)", deferred(export.trace_csv, trace), "grpo_iteration.csv", True),
          ("⬇ Iteration history (CSV)", deferred(export.history_csv, run, "history"), "grpo_history.csv",
           bool(run.history))],
-        export.trl_script(settings, TOY_WORDS, settings.rewards),
+        export.trl_script(settings),
     )
 
 

@@ -161,4 +161,4 @@ table_box = st.expander("Every number per sample, under both algorithms", key="c
 if table_box.open:
     table_box.dataframe(compare_table(grpo, ppo), hide_index=True, key="compare_table")
 export_row([("⬇ This group under both (CSV)", deferred(export.compare_csv, run), "ppo_vs_grpo.csv", True)],
-           export.trl_script(settings, TOY_WORDS, settings.rewards))
+           export.trl_script(settings))

@@ -222,7 +222,7 @@ if toy_tab.open:
         tour_card(explain.TRAINING_TOUR)
         export_row([("⬇ Training history (CSV)", deferred(export.frame_csv, state.training),
                      "training_history.csv", state.training.iteration > 0)],
-                   export.trl_script(settings, TOY_WORDS, settings.rewards))
+                   export.trl_script(settings))
 if hack_tab.open:
     with hack_tab:
         hacking_section()

@@ -152,7 +152,7 @@ def side_by_side() -> None:
                      True),
                     ("⬇ The toy's iteration (CSV)", deferred(export.trace_csv, toy_trace), "toy_iteration.csv",
                      True)],
-                   export.trl_script(settings, TOY_WORDS, settings.rewards))
+                   export.trl_script(lm_settings, choice["task"]))
 
 
 side_by_side()

@@ -681,16 +681,18 @@ def deferred(build: Callable[[object], str], source: object, attribute: str | No
 
 
 def export_row(downloads: list[tuple[str, object, str, bool]], trl_script: str) -> None:
-    """Download buttons ((label, data or a ``deferred`` callable, file name, enabled)) and the same settings as a
-    TRL script.
+    """Download buttons ((label, data or a ``deferred`` callable, file name, enabled)) and a TRL script that
+    trains the language-model task with these settings, with one line that says what it trains.
 
     The script is shown only on request: a code block loads Streamlit's 1.5 MB syntax highlighter, ~0.4 s of
     every student's first page load, even inside a closed expander.
     """
-    downloads = [*downloads, ("⬇ The same settings as a TRL script", trl_script, "grpo_trl.py", True)]
+    downloads = [*downloads, ("⬇ These settings as a TRL script", trl_script, "grpo_trl.py", True)]
     row = st.container(horizontal=True)
     for label, data, file_name, enabled in downloads:
         row.download_button(label, data, file_name, mimetypes.guess_type(file_name)[0], width="stretch",
                             key=f"download_{file_name}", disabled=not enabled)
-    if st.toggle("Take it to TRL: show the same settings as a GRPOConfig and a runnable script", key="show_trl"):
+    # The script's first line is its docstring, "Trains <model> ... with the app's settings."
+    what = trl_script.split("\n", 1)[0].strip('"').rstrip(".")
+    if st.toggle(f"Take it to TRL: a script that {what[:1].lower()}{what[1:]}", key="show_trl"):
         st.code(trl_script, language="python")

@@ -206,9 +206,21 @@ def smollm2_gguf() -> Path:
 
 
 def convert_smollm2(cache_dir: Path | None = None) -> Path:
-    """Dequantize the package's GGUF once into a float32 safetensors folder (atomically) and return it."""
+    """Dequantize the package's GGUF once into a float32 safetensors folder (atomically) and return it.
+
+    The folder loads by path in transformers and in TRL, whose loader picks the model class from config.json's
+    ``architectures``: a folder converted before that entry was written gets it added in place.
+    """
     target = Path(cache_dir or CACHE_DIR) / SMOLLM2_NAME
     if (target / "config.json").is_file() and (target / "model.safetensors").is_file():
+        config = json.loads((target / "config.json").read_text())
+        if not config.get("architectures"):
+            from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
+
+            config["architectures"] = [MODEL_FOR_CAUSAL_LM_MAPPING_NAMES[config["model_type"]]]
+            patched = target / f"config.json.tmp{os.getpid()}"
+            patched.write_text(json.dumps(config, indent=2))
+            os.replace(patched, target / "config.json")
         return target
     gguf = smollm2_gguf()
     if importlib.util.find_spec("gguf") is None:
@@ -226,6 +238,7 @@ def convert_smollm2(cache_dir: Path | None = None) -> Path:
     save_model(model, str(tmp / "model.safetensors"), metadata={"format": "pt"})
     config = model.config.to_dict()
     config.pop("quantization_config", None)
+    config["architectures"] = [type(model).__name__]  # e.g. LlamaForCausalLM: how TRL's loader picks the class
     (tmp / "config.json").write_text(json.dumps(config, indent=2))
     if getattr(model, "generation_config", None) is not None:
         model.generation_config.save_pretrained(tmp)

@@ -99,6 +99,9 @@ def test_trl_script_uses_the_current_settings():
     at = new_app(preset="DAPO")
     code = trl_code(at)
     assert "epsilon_high=0.28" in code and "loss_type='dapo'" in code and "beta=0.0" in code
+    # it trains the language-model sum task, as the one line above it says, at a constant learning rate
+    assert "reward_funcs=[correct]" in code and "lr_scheduler_type='constant'" in code
+    assert "trains SmolLM2-135M-Instruct with GRPO on the sum task" in at.toggle(key="show_trl").label
 
 
 @pytest.mark.parametrize("page", ["app_pages/2_ppo_vs_grpo.py", "app_pages/4_language_model.py"])
