@@ -10,7 +10,7 @@ import streamlit as st
 # Imported once per server process rather than in the first student's first click: the first torch.optim
 # optimizer imports torch._dynamo (1.5 s), and the pages import the rest.
 import torch._dynamo  # noqa: F401
-from grpo_viz import charts, explain, explain_ppo, export, lm_view, ppo, tasks, toy_view, training  # noqa: F401
+from grpo_viz import charts, explain, explain_ppo, export, lesson, lm_view, ppo, tasks, toy_view, training  # noqa: F401
 from grpo_viz.ui import start_garbage_collector
 
 start_garbage_collector()
@@ -22,6 +22,7 @@ pio.templates.default = None
 st.set_page_config(page_title="grpo-viz", page_icon="🎯", layout="wide")
 
 pages = [
+    st.Page("app_pages/0_lesson.py", title="The lesson", icon="🎓"),
     st.Page("app_pages/1_step_through.py", title="Step through GRPO", icon="👣", default=True),
     st.Page("app_pages/2_ppo_vs_grpo.py", title="PPO vs GRPO", icon="⚖️"),
     st.Page("app_pages/3_training.py", title="Training", icon="📈"),

@@ -1,0 +1,63 @@
+"""The lesson: the GRPO story from PPO's objective to reward hacking, one live slide at a time."""
+
+import streamlit as st
+
+from grpo_viz import lesson
+from grpo_viz.ui import compact_page, latex_lines, presentation_toggle, stage_cursor
+
+PRESENTING_CHART_PX = 340
+
+compact_page()
+titles = tuple(slide.title for slide in lesson.SLIDES)
+
+title, switch = st.columns([7, 2.6], vertical_alignment="center")
+presenting = presentation_toggle(switch)
+if not presenting:
+    title.markdown("## The GRPO story, in eight slides")
+
+
+def _new_group() -> None:
+    st.session_state.lesson_draw = st.session_state.get("lesson_draw", 0) + 1
+
+
+def _start_again() -> None:
+    st.session_state.lesson_draw = 0
+
+
+@st.fragment
+def lesson_slides() -> None:
+    """The slide bar and one slide: a click reruns this alone, not the page around it."""
+    index = stage_cursor(titles, key="slide", query_param="slide", on_new_group=_new_group, on_reset=_start_again,
+                         last_actions=(("Start again ▶", _start_again, "Back to the first slide (→ key)"),),
+                         reset_help="Back to the first slide and the first group")
+    slide = lesson.SLIDES[index]
+    value = None
+    objective = st.container(key="objective")  # filled below, once the slide's control has its value
+    left, right = st.columns([5, 4], gap="medium")
+    with right:
+        if slide.control is not None:
+            c = slide.control
+            integer = c.name == "group_size"
+            value = st.slider(c.label, int(c.low) if integer else c.low, int(c.high) if integer else c.high,
+                              int(c.default) if integer else c.default, step=int(c.step) if integer else c.step,
+                              key=f"lesson_{slide.key}_{c.name}", help=c.help)
+    view = lesson.build(slide, value, st.session_state.get("lesson_draw", 0))
+    objective.latex(view.equations[0])
+    if presenting:  # the slide bar, the objective and the chart share one projected screen
+        view.figure.update_layout(height=PRESENTING_CHART_PX)
+    with left:
+        st.plotly_chart(view.figure, key="lesson_chart")
+    with right, st.container(border=True, key="card_lesson"):
+        st.markdown(f"#### {index + 1}. {slide.heading}")
+        latex_lines(view.equations[1:])
+        st.markdown(view.text)
+    if slide.key == "next" and not presenting:
+        links = st.container(horizontal=True)
+        links.page_link("app_pages/1_step_through.py", label="Step through one iteration", icon="👣")
+        links.page_link("app_pages/2_ppo_vs_grpo.py", label="PPO vs GRPO", icon="⚖️")
+        links.page_link("app_pages/3_training.py", label="Training", icon="📈")
+        links.page_link("app_pages/4_language_model.py", label="Toy vs language model", icon="🤖")
+        links.page_link("app_pages/5_math_reference.py", label="Math reference", icon="📐")
+
+
+lesson_slides()

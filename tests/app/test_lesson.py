@@ -1,0 +1,63 @@
+"""The lesson page as a lecturer presents it: every slide in order, its live control, and a link to any slide."""
+
+from grpo_viz import lesson
+
+from .conftest import assert_url_warning, chart_data, new_app, next_button, no_error
+
+PAGE = "app_pages/0_lesson.py"
+
+
+def heading(at) -> str:
+    return next(str(m.value) for m in at.markdown if str(m.value).startswith("#### "))
+
+
+def test_next_walks_the_story_from_the_first_slide_to_the_last_and_back_to_the_start():
+    at = new_app(PAGE)
+    seen = []
+    for k, slide in enumerate(lesson.SLIDES):
+        no_error(at)
+        assert heading(at) == f"#### {k + 1}. {slide.heading}"
+        assert at.query_params["slide"] == str(k + 1)
+        assert len(at.get("plotly_chart")) == 1
+        seen.append(chart_data(at))
+        next_button(at, "slide").click().run()
+    assert heading(at).startswith("#### 1.")  # "Start again" on the last slide
+    assert all(seen[i] != seen[i + 1] for i in range(len(seen) - 1)), "every slide shows its own chart"
+
+
+def test_a_link_opens_any_slide_and_a_bad_one_warns():
+    at = new_app(PAGE, slide="4")
+    no_error(at)
+    assert heading(at) == "#### 4. The ratio and the clip"
+    assert_url_warning(new_app(PAGE, slide="12"), "slide")
+
+
+def test_each_live_control_redraws_its_slide_with_the_numbers_it_states():
+    for k, slide in enumerate(lesson.SLIDES):
+        if slide.control is None:
+            continue
+        at = new_app(PAGE, slide=str(k + 1))
+        before = chart_data(at)
+        c = slide.control
+        value = c.high if c.default != c.high else c.low
+        at.slider(key=f"lesson_{slide.key}_{c.name}").set_value(int(value) if c.name == "group_size" else value).run()
+        no_error(at)
+        assert chart_data(at) != before, slide.key
+        text = next(str(m.value) for m in at.markdown if str(m.value).startswith(lesson.build(slide, value).text[:30]))
+        assert text == lesson.build(slide, value).text
+
+
+def test_new_group_redraws_the_group_slide_and_reset_returns_to_the_first_slide():
+    at = new_app(PAGE, slide="6")
+    before = chart_data(at)
+    at.button(key="slide_new_group").click().run()
+    assert chart_data(at) != before
+    at.button(key="slide_reset").click().run()
+    assert heading(at).startswith("#### 1.")
+
+
+def test_presentation_mode_keeps_one_chart_and_the_slide_text():
+    at = new_app(PAGE, slide="7", present="1")
+    no_error(at)
+    assert at.toggle(key="present").value
+    assert len(at.get("plotly_chart")) == 1 and heading(at).startswith("#### 7.")

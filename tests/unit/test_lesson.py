@@ -1,0 +1,106 @@
+"""The lesson's slides: each builds from the core, stays short, and says only what its run shows."""
+
+import pytest
+import torch
+
+from grpo_viz import formulas, lesson
+from grpo_viz.config import TOY_REWARDS, TOY_START_PROBS
+
+
+def slide(key: str) -> lesson.Slide:
+    return next(s for s in lesson.SLIDES if s.key == key)
+
+
+def control_values(s: lesson.Slide) -> list:
+    if s.control is None:
+        return [None]
+    c = s.control
+    return [c.low, c.default, c.high]
+
+
+@pytest.mark.parametrize("key", [s.key for s in lesson.SLIDES])
+def test_every_slide_builds_one_chart_and_a_short_text_at_every_control_value(key):
+    s = slide(key)
+    for value in control_values(s):
+        view = lesson.build(s, value)
+        assert view.figure.to_dict()["data"], key
+        assert 0 < lesson.word_count(view.text) <= lesson.MAX_WORDS, (key, value, view.text)
+        assert r"\boxed" in view.equations[0] or key in ("ppo", "next"), "the objective boxes the slide's term"
+        assert "nan" not in view.text.lower().split()
+
+
+def test_the_story_runs_in_its_order():
+    assert [s.key for s in lesson.SLIDES] == ["ppo", "softmax", "advantage", "clip", "kl", "grpo", "hacking", "next"]
+    assert len({s.title for s in lesson.SLIDES}) == len(lesson.SLIDES)
+
+
+def test_advantage_is_reward_minus_the_value_of_the_state():
+    view = lesson.advantage_slide()
+    value = sum(p * r for p, r in zip(TOY_START_PROBS, TOY_REWARDS))
+    assert value == pytest.approx(0.4)
+    assert "V = 0.40" in view.text and "sat +0.60" in view.text and "barked −0.40" in view.text
+
+
+def test_softmax_slide_shows_the_policy_at_its_temperature():
+    assert "sat 0.30, slept 0.20, barked 0.50" in lesson.softmax_slide(1.0).text
+    sharp = torch.softmax(torch.log(torch.tensor(TOY_START_PROBS)) / 0.5, 0).tolist()
+    assert f"barked {sharp[2]:.2f}" in lesson.softmax_slide(0.5).text and "sharpens" in lesson.softmax_slide(0.5).text
+    assert "flattens" in lesson.softmax_slide(2.0).text
+
+
+@pytest.mark.parametrize("epsilon", [0.05, 0.2, 0.4, 0.6])
+def test_the_clip_sentence_counts_the_clipped_samples_of_the_chart(epsilon):
+    trace = lesson.clip_iteration(epsilon)
+    last = trace.steps[-1].trace
+    w, A = last.ratio[:, 0], last.advantages
+    clipped = int((((w > 1 + epsilon) & (A > 0)) | ((w < 1 - epsilon) & (A < 0))).sum())  # by the definition
+    text = lesson.clip_slide(epsilon).text
+    if clipped:
+        assert f"{clipped} of {trace.group.batch_size} samples are clipped" in text
+        assert "No sample" not in text
+    else:
+        assert "No sample is past the band" in text
+    assert trace.mu == lesson.CLIP_MU
+
+
+def test_the_clip_slider_spans_from_every_sample_clipped_to_none():
+    counts = [int((lambda t: (t.is_low_clipped | t.is_high_clipped).sum())(lesson.clip_iteration(e).steps[-1].trace))
+              for e in (0.05, 0.2, 0.6)]
+    assert counts[0] > counts[1] > 0 == counts[2]
+
+
+def test_the_kl_penalty_holds_ppo_nearer_the_reference():
+    text = lesson.kl_slide(0.5).text
+    held = lesson.trained_probs("PPO", 0.5, lesson.KL_ITERATIONS)[-1]
+    free = lesson.trained_probs("PPO", 0.0, lesson.KL_ITERATIONS)[-1]
+    assert held["kl"] < free["kl"]
+    assert f"KL = {held['kl']:.3f}" in text and f"KL = {free['kl']:.3f}" in text
+
+
+def test_a_group_with_no_spread_says_it_teaches_nothing():
+    said_equal = said_spread = False
+    for draw in range(20):
+        view = lesson.grpo_slide(2, draw)
+        group_texts = view.figure.to_dict()["data"][0]["x"]
+        equal = len({t.split(" ", 1)[1] for t in group_texts}) == 1
+        assert ("σ = 0, every advantage is 0" in view.text) == equal
+        said_equal |= equal
+        said_spread |= not equal
+    assert said_equal and said_spread
+
+
+def test_the_hacking_verdict_follows_the_runs():
+    assert lesson.hacking_verdict(0.40, 0.40, 0.0).startswith("β held")
+    assert lesson.hacking_verdict(0.20, 0.40, 0.0).startswith("β slowed")
+    assert lesson.hacking_verdict(0.02, 0.40, 0.0).startswith("β was too weak")
+    view = lesson.hacking_slide(1.0)
+    end = lesson.trained_probs("GRPO", 1.0, lesson.HACKING_ITERATIONS, proxy=True)[-1]
+    assert f"→ {end['expected_reward']:.2f}" in view.text and f"π(barked) {end['p_barked']:.2f}" in view.text
+    assert "β = 0: true 0.00" in view.text  # unpenalized, the policy moves all its mass onto barked
+
+
+def test_formulas_box_only_the_terms_in_focus():
+    assert r"\boxed" not in formulas.ppo_objective()
+    clip = formulas.ppo_objective({"clip"})
+    assert clip.count(r"\boxed") == 1 and r"\boxed{\color{#e4572e}{\mathrm{clip}" in clip
+    assert formulas.grpo_objective({"min"}).count(r"\boxed") == 1
