@@ -39,11 +39,11 @@ def per_sample(**columns) -> None:
 
 st.markdown("### 1. Rewards to advantages")
 # one statement a line: side by side they ran past the page with the sidebar open on a 1024-px screen
-latex_lines([r"A_i = \frac{r_i - \mu_g}{\sigma_g + 10^{-4}}\ \ (\texttt{group}),\qquad "
-             r"A_i = \frac{r_i - \mu_g}{\sigma_{batch} + 10^{-4}}\ \ (\texttt{batch})",
-             r"A_i = r_i - \mu_g\ \ (\texttt{none})"])
-st.markdown(f"σ uses Bessel's correction (divide by G − 1). Here μ_g = {float(trace.group_mean[0]):.4f}, "
-            f"σ_g = {float(trace.group_std[0]):.4f}, scaling = `{settings.scale_rewards}`.")
+latex_lines([r"A_i = \frac{r_i - \bar r}{\sigma_g + 10^{-4}}\ \ (\texttt{group}),\qquad "
+             r"A_i = \frac{r_i - \bar r}{\sigma_{batch} + 10^{-4}}\ \ (\texttt{batch})",
+             r"A_i = r_i - \bar r\ \ (\texttt{none})"])
+st.markdown(f"σ uses Bessel's correction (divide by G − 1). Here r̄ = {float(trace.group_mean[0]):.4f} (the group's "
+            f"mean reward; μ is the number of updates), σ_g = {float(trace.group_std[0]):.4f}, scaling = `{settings.scale_rewards}`.")
 per_sample(**{"reward r": trace.rewards.tolist(),
               **{f"A ({s})": objectives.group_advantages(trace.rewards, settings.group_size, s).tolist()
                  for s in objectives.SCALE_REWARDS}})

@@ -255,10 +255,10 @@ def group_reward_chart(
     bar = _bar("reward r_i", sample_labels(texts), rewards, [colors.get(t, NEUTRAL) for t in texts],
                [f"{float(r):.3g}" for r in rewards], hover="sample %{x}<br>reward %{y:.4f}")
     shapes = [_hline(group_mean, width=2)]
-    subtitle = f"solid line: mean μ = {group_mean:.4f}"
+    subtitle = f"solid line: mean r̄ = {group_mean:.4f}"
     if group_std > 0:
         shapes += [_hline(group_mean + sign * group_std, dash="dot") for sign in (-1, 1)]
-        subtitle += f" · dotted: μ ± σ, σ = {group_std:.4f}"
+        subtitle += f" · dotted: r̄ ± σ, σ = {group_std:.4f}"
     else:
         subtitle += " · σ = 0"
     return _figure([bar], title, showlegend=False, shapes=shapes, subtitle=subtitle, yaxis=dict(title="reward"))

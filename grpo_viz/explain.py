@@ -84,7 +84,7 @@ def toy_numbers(trace: IterationTrace, policy: ToyPolicy) -> ToyNumbers:
 STAGE_COLUMNS = {
     "Sample group": ["sample", "completion", "π_old(o)", "π_ref(o)"],
     "Score": ["reward r"],
-    "Advantages": ["group mean μ", "group std σ", "advantage A"],
+    "Advantages": ["group mean r̄", "group std σ", "advantage A"],
     "Ratios": ["ratio w"],
     "Clip": ["clipped ratio w̃", "w·A", "w̃·A", "active branch", "policy loss P"],
     "KL": ["k3", "β·k3"],
@@ -135,7 +135,7 @@ def sample_columns(trace: IterationTrace, step_index: int, stage: int,
         "π_old(o)": per_completion_sum(trace.old_logp),
         "π_ref(o)": per_completion_sum(trace.ref_logp),
         "reward r": trace.rewards.tolist(),
-        "group mean μ": trace.group_mean.tolist(),
+        "group mean r̄": trace.group_mean.tolist(),
         "group std σ": trace.group_std.tolist(),
         "advantage A": adv,
         "ratio w": ratio,
@@ -230,25 +230,25 @@ def stage_latex(stage: int, trace: IterationTrace, step_index: int, toy: ToyNumb
         rewards = r",\ ".join(rf"r({_tex_word(w)}) = {_f(r, 2)}" for w, r in _unique_by_completion(trace, trace.rewards.tolist()))
         return [r"r_i = r(q, o_i)", rewards]
     if name == "Advantages":
-        mu = float(trace.group_mean[0])
+        mean = float(trace.group_mean[0])
         sigma = float(trace.group_std[0])
         if s.scale_rewards == "group":
-            general = r"A_i = \frac{r_i - \mu_g}{\sigma_g + 10^{-4}},\quad \sigma_g = \sqrt{\tfrac{1}{G-1}\textstyle\sum_j (r_j-\mu_g)^2}"
+            general = r"A_i = \frac{r_i - \bar r}{\sigma_g + 10^{-4}},\quad \sigma_g = \sqrt{\tfrac{1}{G-1}\textstyle\sum_j (r_j-\bar r)^2}"
             den = sigma
         elif s.scale_rewards == "batch":
-            general = r"A_i = \frac{r_i - \mu_g}{\sigma_{batch} + 10^{-4}}"
+            general = r"A_i = \frac{r_i - \bar r}{\sigma_{batch} + 10^{-4}}"
             den = float(trace.batch_std)
         else:
-            general = r"A_i = r_i - \mu_g \quad\text{(Dr. GRPO: no division by }\sigma\text{)}"
+            general = r"A_i = r_i - \bar r \quad\text{(Dr. GRPO: no division by }\sigma\text{)}"
             den = None
-        stats = rf"\mu_g = \frac{{{_f(float(trace.rewards[:G].sum()))}}}{{{G}}} = {_f(mu)},\qquad \sigma_g = {_f(sigma)}"
+        stats = rf"\bar r = \frac{{{_f(float(trace.rewards[:G].sum()))}}}{{{G}}} = {_f(mean)},\qquad \sigma_g = {_f(sigma)}"
         examples = []
         for w, r in _unique_by_completion(trace, trace.rewards.tolist()):
             a = float(trace.advantages[trace.group.texts.index(w)])
             if den is None:
-                examples.append(rf"A({_tex_word(w)}) = {_f(r, 2)} - {_f(mu)} = {_f(a)}")
+                examples.append(rf"A({_tex_word(w)}) = {_f(r, 2)} - {_f(mean)} = {_f(a)}")
             else:
-                examples.append(rf"A({_tex_word(w)}) = \frac{{{_f(r, 2)} - {_f(mu)}}}{{{_f(den)} + 0.0001}} = {_f(a)}")
+                examples.append(rf"A({_tex_word(w)}) = \frac{{{_f(r, 2)} - {_f(mean)}}}{{{_f(den)} + 0.0001}} = {_f(a)}")
         return [general, stats, *_rows(examples, 1)]
     if name == "Ratios":
         general = r"w_{i,t} = \frac{\pi_\theta(o_{i,t}\mid q, o_{i,<t})}{\pi_{\theta_{old}}(o_{i,t}\mid q, o_{i,<t})}"
@@ -307,9 +307,14 @@ def stage_latex(stage: int, trace: IterationTrace, step_index: int, toy: ToyNumb
     if toy is not None:
         z0, z1 = toy.logits_per_step[step_index], toy.logits_per_step[step_index + 1]
         g = toy.grad_logits[step_index]
+        if trace.mu > 1:  # the logits' lines are one inner step, the probabilities' the whole iteration: say which
+            last = " (the last)" if step_index == trace.mu - 1 else ""
+            out.append(rf"\text{{inner step {step_index + 1} of }}\mu = {trace.mu}\text{{{last}:}}")
         out += _rows([
             rf"z_{{{_tex_word(w)}}}: {_f(float(a))} - {s.lr:g}\cdot{_p(float(d))} = {_f(float(b))}" for w, a, d, b in zip(toy.words, z0, g, z1)
         ], 1)
+        if trace.mu > 1:
+            out.append(rf"\text{{over all {trace.mu} inner steps:}}")
         out += _rows([  # one word a line: three to a line ran past a half-width card
             rf"\pi({_tex_word(w)}): {_f(float(a), 3)} \to {_f(float(b), 3)}" for w, a, b in zip(toy.words, toy.probs_old, toy.probs_after)
         ], 1)
@@ -337,8 +342,65 @@ def gradient_norm_text(step: InnerStep) -> str | None:
             "the step uses it unchanged.")
 
 
-def stage_text(stage: int, trace: IterationTrace, step_index: int) -> str:
-    """One or two plain sentences on what the stage does and why, for this group."""
+def zero_loss_text(trace: IterationTrace, step_index: int) -> str | None:
+    """Why the loss reads 0 while the gradient does not, when that is what the screen shows; else None."""
+    step = trace.steps[step_index]
+    if step_index > 0 or abs(float(step.trace.loss)) >= 5e-7 or float(step.grad_logp.abs().max()) < 1e-9:
+        return None
+    return ("**L is 0 but the gradient is not:** on the first inner step every ratio is 1, so L's value is minus the "
+            "mean advantage, and the advantages cancel within the group. Its gradient does not cancel: each sample's "
+            "term is pushed by its own A_i.")
+
+
+def pushed_down_text(trace: IterationTrace, toy: ToyNumbers) -> str | None:
+    """For each word with A > 0 whose logit an inner step lowered: at which steps, and why. None when there is none."""
+    s = trace.settings
+    texts = trace.group.texts
+    sentences = []
+    for j, word in enumerate(toy.words):
+        rows = [i for i, text in enumerate(texts) if text == word]
+        if not rows or float(trace.advantages[rows[0]]) <= 0:
+            continue
+        down = [k for k, g in enumerate(toy.grad_logits) if float(g[j]) > 0]
+        if not down:
+            continue
+        steps = [str(k + 1) for k in down]
+        where = ("inner step " + steps[0] if len(steps) == 1
+                 else "inner steps " + ", ".join(steps[:-1]) + " and " + steps[-1])
+        clipped = [all(bool(trace.steps[k].trace.is_high_clipped[i].all()) for i in rows) for k in down]
+        others = "the other samples' terms through the softmax" + (" and the KL pull toward π_ref" if s.beta > 0 else "")
+        if all(clipped):
+            own = {1: "its only sample is clipped (w > 1 + ε_high), so it carries",
+                   2: "both its samples are clipped (w > 1 + ε_high), so they carry"}.get(
+                len(rows), f"all {len(rows)} of its samples are clipped (w > 1 + ε_high), so they carry")
+            sentences.append(f"At {where} **{word}** (A > 0) is pushed down: {own} no gradient, and only {others} "
+                             "act on its logit.")
+        else:
+            sentences.append(f"At {where} **{word}** (A > 0) is pushed down: its own samples push it up, but "
+                             f"{others} push harder.")
+    return " ".join(sentences) or None
+
+
+# A stage left empty by mu = 1 offers one click: this many inner updates on the same group. At the default
+# settings (seed 0, iteration 1) the second step moves the ratios (up to 0.495 from 1), clips 7 of 8 samples and gives
+# KL > 0 (up to 0.092).
+SHOW_MU = 2
+SHOW_MU_LABEL = f"Show with μ = {SHOW_MU} ({SHOW_MU} updates on this group)"
+
+
+def empty_until_more_updates(stage: int, trace: IterationTrace, step_index: int) -> bool:
+    """True when the stage has nothing to show only because μ = 1: every ratio 1, nothing clipped, or (KL) π_θ = π_ref."""
+    if trace.mu > 1:
+        return False
+    name = STAGES[stage]
+    if name in ("Ratios", "Clip"):
+        return True
+    return name == "KL" and torch.equal(trace.steps[step_index].logp, trace.ref_logp)
+
+
+def stage_text(stage: int, trace: IterationTrace, step_index: int, toy: ToyNumbers | None = None) -> str:
+    """One or two plain sentences on what the stage does and why, for this group (``toy``: the toy's numbers,
+    for the sentences about its logits)."""
     s = trace.settings
     t = trace.steps[step_index].trace
     name = STAGES[stage]
@@ -387,9 +449,14 @@ def stage_text(stage: int, trace: IterationTrace, step_index: int) -> str:
     if name == "Clip":
         n_low, n_high = int(t.is_low_clipped.sum()), int(t.is_high_clipped.sum())
         if n_low + n_high == 0:
+            why = ("The clip only bites after the policy has moved: "
+                   + ("with μ = 1 every ratio is 1." if trace.mu == 1 else "on inner step 1 every ratio is 1.")
+                   if step_index == 0 else
+                   f"The policy has moved (ratios up to {float((t.ratio - 1).abs().max()):.4f} from 1), "
+                   "but not past the band's edge on the side its advantage pushes toward.")
             return (
                 f"No sample is outside the band [{1 - s.epsilon_low:.4g}, {1 + s.epsilon_high:.4g}] on the side its advantage "
-                "pushes toward, so every sample keeps its full gradient. The clip only bites after the policy has moved."
+                f"pushes toward, so every sample keeps its full gradient. {why}"
             )
         return (
             f"{count(n_high, 'sample')} with A > 0 {'has' if n_high == 1 else 'have'} w > 1 + ε_high and {n_low} with A < 0 "
@@ -414,15 +481,22 @@ def stage_text(stage: int, trace: IterationTrace, step_index: int) -> str:
             agg = (f"sums all tokens and divides by a constant, B × max completion length "
                    f"= {trace.group.batch_size} × {trace.max_completion_length}")
         clip = gradient_norm_text(trace.steps[step_index])
+        zero = zero_loss_text(trace, step_index)
         return (
             f"The loss ({s.loss_type}) {agg}; for the toy every completion is one token, so all loss types agree here. "
             "Gradient descent moves each logit against ∂L/∂z: green words are pushed up, red ones down."
+            + ("" if zero is None else " " + zero)
             + ("" if clip is None else " " + clip)
         )
-    return (
-        f"The optimizer takes μ = {trace.mu} gradient {'step' if trace.mu == 1 else 'steps'} of size η = {s.lr:g} on this one group. "
-        "Press **Next iteration** to keep the new policy and sample a fresh group from it."
-    )
+    text = (f"The optimizer takes μ = {trace.mu} gradient {'step' if trace.mu == 1 else 'steps'} of size "
+            f"η = {s.lr:g} on this one group. ")
+    if trace.mu > 1:
+        text += (f"The logits' lines show inner step {step_index + 1} of {trace.mu}"
+                 + (" (the last)" if step_index == trace.mu - 1 else "") + f"; π's lines sum up all {trace.mu}. ")
+        pushed = None if toy is None else pushed_down_text(trace, toy)
+        if pushed is not None:
+            text += pushed + " "
+    return text + "Press **Next iteration** to keep the new policy and sample a fresh group from it."
 
 
 # ----------------------------------------------------------------- the formula card, tour and glossary
@@ -475,8 +549,8 @@ SYMBOLS: dict[str, str] = {
     "π_old (π_θold)": "the policy that sampled the group, frozen during the μ inner updates",
     "π_ref": "the frozen reference policy (the starting logits) the KL term pulls toward",
     "r_i": "the scalar reward of completion i",
-    "μ_g, σ_g": "mean and Bessel standard deviation (divide by G − 1) of the group's rewards",
-    "Â_i,t (A_i)": "advantage: (r_i − μ_g) / (σ_g + 1e-4), the same for every token of completion i",
+    "r̄, σ_g": "mean and Bessel standard deviation (divide by G − 1) of the group's rewards (μ is the number of updates)",
+    "Â_i,t (A_i)": "advantage: (r_i − r̄) / (σ_g + 1e-4), the same for every token of completion i",
     "w_i,t": "probability ratio π_θ(o_i,t) / π_old(o_i,t); exactly 1 on the first inner update",
     "ε_low, ε_high": "clip band half-widths: w is clipped to [1 − ε_low, 1 + ε_high]",
     "β": "weight of the KL penalty in the loss",
@@ -520,19 +594,21 @@ TOUR: dict[str, tuple[str, str, str]] = {
         "At w = 1.5 the min picks the unclipped w·A term, so the sample is still pushed down.",
     ),
     "KL": (
-        "Press Next iteration a few times (so π_θ leaves π_ref), then raise β to 0.5.",
+        "Set μ to 2 (π_θ leaves π_ref at inner step 2), then raise β to 0.5 and watch the β·k3 column of the table grow.",
         "Can the k3 estimate of one sample be negative?",
         "No: k3 = x − log x − 1 ≥ 0 for every x > 0, with equality only when π_θ = π_ref. (k1 = log π_θ − log π_ref "
         "can be negative for a single sample.)",
     ),
     "Loss & gradient": (
-        "Set the learning rate to 0 and check: the gradient is unchanged, only the step size is.",
+        "With μ = 1, halve the learning rate η (1 → 0.5): these gradient bars do not change; at Update every logit moves "
+        "half as far.",
         "Why does the toy's gradient on a logit involve every sample, not just the ones that chose that word?",
         "Softmax couples the logits: ∂log π(o)/∂z_k = 1[o = k] − π(k), so pushing one word up pushes every other "
         "word down in proportion to its probability.",
     ),
     "Update": (
-        "Press Next iteration ten times with the default settings and watch “sat” take over.",
+        "With the default settings, press Next iteration and step back to Update, a few times: “sat” takes over, and “slept” rises, then falls. "
+        "The Training page runs a hundred iterations at once.",
         "Why does the probability of “slept” (reward 0.5) first rise and then fall?",
         "Its advantage depends on the group: while “barked” (0) dominates, 0.5 is above the mean. Once most samples "
         "are “sat” (1), 0.5 is below the mean and its advantage turns negative.",
@@ -540,7 +616,7 @@ TOUR: dict[str, tuple[str, str, str]] = {
 }
 
 TRAINING_TOUR: tuple[str, str, str] = (
-    "Set Compare to beta with runs 0 and 0.5, run to 200, and watch the KL chart.",
+    "Set Compare to beta, run b to 0.5 and Iterations to 200, press ⏩ Run to 200, and watch the KL chart.",
     "GRPO and PPO both end on “sat”: which one moved its probability faster, and what in the settings decides it?",
     "Compare the iteration at which each curve passes 0.9 (PPO's first update is larger here because it takes "
     "several epochs on each batch). The learning rates, μ against the PPO epochs, and β decide it; the clip "

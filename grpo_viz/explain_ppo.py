@@ -141,13 +141,13 @@ def what_differs(stage: int, grpo: IterationTrace, ppo: PPOIterationTrace, words
                      "come back to see it act.")
         return text
     if name == "Baseline":
-        mu, sigma = float(grpo.group_mean[0]), float(grpo.group_std[0])
-        return (f"GRPO's baseline is **this group's own mean** μ = {mu:.4f} (and spread σ = {sigma:.4f}): no extra model. "
+        mean, sigma = float(grpo.group_mean[0]), float(grpo.group_std[0])
+        return (f"GRPO's baseline is **this group's own mean** r̄ = {mean:.4f} (and spread σ = {sigma:.4f}): no extra model. "
                 f"PPO's baseline is **a learned critic** V(s) = {float(ppo.values[0, 0]):.4f}, a second model trained "
                 f"with its own learning rate ({s.value_lr:g}); a fresh critic starts at 0 and knows nothing.")
     if name == "Advantages":
         gap = float((grpo.advantages - ppo.advantages[:, 0]).abs().max())
-        text = ("GRPO: A = (r − μ)/σ, the same for every token of a completion. PPO: A = GAE(rew, V), which can "
+        text = ("GRPO: A = (r − r̄)/σ, the same for every token of a completion. PPO: A = GAE(rew, V), which can "
                 "differ token by token (one token here: A = rew − V)")
         if ppo.whitened:
             text += (", then whitened over the batch. Whitening subtracts the batch mean, so in this one-state toy "
@@ -165,7 +165,9 @@ def what_differs(stage: int, grpo: IterationTrace, ppo: PPOIterationTrace, words
         return (f"Same clipped surrogate, different number of passes: GRPO takes μ = {count(grpo.mu, 'step')} on the group "
                 f"({count(g_clip, 'sample')} clipped at the last), PPO takes {count(ppo.num_epochs, 'epoch')} ({p_clip} "
                 "clipped at the "
-                "last). The first pass always has w = 1: the clip only bites once the policy has moved on this batch.")
+                "last). The first pass always has w = 1: the clip only bites once the policy has moved on this batch."
+                + (" With μ = 1 GRPO's only pass is that first one, so none of its samples can be clipped."
+                   if grpo.mu == 1 else ""))
     if name == "Loss & gradient":
         return ("GRPO's loss carries β·KL itself; PPO's adds vf_coef × the value loss, which trains the critic and has "
                 "**no gradient on the policy's logits**. The bars are the first step's gradient: with the same group "
@@ -197,7 +199,7 @@ PPO_TOUR: dict[str, tuple[str, str, str]] = {
         "as it is and puts the KL in the loss instead.",
     ),
     "Where the KL enters": (
-        "After a few kept updates, raise β to 0.5 and compare PPO's rew with its r.",
+        "Keep one update (on the last stage), come back here and raise β to 0.5: PPO's rew moves away from its r.",
         "Where does β act in PPO, and where in GRPO?",
         "PPO subtracts β·KL from the reward of every token, so it flows through GAE into the advantages. GRPO adds "
         "β·KL straight to the loss, beside the clipped surrogate.",
@@ -227,7 +229,8 @@ PPO_TOUR: dict[str, tuple[str, str, str]] = {
         "head on a shared trunk it does reach the shared layers.)",
     ),
     "Update": (
-        "Keep GRPO's update five times, reset, then keep PPO's five times; compare the paths.",
+        "Set PPO epochs to 1 (PPO options): at iteration 1 both algorithms then take one step with almost the same "
+        "advantages, and their updates agree to three decimals. PPO's extra epochs made the difference.",
         "Which update moved further from π_ref, and what held each back?",
         "Compare the distributions: GRPO is held by β·KL in its loss and the clip, PPO by the KL inside its reward "
         "and the clip over several epochs.",
@@ -242,7 +245,7 @@ def compare_table(grpo: IterationTrace, ppo: PPOIterationTrace) -> pd.DataFrame:
         "sample": range(1, len(grpo.group.texts) + 1),
         "word": grpo.group.texts,
         "reward r": grpo.rewards.tolist(),
-        "GRPO μ": grpo.group_mean.tolist(),
+        "GRPO r̄": grpo.group_mean.tolist(),
         "GRPO σ": grpo.group_std.tolist(),
         "GRPO A": grpo.advantages.tolist(),
         "GRPO w (last step)": grpo.steps[-1].trace.ratio[:, 0].tolist(),

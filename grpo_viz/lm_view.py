@@ -16,6 +16,7 @@ import plotly.graph_objects as go
 import torch
 
 from . import charts
+from .explain import TOUR
 from .objectives import kl_estimate
 from .stepper import STAGES, IterationTrace
 
@@ -103,10 +104,17 @@ STAGE_TITLES = {  # (title, subtitle): a title of one short line fits the half-w
 def token_figure(trace: IterationTrace, stage: int, step_index: int,
                  logp_after: torch.Tensor | None = None) -> go.Figure:
     grid = token_grid(trace, stage, step_index, logp_after)
-    labels = [f"{i + 1}: r={r:.3g}" for i, r in enumerate(trace.rewards.tolist())]
+    labels = row_labels(trace, stage)
     title, subtitle = STAGE_TITLES[STAGES[stage]]
     return charts.token_heatmap(trace.group.tokens, grid.values, grid.quantity, title, subtitle=subtitle,
                                 center=grid.center, row_labels=labels, extra_hover=grid.hover, zrange=grid.zrange)
+
+
+def row_labels(trace: IterationTrace, stage: int) -> list[str]:
+    """Each completion's row label: its number, and its reward once the Score stage has computed it."""
+    if stage < STAGES.index("Score"):
+        return [str(i + 1) for i in range(len(trace.group.texts))]
+    return [f"{i + 1}: r={r:.3g}" for i, r in enumerate(trace.rewards.tolist())]
 
 
 def summary_figure(trace: IterationTrace, true_rewards: torch.Tensor | None = None) -> go.Figure:
@@ -127,8 +135,18 @@ def top_k(probs: dict[str, torch.Tensor], token_text, k: int = 8) -> tuple[list[
     return [token_text(i) for i in ids], {name: [float(p[i]) for i in ids] for name, p in probs.items()}
 
 
-def completion_table(trace: IterationTrace, step_index: int, true_rewards: torch.Tensor | None = None) -> pd.DataFrame:
-    """One row per completion: text, length, rewards, advantage, and token means of the ratio, KL and loss."""
+# The stage at which each column of ``completion_table`` appears: the table reveals what the stages have computed.
+TABLE_COLUMN_STAGE = {
+    "completion": "Sample group", "tokens |o|": "Sample group", "log π_old(o)": "Sample group",
+    "reward r": "Score", "true reward": "Score", "advantage A": "Advantages", "mean ratio w": "Ratios",
+    "clipped tokens": "Clip", "mean k3": "KL", "mean loss L": "Loss & gradient",
+}
+
+
+def completion_table(trace: IterationTrace, step_index: int, true_rewards: torch.Tensor | None = None,
+                     stage: int | None = None) -> pd.DataFrame:
+    """One row per completion: text, length, rewards, advantage, and token means of the ratio, KL and loss; with
+    ``stage``, only the columns computed by that stage and the ones before it."""
     t = trace.steps[step_index].trace
     mask = trace.group.mask.double()
     n = mask.sum(-1).clamp(min=1)
@@ -152,4 +170,26 @@ def completion_table(trace: IterationTrace, step_index: int, true_rewards: torch
         "mean k3": mean(kl),
         "mean loss L": mean(t.per_token_loss),
     })
+    if stage is not None:
+        data = {c: v for c, v in data.items() if STAGES.index(TABLE_COLUMN_STAGE[c]) <= stage}
     return pd.DataFrame(data, index=pd.RangeIndex(1, len(trace.group.texts) + 1, name="i"))
+
+
+def tour(name: str, task) -> tuple[str, str, str]:
+    """The stage's try-this, check-yourself question and answer for the page's toy and ``task`` (a tasks.Task).
+
+    The sidebar's word rewards reach the language model only in the toy-text task; with a sum task the "try this"
+    of the reward stages says what changes on each side.
+    """
+    if not task.arithmetic:
+        return TOUR[name]
+    _, question, answer = TOUR[name]
+    if name == "Score":
+        return ("Set the reward of “slept” to 1 in the sidebar: the toy's rewards change, the language model's do not, "
+                f"because its task scores the answer ({task.description}). Switch Task to the toy's text to make "
+                "the word rewards drive both.", question, answer)
+    if name == "Advantages":
+        return ("Set all three word rewards equal: every toy advantage becomes 0. The language model's rewards come "
+                "from its task: press 🎲 New group until its group is all right or all wrong, and its advantages are "
+                "all 0 too.", question, answer)
+    return TOUR[name]

@@ -31,7 +31,7 @@ def test_group_and_advantage_charts():
     fig = charts.group_reward_chart(TEXTS, [1, 0, 0.5, 0], 0.375, 0.4787, ["sat", "slept", "barked"])
     assert list(fig.data[0].y) == [1, 0, 0.5, 0] and len(fig.layout.shapes) == 3  # mean and mean ± std
     # the lines' values are written above the plot, not on the lines where they covered the bars
-    assert fig.layout.title.subtitle.text == "solid line: mean μ = 0.3750 · dotted: μ ± σ, σ = 0.4787"
+    assert fig.layout.title.subtitle.text == "solid line: mean r̄ = 0.3750 · dotted: r̄ ± σ, σ = 0.4787"
     assert not fig.layout.annotations
     fig = charts.advantage_chart(TEXTS, [1.3, -0.78, 0.26, -0.78])
     assert fig.data[0].marker.color[0] == charts.POSITIVE and fig.data[0].marker.color[1] == charts.NEGATIVE
