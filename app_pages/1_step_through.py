@@ -48,6 +48,10 @@ else:
 settings_notices(settings)
 
 
+def show_more_updates() -> None:
+    st.session_state.mu = explain.SHOW_MU
+
+
 @st.fragment(run_every=autoplay_seconds)
 def step_through() -> None:
     """Everything a Next click changes: rerun alone, so stepping does not redraw the sidebar."""
@@ -93,7 +97,12 @@ def step_through() -> None:
     with right, st.container(border=True, key="card_stage"):
         st.markdown(f"#### {stage + 1}. {name}")
         latex_lines(explain.stage_latex(stage, trace, step_index, toy))
-        st.markdown(explain.stage_text(stage, trace, step_index))
+        st.markdown(explain.stage_text(stage, trace, step_index, toy))
+        if explain.empty_until_more_updates(stage, trace, step_index) and st.button(
+                explain.SHOW_MU_LABEL, key="show_mu", on_click=show_more_updates,
+                help="Sets μ in the sidebar: the second update on this same group moves the ratios, the clip and "
+                     "the KL."):
+            st.rerun()  # μ is drawn in the sidebar, outside this fragment: the whole page takes the new value
         if trace.all_rewards_equal and stage >= STAGES.index("Advantages"):
             st.warning("All rewards in this group are equal (σ = 0): every advantage is 0, so this group gives no "
                        "policy gradient. Only the KL term can move the policy.", icon="⚖️")

@@ -1,6 +1,7 @@
 """The same sampled group under PPO and under GRPO, stage by stage, side by side."""
 
 import streamlit as st
+import torch
 
 from grpo_viz import charts, explain, export
 from grpo_viz.config import TOY_STATE, TOY_WORDS
@@ -60,6 +61,15 @@ ppo_after = probs_from_logits(ppo.state_after[0], T).tolist()
 
 st.markdown(f"#### {stage + 1}. {name}")
 st.info("**What differs here.** " + what_differs(stage, grpo, ppo, TOY_WORDS), icon="⚖️")
+# One click fills a stage that the defaults leave empty: GRPO's clip needs a second update on the group, and the
+# KL needs a policy that has left π_ref.
+if name == "Ratios & clip" and grpo.mu == 1:
+    st.button(explain.SHOW_MU_LABEL, key="show_mu", on_click=lambda: st.session_state.update(mu=explain.SHOW_MU),
+              help="Sets μ in the sidebar: GRPO's second update on this same group moves its ratios past the clip.")
+elif name == "Where the KL enters" and settings.beta > 0 and torch.equal(grpo.old_logp, grpo.ref_logp):
+    st.button(f"Show iteration {run.iteration + 2} (keep GRPO's update)", key="show_next_iteration",
+              on_click=lambda: run.advance("GRPO"),
+              help="Keeps GRPO's update of this iteration and samples the next group: π_θ has then left π_ref.")
 
 # Which inner step each side shows: the first (on-policy) step for KL and gradients, so both start
 # from the same policy; the last for ratios, where the passes over the batch have moved them.
@@ -100,7 +110,7 @@ elif name == "Baseline":
                                       value=float(ppo.values[0, 0]), words=TOY_WORDS,
                                       title="PPO: baseline = the critic's V(s)")
 elif name == "Advantages":
-    grpo_fig = charts.advantage_chart(texts, grpo_adv, title="GRPO: A = (r − μ) / σ")
+    grpo_fig = charts.advantage_chart(texts, grpo_adv, title="GRPO: A = (r − r̄) / σ")
     ppo_fig = charts.ppo_advantage_chart(texts, ppo.advantages_raw[:, 0].tolist(), ppo_adv, ppo.whitened)
     same_range(grpo_fig, ppo_fig)
 elif name == "Ratios & clip":
@@ -142,7 +152,8 @@ with left:
     if grpo_fig is not None:
         st.plotly_chart(grpo_fig, key="grpo_chart")
     with st.container(border=True, key="card_grpo"):
-        latex_lines(grpo_lines[:7])  # all of the update's lines: its z and π, one word a line
+        latex_lines(grpo_lines[:9])  # all of the update's lines: its z and π, one word a line, and with μ > 1
+        # which inner step the z lines are
 with right:
     st.markdown("##### PPO")
     if ppo_fig is not None:

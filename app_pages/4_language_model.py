@@ -53,6 +53,10 @@ st.markdown("## The toy and a language model, side by side")
 settings_notices(settings)
 
 
+def show_more_updates() -> None:
+    st.session_state.mu = explain.SHOW_MU
+
+
 @st.fragment
 def side_by_side() -> None:
     """Everything a stage click changes: rerun alone, so stepping does not redraw the sidebar."""
@@ -80,7 +84,11 @@ def side_by_side() -> None:
         with st.container(border=True, key="card_toy"):
             st.markdown(f"**{stage + 1}. {name}**")
             latex_lines(explain.stage_latex(stage, toy_trace, step_index, toy)[:3])
-            st.markdown(explain.stage_text(stage, toy_trace, step_index))
+            st.markdown(explain.stage_text(stage, toy_trace, step_index, toy))
+            if explain.empty_until_more_updates(stage, toy_trace, step_index) and st.button(
+                    explain.SHOW_MU_LABEL, key="show_mu", on_click=show_more_updates,
+                    help="Sets μ in the sidebar: both policies take a second update on their group."):
+                st.rerun()  # μ is drawn in the sidebar, outside this fragment: the whole page takes the new value
 
     with right:
         if loaded is None:
@@ -104,7 +112,7 @@ def side_by_side() -> None:
                     logp_after = policy.log_probs_under(trace.group, lm_settings.temperature, trace.state_after)
                 st.plotly_chart(lm_view.token_figure(trace, stage, step_index, logp_after), key="lm_tokens")
                 true_rewards = task.true_reward(trace.group) if task.is_hackable else None
-                if name in ("Score", "Advantages"):
+                if name == "Advantages":  # reward, advantage and length: shown once the advantages exist
                     st.plotly_chart(lm_view.summary_figure(trace, true_rewards), key="lm_summary")
                 if trace.all_rewards_equal and stage >= STAGES.index("Advantages"):
                     st.warning("Every completion of this group got the same reward (σ = 0): all advantages are 0 "
@@ -115,8 +123,9 @@ def side_by_side() -> None:
                             "too.", icon="ℹ️")
 
     if loaded is not None and trace is not None:
-        with st.expander("Next-token distribution at one position: π_θ after the update, π_old, π_ref",
-                         expanded=True):
+        updated = name == "Update"  # the updated policy is shown from the stage that makes it
+        with st.expander("Next-token distribution at one position: "
+                         + ("π_θ after the update, π_old, π_ref" if updated else "π_old and π_ref"), expanded=True):
             c1, c2, c3 = st.columns([1, 2, 1])
             row = c1.number_input("Completion", 1, trace.group.batch_size, 1, key="lm_row") - 1
             n_tokens = max(int(trace.group.mask[row].sum()), 1)
@@ -134,19 +143,20 @@ def side_by_side() -> None:
                     "π_old": policy.next_token_probs(trace.group, row, T, state=trace.state_before),
                     "π_ref": policy.next_token_probs(trace.group, row, T, reference=True),
                 }
-            dists = {"after update" if n == "π_θ" else n: p[position] for n, p in cache[cache_key].items()}
+            dists = {"after update" if n == "π_θ" else n: p[position] for n, p in cache[cache_key].items()
+                     if updated or n != "π_θ"}
             tokens, series = lm_view.top_k(dists, policy.tokenizer.token_text, k)
             sampled = trace.group.tokens[row][position]
             prefix = "".join(trace.group.tokens[row][:position])
             st.plotly_chart(lm_view.charts.top_k_chart(
                 tokens, series, sampled, title=f"After “{prompts[0]}{prefix}”: sampled {sampled!r}"),
                 key="lm_topk_chart")
-        st.dataframe(lm_view.completion_table(trace, step_index, true_rewards), key="lm_table")
+        st.dataframe(lm_view.completion_table(trace, step_index, true_rewards, stage), key="lm_table")
         st.caption(f"Model: {loaded.name}, {loaded.num_parameters / 1e6:.2f}M parameters, "
                    f"{sum(p.numel() for p in policy.parameters()):,} trainable in this session; loaded from "
                    f"{loaded.source} in {loaded.load_seconds:.1f} s.")
 
-    tour_card(explain.TOUR[name])
+    tour_card(lm_view.tour(name, TASKS[choice["task"]]))
     if loaded is not None and trace is not None:
         export_row([("⬇ This iteration of the LM (CSV)", deferred(export.trace_csv, trace), "lm_iteration.csv",
                      True),
