@@ -43,7 +43,8 @@ latex_lines([r"A_i = \frac{r_i - \bar r}{\sigma_g + 10^{-4}}\ \ (\texttt{group})
              r"A_i = \frac{r_i - \bar r}{\sigma_{batch} + 10^{-4}}\ \ (\texttt{batch})",
              r"A_i = r_i - \bar r\ \ (\texttt{none})"])
 st.markdown(f"σ uses Bessel's correction (divide by G − 1). Here r̄ = {float(trace.group_mean[0]):.4f} (the group's "
-            f"mean reward; μ is the number of updates), σ_g = {float(trace.group_std[0]):.4f}, scaling = `{settings.scale_rewards}`.")
+            f"mean reward; μ is the number of updates), σ_g = {float(trace.group_std[0]):.4f}, "
+            f"scaling = `{settings.scale_rewards}`.")
 per_sample(**{"reward r": trace.rewards.tolist(),
               **{f"A ({s})": objectives.group_advantages(trace.rewards, settings.group_size, s).tolist()
                  for s in objectives.SCALE_REWARDS}})

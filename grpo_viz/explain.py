@@ -368,7 +368,8 @@ def pushed_down_text(trace: IterationTrace, toy: ToyNumbers) -> str | None:
         where = ("inner step " + steps[0] if len(steps) == 1
                  else "inner steps " + ", ".join(steps[:-1]) + " and " + steps[-1])
         clipped = [all(bool(trace.steps[k].trace.is_high_clipped[i].all()) for i in rows) for k in down]
-        others = "the other samples' terms through the softmax" + (" and the KL pull toward π_ref" if s.beta > 0 else "")
+        others = ("the other samples' terms through the softmax"
+                  + (" and the KL pull toward π_ref" if s.beta > 0 else ""))
         if all(clipped):
             own = {1: "its only sample is clipped (w > 1 + ε_high), so it carries",
                    2: "both its samples are clipped (w > 1 + ε_high), so they carry"}.get(
@@ -389,7 +390,8 @@ SHOW_MU_LABEL = f"Show with μ = {SHOW_MU} ({SHOW_MU} updates on this group)"
 
 
 def empty_until_more_updates(stage: int, trace: IterationTrace, step_index: int) -> bool:
-    """True when the stage has nothing to show only because μ = 1: every ratio 1, nothing clipped, or (KL) π_θ = π_ref."""
+    """True when the stage has nothing to show only because μ = 1: every ratio 1, nothing clipped, or (KL)
+    π_θ = π_ref."""
     if trace.mu > 1:
         return False
     name = STAGES[stage]
@@ -549,7 +551,8 @@ SYMBOLS: dict[str, str] = {
     "π_old (π_θold)": "the policy that sampled the group, frozen during the μ inner updates",
     "π_ref": "the frozen reference policy (the starting logits) the KL term pulls toward",
     "r_i": "the scalar reward of completion i",
-    "r̄, σ_g": "mean and Bessel standard deviation (divide by G − 1) of the group's rewards (μ is the number of updates)",
+    "r̄, σ_g": "mean and Bessel standard deviation (divide by G − 1) of the group's rewards "
+                "(μ is the number of updates)",
     "Â_i,t (A_i)": "advantage: (r_i − r̄) / (σ_g + 1e-4), the same for every token of completion i",
     "w_i,t": "probability ratio π_θ(o_i,t) / π_old(o_i,t); exactly 1 on the first inner update",
     "ε_low, ε_high": "clip band half-widths: w is clipped to [1 − ε_low, 1 + ε_high]",
@@ -594,21 +597,22 @@ TOUR: dict[str, tuple[str, str, str]] = {
         "At w = 1.5 the min picks the unclipped w·A term, so the sample is still pushed down.",
     ),
     "KL": (
-        "Set μ to 2 (π_θ leaves π_ref at inner step 2), then raise β to 0.5 and watch the β·k3 column of the table grow.",
+        "Set μ to 2 (π_θ leaves π_ref at inner step 2), then raise β to 0.5 and watch the β·k3 column of the "
+        "table grow.",
         "Can the k3 estimate of one sample be negative?",
         "No: k3 = x − log x − 1 ≥ 0 for every x > 0, with equality only when π_θ = π_ref. (k1 = log π_θ − log π_ref "
         "can be negative for a single sample.)",
     ),
     "Loss & gradient": (
-        "With μ = 1, halve the learning rate η (1 → 0.5): these gradient bars do not change; at Update every logit moves "
-        "half as far.",
+        "With μ = 1, halve the learning rate η (1 → 0.5): these gradient bars do not change; at Update every logit "
+        "moves half as far.",
         "Why does the toy's gradient on a logit involve every sample, not just the ones that chose that word?",
         "Softmax couples the logits: ∂log π(o)/∂z_k = 1[o = k] − π(k), so pushing one word up pushes every other "
         "word down in proportion to its probability.",
     ),
     "Update": (
-        "With the default settings, press Next iteration and step back to Update, a few times: “sat” takes over, and “slept” rises, then falls. "
-        "The Training page runs a hundred iterations at once.",
+        "With the default settings, press Next iteration and step back to Update, a few times: “sat” takes over, "
+        "and “slept” rises, then falls. The Training page runs a hundred iterations at once.",
         "Why does the probability of “slept” (reward 0.5) first rise and then fall?",
         "Its advantage depends on the group: while “barked” (0) dominates, 0.5 is above the mean. Once most samples "
         "are “sat” (1), 0.5 is below the mean and its advantage turns negative.",

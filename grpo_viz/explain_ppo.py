@@ -142,7 +142,8 @@ def what_differs(stage: int, grpo: IterationTrace, ppo: PPOIterationTrace, words
         return text
     if name == "Baseline":
         mean, sigma = float(grpo.group_mean[0]), float(grpo.group_std[0])
-        return (f"GRPO's baseline is **this group's own mean** r̄ = {mean:.4f} (and spread σ = {sigma:.4f}): no extra model. "
+        return (f"GRPO's baseline is **this group's own mean** r̄ = {mean:.4f} (and spread σ = {sigma:.4f}): "
+                "no extra model. "
                 f"PPO's baseline is **a learned critic** V(s) = {float(ppo.values[0, 0]):.4f}, a second model trained "
                 f"with its own learning rate ({s.value_lr:g}); a fresh critic starts at 0 and knows nothing.")
     if name == "Advantages":

@@ -184,7 +184,8 @@ def settings_sidebar() -> Settings:
     loss_type = pair.selectbox("Loss type", LOSS_TYPES, key="loss_type", bind="query-params",
                                help="How per-token losses are averaged (Math reference page, section 5).")
     scale_rewards = pair.selectbox("Reward scaling", SCALE_REWARDS, key="scale_rewards", bind="query-params",
-                                   help="Divide r − μ by the group's std, the batch's std, or nothing (Dr. GRPO).")
+                                   help="Divide r − r̄ (r̄: the group's mean reward) by the group's std, the "
+                                        "batch's std, or nothing (Dr. GRPO).")
     lr = sb.slider("Learning rate η", 0.01, 5.0, DEFAULTS.lr, step=0.01, key="lr", bind="query-params",
                    help="Plain SGD step size on the toy's logits.")
     mu = sb.slider("μ (updates per group)", 1, 8, DEFAULTS.mu, key="mu", bind="query-params",
