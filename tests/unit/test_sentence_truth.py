@@ -243,3 +243,31 @@ def test_step_through_page_tells_the_truth_and_fills_the_empty_stages():
     no_error(at)
     assert r"\text{inner step 2 of }\mu = 2\text{ (the last):}" in latex_text()
     assert "**sat** (A > 0) is pushed down: both its samples are clipped" in page_text()
+
+
+def test_ppo_vs_grpo_fills_its_clip_and_kl_stages_in_one_click():
+    from streamlit.testing.v1 import AppTest
+
+    from grpo_viz.explain_ppo import COMPARE_STAGES
+    from tests.app.conftest import ROOT, no_error
+
+    at = AppTest.from_file(str(ROOT / "app_pages" / "2_ppo_vs_grpo.py"), default_timeout=90)
+    at.query_params["stage"] = str(COMPARE_STAGES.index("Ratios & clip") + 1)
+    at.run()
+    no_error(at)
+    info = lambda: " ".join(str(i.value) for i in at.info)  # noqa: E731
+    assert "GRPO takes μ = 1 step on the group (0 samples clipped at the last)" in info()
+    assert "none of its samples can be clipped" in info()
+    at.button(key="show_mu").click().run()
+    no_error(at)
+    assert at.slider(key="mu").value == explain.SHOW_MU
+    assert "GRPO takes μ = 2 steps on the group (7 samples clipped at the last)" in info()
+    assert "none of its samples can be clipped" not in info()
+
+    at.session_state["cmp_stage"] = at.session_state["cmp_stage_picker"] = COMPARE_STAGES.index("Where the KL enters")
+    at.run()
+    assert "every KL is 0" in info()
+    at.button(key="show_next_iteration").click().run()
+    no_error(at)
+    assert "every KL is 0" not in info() and not any(b.key == "show_next_iteration" for b in at.button)
+    assert any("Iteration 2" in str(c.value) for c in at.caption)
