@@ -91,11 +91,11 @@ def group_advantages(rewards: Tensor, group_size: int, scale_rewards: str = "gro
     r"""Group-relative advantages, one scalar per completion.
 
     .. math::
-        A_i = \frac{r_i - \mu_g}{\sigma + 10^{-4}}
+        A_i = \frac{r_i - \bar r_g}{\sigma + 10^{-4}}
 
-    with mu_g the mean of the G rewards of i's group and sigma their Bessel
+    with r̄_g (r-bar) the mean of the G rewards of i's group and sigma their Bessel
     standard deviation (``"group"``), the Bessel std of all B rewards
-    (``"batch"``), or no division at all (``"none"``, Dr. GRPO: A_i = r_i - mu_g).
+    (``"batch"``), or no division at all (``"none"``, Dr. GRPO: A_i = r_i - r̄_g).
     A group whose rewards are all equal gets A_i = 0 exactly.
     """
     if not isinstance(rewards, Tensor):

@@ -81,7 +81,7 @@ class IterationTrace:
     settings: Settings
     group: Group
     rewards: Tensor  # [B]
-    group_mean: Tensor  # [B], mu_g of each completion's group
+    group_mean: Tensor  # [B], r̄_g (the group mean reward) of each completion's group
     group_std: Tensor  # [B], Bessel sigma_g of each completion's group
     batch_std: Tensor  # 0-dim, Bessel sigma of all B rewards
     advantages: Tensor  # [B]
