@@ -28,5 +28,6 @@ pages = [
     st.Page("app_pages/3_training.py", title="Training", icon="📈"),
     st.Page("app_pages/4_language_model.py", title="Toy vs language model", icon="🤖"),
     st.Page("app_pages/5_math_reference.py", title="Math reference", icon="📐"),
+    st.Page("app_pages/6_lab.py", title="Lab: the papers' claims", icon="🧪"),
 ]
 st.navigation(pages).run()
