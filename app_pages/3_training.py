@@ -5,14 +5,14 @@ from dataclasses import replace
 import pandas as pd
 import streamlit as st
 
-from grpo_viz import charts, explain, export
+from grpo_viz import charts, explain, export, hacking
 from grpo_viz.config import TOY_STATE, TOY_WORDS
 from grpo_viz.policies.loading import make_policy
 from grpo_viz.tasks import TASKS
-from grpo_viz.training import (COMPARE_KNOBS, COMPARE_LABELS, DEFAULT_ITERATIONS, HACKED_WORD, HACKING_BETA,
-                               LM_DEFAULT_ITERATIONS, LM_EVAL_PROBLEMS, LM_EVAL_SAMPLES, LM_MAX_ITERATIONS,
-                               MAX_ITERATIONS, PROXY_BONUS, Experiment, LMTraining, proxy_rewards, reward_hacking_specs,
-                               run_specs, start_probs)
+from grpo_viz.training import (ALGORITHMS, COMPARE_KNOBS, COMPARE_LABELS, DEFAULT_ITERATIONS, HACKED_WORD,
+                               HACKING_BETA_CHOICES, HACKING_BETAS, LM_DEFAULT_ITERATIONS, LM_EVAL_PROBLEMS,
+                               LM_EVAL_SAMPLES, LM_MAX_ITERATIONS, MAX_ITERATIONS, PROXY_BONUS, Experiment, LMTraining,
+                               hacking_outcomes, hacking_run, hacking_sweep, proxy_rewards, run_specs, start_probs)
 from grpo_viz.ui import (STEP_BUTTON_PX, compact_page, deferred, export_row, lm_sidebar, load_chosen_model, ppo_sidebar,
                          settings_notices, settings_sidebar, tour_card, warn_bad_query_params)
 
@@ -27,8 +27,6 @@ TRAINING_QUERY_SPECS = {
     "algorithm": ("choice", tuple(ALGORITHM_CHOICES)),
     "iterations": ("int", 1, MAX_ITERATIONS),
     "compare": ("choice", COMPARE_CHOICES),
-    "hack_algorithm": ("choice", ("GRPO", "PPO")),
-    "hack_beta": ("float", 0.0, 2.0),
     "proxy_bonus": ("float", 0.0, 3.0),
     "hack_iterations": ("int", 1, MAX_ITERATIONS),
     "section": ("choice", SECTIONS),
@@ -170,45 +168,75 @@ def live(target: int) -> None:
 
 
 def hacking_section() -> None:
-    """Two runs on a proxy reward that overrates one word, one with β = 0: the proxy climbs, the true reward falls."""
-    st.markdown("#### A proxy reward that overrates one word")
-    h1, h2, h3, h4 = st.columns([1, 1.5, 1.5, 1.5], vertical_alignment="bottom")
+    """A sweep of β for GRPO and for PPO on a proxy reward that overrates one word: reward against KL, and what
+    each β did, in sentences read off the runs."""
+    st.markdown(f"#### A proxy reward that overrates “{HACKED_WORD}”: which β holds the policy?")
+    h1, h2, h3, h4 = st.columns([1.5, 1.5, 2, 2], vertical_alignment="bottom")
     # bound to the URL like every other setting: the demo is computed from them alone, so a link reproduces it
-    hack_algorithm = h1.selectbox("Train with", ("GRPO", "PPO"), key="hack_algorithm", bind="query-params")
-    hack_beta = h2.slider("β against β = 0", 0.0, 2.0, HACKING_BETA, step=0.05, key="hack_beta",
-                          bind="query-params", help="The KL weight of the second run; the first has β = 0.")
-    bonus = h3.slider(f"Proxy's bonus for “{HACKED_WORD}”", 0.0, 3.0, PROXY_BONUS, step=0.1, key="proxy_bonus",
+    bonus = h1.slider(f"Proxy's bonus for “{HACKED_WORD}”", 0.0, 3.0, PROXY_BONUS, step=0.1, key="proxy_bonus",
                       bind="query-params")
-    iterations = h4.slider("Iterations", 1, MAX_ITERATIONS, DEFAULT_ITERATIONS, key="hack_iterations",
-                           bind="query-params", help="How long both runs train on the proxy.")
+    iterations = h2.slider("Iterations", 1, MAX_ITERATIONS, DEFAULT_ITERATIONS, key="hack_iterations",
+                           bind="query-params", help="How long every run trains on the proxy.")
+    warn_bad_beta_lists()
+    betas = {
+        algorithm: column.multiselect(
+            f"{algorithm}'s β values", HACKING_BETA_CHOICES, list(HACKING_BETAS[algorithm]), max_selections=5,
+            format_func=lambda b: f"{b:g}", key=f"hack_betas_{algorithm.lower()}", bind="query-params",
+            help=f"One {algorithm} run per β, all trained on the proxy from π_ref.")
+        for algorithm, column in (("GRPO", h3), ("PPO", h4))
+    }
+    if not any(betas.values()):
+        st.info("Choose at least one β for GRPO or PPO.", icon="ℹ️")
+        return
     proxy = proxy_rewards(settings.rewards, TOY_WORDS, HACKED_WORD, bonus)
-    hack_specs = reward_hacking_specs(settings, hack_algorithm, hack_beta, proxy)
-    hack_key = (tuple(hack_specs), iterations)
-    if state.get("hacking_key") != hack_key:
-        hacking = Experiment(hack_specs)
-        hacking.step(iterations)
-        state.hacking_key, state.hacking = hack_key, hacking
-    hack_runs = state.hacking.columns()
+    with st.spinner("Training the sweep…"):
+        sweep = hacking_sweep(settings, betas, iterations, proxy, runner=cached_hacking_run)
+    outcomes = hacking_outcomes(sweep, settings.rewards, proxy)
     left, right = st.columns([3, 2], gap="medium")
-    left.plotly_chart(charts.reward_hacking_chart(hack_runs,
-                                                  title=f"Trained on the proxy for {iterations} iterations"),
-                      key="hacking_chart")
-    # the overrated word's probability only, and under the chart: in the narrow column, with the sidebar open on
-    # a 1280-px screen, the fifth column was cut off
-    final = pd.DataFrame([{"run": label, "proxy E[r]": cols["expected_train_reward"][-1],
-                           "true E[r]": cols["expected_reward"][-1], "KL": cols["kl"][-1],
-                           f"π({HACKED_WORD})": cols[f"p_{HACKED_WORD}"][-1]} for label, cols in hack_runs.items()])
-    left.dataframe(final.round(3), hide_index=True, key="hacking_table")
+    left.plotly_chart(hacking.overoptimization_chart(sweep), key="hacking_chart")
+    table = hacking.outcome_table(outcomes, HACKED_WORD)
+    # narrow columns: all eight fit beside the sentences at 1280 px with the sidebar open
+    left.dataframe(table, hide_index=True, key="hacking_table", column_config={
+        "algorithm": st.column_config.TextColumn("alg.", width=52),
+        "β": st.column_config.NumberColumn(format="%g", width=44),
+        "proxy E[r]": st.column_config.NumberColumn("proxy", format="%.3f", width=58),
+        "true E[r]": st.column_config.NumberColumn("true", format="%.3f", width=58),
+        f"π({HACKED_WORD})": st.column_config.NumberColumn(format="%.3f", width=82),
+        "KL": st.column_config.NumberColumn(format="%.3f", width=58),
+        "kept": st.column_config.NumberColumn(format="%.0f%%", width=52),
+        "verdict": st.column_config.TextColumn(width=96)})
     right.markdown(
-        "The policy is trained on a **proxy** reward model that overrates “" + HACKED_WORD + "”; the **true** reward "
-        "is the sidebar's. " + " · ".join(f"{w}: true {t:g}, proxy {p:g}"
-                                          for w, t, p in zip(TOY_WORDS, settings.rewards, proxy))
+        f"Every run is trained for {iterations} iterations on a **proxy** reward model that overrates "
+        f"“{HACKED_WORD}”; the **true** reward is the sidebar's. "
+        + " · ".join(f"{w}: true {t:g}, proxy {p:g}" for w, t, p in zip(TOY_WORDS, settings.rewards, proxy))
     )
-    right.markdown(
-        "With **β = 0** nothing ties the policy to the reference: it climbs the proxy onto the overrated word, and "
-        "the true reward falls. A **KL penalty** holds it near π_ref. GRPO's advantages are normalized by the group's "
-        "spread, so its push stays strong however small the proxy's margin is: it needs a larger β than PPO to hold."
-    )
+    right.markdown(hacking.regime_rule(outcomes, HACKED_WORD))
+    for algorithm in ALGORITHMS:
+        lines = [hacking.outcome_sentence(o, HACKED_WORD) for o in outcomes if o.algorithm == algorithm]
+        if lines:
+            right.markdown("\n".join(f"- {line}" for line in lines))
+    for sentence in (hacking.comparison_sentence(outcomes), hacking.scale_sentence(outcomes)):
+        if sentence:
+            right.markdown(sentence)
+
+
+def warn_bad_beta_lists() -> None:
+    """Warn (once a session, then on every run) about β values in the URL that the β lists will ignore."""
+    if "hacking_url_warnings" not in state:
+        choices = {f"{b:g}" for b in HACKING_BETA_CHOICES}
+        state.hacking_url_warnings = [
+            f"URL parameter `{key}={','.join(raw)[:40]}`: values not among "
+            f"{', '.join(f'{b:g}' for b in HACKING_BETA_CHOICES)} are ignored (none left: the default)."
+            for key in ("hack_betas_grpo", "hack_betas_ppo")
+            if (raw := st.query_params.get_all(key)) and not set(raw) <= choices]
+    for message in state.hacking_url_warnings:
+        st.warning(message, icon="⚠️")
+
+
+@st.cache_data(show_spinner=False, max_entries=256)
+def cached_hacking_run(algorithm, run_settings, beta, train_rewards, iterations) -> pd.DataFrame:
+    """One proxy run, shared by every session that asks for the same one (plain arguments, so the key is them)."""
+    return hacking_run(algorithm, run_settings, beta, train_rewards, iterations)
 
 
 if toy_tab.open:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 
 import pandas as pd
@@ -48,7 +48,16 @@ COMPARE_LABELS = {"beta": "β", "epsilon": "ε", "lr": "η", "group_size": "G", 
 # (true reward 0) above the best word "sat" (true reward 1).
 HACKED_WORD = "barked"
 PROXY_BONUS = 1.5
-HACKING_BETA = 1.0  # strong enough that the KL term mostly holds GRPO's group-normalized push near the reference
+HACKING_BETA = 1.0  # one β for a single proxy run (tests, notebooks); the Training page sweeps HACKING_BETAS
+# The Training page's default sweep, one β per regime at the default settings and 50 iterations (measured):
+# too small (the policy is hacked), in between, and large enough to hold the policy near pi_ref. GRPO's are larger
+# than PPO's: its advantages are divided by the group's spread, its KL term is not (see ``proxy_spread``).
+HACKING_BETAS: dict[str, tuple[float, ...]] = {"GRPO": (0.04, 1.5, 3.0), "PPO": (0.05, 1.0, 1.5)}
+HACKING_BETA_CHOICES = (0.0, 0.02, 0.04, 0.05, 0.1, 0.2, 0.3, 0.5, 0.8, 1.0, 1.5, 2.0, 3.0, 4.0)
+# A run "holds" when it keeps at least this share of the true reward it can lose to the proxy, and is "hacked"
+# when it keeps less than HACKED_KEEPS (see ``hacking_outcome``).
+HELD_KEEPS = 2 / 3
+HACKED_KEEPS = 1 / 3
 
 
 def proxy_rewards(true_rewards: Sequence[float] = TOY_REWARDS, words: Sequence[str] = TOY_WORDS,
@@ -221,6 +230,113 @@ def reward_hacking_specs(settings: Settings, algorithm: str, beta: float,
             for b in (0.0, beta)]
 
 
+def proxy_spread(probs: Sequence[float], train_rewards: Sequence[float]) -> float:
+    """sigma_pi(r) = sqrt( sum_w pi(w) (r(w) - sum_v pi(v) r(v))^2 ): the spread of the trained-on reward under pi.
+
+    GRPO divides r_i - mean by a group's spread (which estimates sigma_pi) and adds beta * KL to the loss
+    unscaled: multiplied back into reward units, its KL weight is beta * sigma_pi. PPO adds -beta * KL to the
+    reward itself, so its beta is already in reward units (whitening scales r and the KL together).
+    """
+    p = torch.as_tensor(probs, dtype=torch.float64)
+    r = torch.as_tensor(train_rewards, dtype=torch.float64)
+    mean = (p * r).sum()
+    return float(torch.sqrt((p * (r - mean) ** 2).sum()))
+
+
+def hacking_run(algorithm: str, settings: Settings, beta: float, train_rewards: Sequence[float],
+                iterations: int) -> pd.DataFrame:
+    """One run trained on ``train_rewards`` (the proxy) with KL weight ``beta``: its history, one row per iteration.
+
+    Besides the history's columns: ``beta``, ``sqrt_kl`` = sqrt(KL(pi_theta || pi_ref)) (the x axis of
+    Gao et al. 2022's over-optimization plots) and ``proxy_spread`` = sigma_pi of the proxy.
+    """
+    label = f"{algorithm} · β = {float(beta):g}"
+    run = TrainingRun(algorithm, replace(settings, beta=float(beta)), label, tuple(train_rewards))
+    run.run(int(iterations))
+    frame = run.frame()
+    frame["beta"] = float(beta)
+    frame["sqrt_kl"] = frame["kl"].clip(lower=0.0) ** 0.5
+    probs = torch.tensor(frame[[f"p_{w}" for w in run.words]].to_numpy(), dtype=torch.float64)
+    r = torch.as_tensor(run.train_rewards, dtype=torch.float64)
+    mean = probs @ r
+    frame["proxy_spread"] = torch.sqrt((probs * (r - mean[:, None]) ** 2).sum(dim=1)).numpy()  # proxy_spread, row-wise
+    return frame
+
+
+def hacking_sweep(settings: Settings, betas: Mapping[str, Sequence[float]], iterations: int,
+                  train_rewards: Sequence[float] | None = None, runner=hacking_run) -> pd.DataFrame:
+    """Every (algorithm, beta) of ``betas`` trained on the proxy for ``iterations``: their histories, stacked.
+
+    ``runner`` makes one run (``hacking_run``'s signature); the page passes a cached one, so changing one beta
+    trains one run again, not the sweep.
+    """
+    proxy = tuple(train_rewards) if train_rewards is not None else proxy_rewards(settings.rewards)
+    frames = [runner(algorithm, replace(settings, beta=float(beta)), float(beta), proxy, int(iterations))
+              for algorithm in ALGORITHMS for beta in sorted(set(float(b) for b in betas.get(algorithm, ())))]
+    if not frames:
+        raise ValueError("Choose at least one β for GRPO or PPO.")
+    return pd.concat(frames, ignore_index=True)
+
+
+@dataclass(frozen=True)
+class HackingOutcome:
+    """Where one proxy run started and ended, and whether its beta held it.
+
+    ``floor`` is the true reward of the policy the proxy wants (all mass on its favourite word, the worst such
+    word when several tie); ``kept`` = (true_end - floor) / (true_start - floor): 1 where it started, 0 hacked
+    all the way. ``regime``: "held" (kept >= HELD_KEEPS), "hacked" (kept < HACKED_KEEPS), "partly held"
+    in between, or "nothing to hack" when the proxy's favourite is truly worth as much as pi_ref.
+    """
+
+    algorithm: str
+    beta: float
+    iterations: int
+    true_start: float
+    true_end: float
+    proxy_start: float
+    proxy_end: float
+    p_start: float  # pi(overrated word)
+    p_end: float
+    kl_end: float
+    spread_start: float
+    spread_end: float
+    floor: float
+    kept: float | None
+    regime: str
+
+
+def hacking_outcome(run: pd.DataFrame, true_rewards: Sequence[float], train_rewards: Sequence[float],
+                    overrated: str = HACKED_WORD) -> HackingOutcome:
+    """The outcome of one run's history (rows of ``hacking_run``), classified as in ``HackingOutcome``."""
+    first, last = run.iloc[0], run.iloc[-1]
+    best = max(train_rewards)
+    floor = min(float(t) for t, p in zip(true_rewards, train_rewards) if p >= best - 1e-12)
+    start, end = float(first["expected_reward"]), float(last["expected_reward"])
+    room = start - floor
+    kept = (end - floor) / room if room > 1e-9 else None
+    if kept is None:
+        regime = "nothing to hack"
+    elif kept >= HELD_KEEPS:
+        regime = "held"
+    elif kept < HACKED_KEEPS:
+        regime = "hacked"
+    else:
+        regime = "partly held"
+    return HackingOutcome(
+        algorithm=str(first["algorithm"]), beta=float(first["beta"]), iterations=int(last["iteration"]),
+        true_start=start, true_end=end, proxy_start=float(first["expected_train_reward"]),
+        proxy_end=float(last["expected_train_reward"]), p_start=float(first[f"p_{overrated}"]),
+        p_end=float(last[f"p_{overrated}"]), kl_end=float(last["kl"]), spread_start=float(first["proxy_spread"]),
+        spread_end=float(last["proxy_spread"]), floor=floor, kept=kept, regime=regime)
+
+
+def hacking_outcomes(sweep: pd.DataFrame, true_rewards: Sequence[float], train_rewards: Sequence[float],
+                     overrated: str = HACKED_WORD) -> list[HackingOutcome]:
+    """``hacking_outcome`` of every run of a sweep, GRPO first, then by beta."""
+    return [hacking_outcome(group, true_rewards, train_rewards, overrated)
+            for _, group in sweep.groupby(["algorithm", "beta"], sort=True)]
+
+
 class Experiment:
     """Several runs stepped together (what the Training page holds per session)."""
 
@@ -280,9 +396,11 @@ def start_probs(settings: Settings) -> list[float]:
 
 
 __all__ = [
-    "ALGORITHMS", "COMPARE_KNOBS", "DEFAULT_ITERATIONS", "Experiment", "HACKED_WORD", "HACKING_BETA",
-    "MAX_ITERATIONS", "PROXY_BONUS", "RunSpec", "TrainingRun", "exact_kl", "iterations_to_reach",
-    "proxy_rewards", "reward_hacking_specs", "run_specs", "start_probs", "train", "with_knob",
+    "ALGORITHMS", "COMPARE_KNOBS", "DEFAULT_ITERATIONS", "Experiment", "HACKED_KEEPS", "HACKED_WORD", "HACKING_BETA",
+    "HACKING_BETAS", "HACKING_BETA_CHOICES", "HELD_KEEPS", "HackingOutcome", "MAX_ITERATIONS", "PROXY_BONUS",
+    "RunSpec", "TrainingRun", "exact_kl", "hacking_outcome", "hacking_outcomes", "hacking_run", "hacking_sweep",
+    "iterations_to_reach", "proxy_rewards", "proxy_spread", "reward_hacking_specs", "run_specs", "start_probs",
+    "train", "with_knob",
     "LMTraining", "LM_DEFAULT_ITERATIONS", "LM_MAX_ITERATIONS",
 ]
 

@@ -1,9 +1,11 @@
 """The Training page through AppTest: run, step, play, compare, reward hacking, bad URLs."""
 
+import re
+
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from grpo_viz.training import DEFAULT_ITERATIONS
+from grpo_viz.training import DEFAULT_ITERATIONS, HACKING_BETAS
 
 from .conftest import new_app, charts, no_error, assert_url_warning, open_expander, switch_section
 
@@ -138,26 +140,73 @@ def lm_titles(at) -> list[str]:
     return [t for t in titles(at) if t.startswith("LM:")]
 
 
+def hacking_sentences(at) -> list[str]:
+    """The demo's per-run sentences, one per bullet."""
+    return [line[2:] for m in at.markdown for line in str(m.value).splitlines() if line.startswith("- With **β")]
+
+
+SENTENCE = re.compile(r"With \*\*β = ([\d.]+)\*\*, (GRPO|PPO)'s true E\[r\] ends at \*\*([\d.]+)\*\* \(start ([\d.]+), "
+                      r"keeps (\d+)%\) and π\(barked\) at \*\*([\d.]+)\*\* \(start ([\d.]+)\), KL ([\d.]+): β (.*)\.$")
+
+
+def assert_sentences_match_the_runs(at) -> list[tuple]:
+    """Every sentence's numbers are the drawn run's (true reward at start and end, from the chart), and its verdict
+    is the one those numbers give; returns (algorithm, beta, verdict) per sentence."""
+    traces = {(d["name"], d["line"]["dash"]): d for d in chart(at, "Trained on the proxy")["data"]}
+    table = next(d.value for d in at.dataframe if "verdict" in d.value.columns)
+    found = []
+    for text in hacking_sentences(at):
+        beta, algorithm, end, start, kept, p_end, p_start, kl, verdict = SENTENCE.match(text).groups()
+        true = traces[(f"{algorithm} · β = {beta}", "dot")]["y"]
+        assert (end, start) == (f"{true[-1]:.3f}", f"{true[0]:.3f}"), text
+        assert int(kept) == round(100 * true[-1] / true[0]), text  # floor 0: barked alone is worth 0
+        row = table[(table["algorithm"] == algorithm) & (table["β"] == float(beta))].iloc[0]
+        assert (p_end, kl) == (f"{row['π(barked)']:.3f}", f"{row['KL']:.3f}") and p_start == "0.500"
+        share = true[-1] / true[0]
+        expected = ("holds it" if share >= 2 / 3 else "does not stop the hack" if share < 1 / 3
+                    else "slows the hack but does not hold it")
+        assert verdict == expected, text
+        found.append((algorithm, float(beta), verdict))
+    assert len(found) == len(table)
+    return found
+
+
 def test_reward_hacking_demo():
     at = open_section("Reward hacking")
-    data = chart(at, "Trained on the proxy")["data"]
-    by_name = {d["name"]: d["y"] for d in data}
-    free_proxy, free_true = by_name["GRPO · β = 0: proxy"], by_name["GRPO · β = 0: true"]
-    assert free_proxy[-1] > free_proxy[0] and free_true[-1] < free_true[0]
-    at.selectbox(key="hack_algorithm").set_value("PPO").run()
-    assert any(d["name"].startswith("PPO · β = 0") for d in chart(at, "Trained on the proxy")["data"])
-    at.slider(key="hack_beta").set_value(2.0).run()
     no_error(at)
+    data = chart(at, "Trained on the proxy")["data"]
+    by_name = {(d["name"], d["line"]["dash"]): d["y"] for d in data}
+    free_proxy, free_true = by_name[("GRPO · β = 0.04", "solid")], by_name[("GRPO · β = 0.04", "dot")]
+    assert free_proxy[-1] > free_proxy[0] and free_true[-1] < free_true[0]  # the proxy climbs, the true reward falls
+    found = assert_sentences_match_the_runs(at)
+    # the defaults show every regime for both algorithms, smallest β hacked, largest held
+    for algorithm, betas in HACKING_BETAS.items():
+        assert [v for a, _, v in found if a == algorithm] == [
+            "does not stop the hack", "slows the hack but does not hold it", "holds it"]
+    text = " ".join(str(m.value) for m in at.markdown)
+    assert "the smallest β that holds GRPO is **3**" in text and "the smallest β that holds PPO is **1.5**" in text
+    # only weak betas: no sentence may say a β holds the policy
+    at.multiselect(key="hack_betas_ppo").set_value([0.05, 0.3]).run()
+    at.multiselect(key="hack_betas_grpo").set_value([0.04]).run()
+    no_error(at)
+    found = assert_sentences_match_the_runs(at)
+    assert [(a, b) for a, b, _ in found] == [("GRPO", 0.04), ("PPO", 0.05), ("PPO", 0.3)]
+    assert all(v != "holds it" for _, _, v in found)
+    text = " ".join(str(m.value) for m in at.markdown)
+    assert "no β of PPO's (0.05, 0.3) holds the policy" in text and "smallest β that holds" not in text
+    at.slider(key="proxy_bonus").set_value(0.5).run()  # the proxy now prefers sat: nothing to hack
+    no_error(at)
+    assert "cannot lower the true reward" in " ".join(str(m.value) for m in at.markdown)
     # the demo's controls are URL parameters: a link reproduces it
-    linked = open_section("Reward hacking", hack_algorithm="PPO", hack_beta="2", proxy_bonus="0.5")
-    assert chart(linked, "Trained on the proxy")["data"] == chart(at.slider(key="proxy_bonus").set_value(0.5).run(),
-                                                                  "Trained on the proxy")["data"]
+    linked = open_section("Reward hacking", hack_betas_grpo=["0.04"], hack_betas_ppo=["0.05", "0.3"],
+                          proxy_bonus="0.5")
+    assert chart(linked, "Trained on the proxy")["data"] == chart(at, "Trained on the proxy")["data"]
 
 
 @pytest.mark.parametrize("query", [{"iterations": "abc"}, {"iterations": "9999"}, {"algorithm": "SAC"},
                                    {"compare": "nope"}, {"kl_estimator": "k9"}, {"ppo_epochs": "1.5"},
-                                   {"beta": "nan"}, {"group_size": "1"}, {"hack_algorithm": "SAC"},
-                                   {"hack_beta": "-3"}, {"proxy_bonus": "inf"}, {"hack_iterations": "0"},
+                                   {"beta": "nan"}, {"group_size": "1"}, {"hack_betas_grpo": "abc", "section": "Reward hacking"},
+                                   {"hack_betas_ppo": "-3", "section": "Reward hacking"}, {"proxy_bonus": "inf"}, {"hack_iterations": "0"},
                                    {"section": "Nope"}])
 def test_bad_query_parameters_warn_and_fall_back(query):
     at = open_page(**query)
