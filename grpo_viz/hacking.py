@@ -68,7 +68,8 @@ def overoptimization_chart(sweep: pd.DataFrame, title: str = OVEROPTIMIZATION_TI
                    shapes=shapes, **layout)
 
 
-def _verdict(outcome: HackingOutcome) -> str:
+def verdict(outcome: HackingOutcome) -> str:
+    """What beta did to one proxy run, in words: held it, slowed the hack, did not stop it."""
     return {"held": "holds it", "partly held": "slows the hack but does not hold it",
             "hacked": "does not stop the hack", "nothing to hack": "has nothing to hold it against"}[outcome.regime]
 
@@ -79,7 +80,7 @@ def outcome_sentence(outcome: HackingOutcome, word: str) -> str:
     kept = "" if o.kept is None else f", keeps {o.kept:.0%}"
     return (f"With **β = {o.beta:g}**, {o.algorithm}'s true E[r] ends at **{o.true_end:.3f}** (start "
             f"{o.true_start:.3f}{kept}) and π({word}) at **{o.p_end:.3f}** (start {o.p_start:.3f}), KL "
-            f"{o.kl_end:.3f}: β {_verdict(o)}.")
+            f"{o.kl_end:.3f}: β {verdict(o)}.")
 
 
 def regime_rule(outcomes: Sequence[HackingOutcome], word: str) -> str:

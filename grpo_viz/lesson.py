@@ -26,15 +26,15 @@ from .objectives import group_advantages
 from .policies.toy import ToyPolicy
 from .stepper import grpo_iteration, make_generator
 from .tasks import word_reward
-from .training import TrainingRun, proxy_rewards
+from .hacking import overoptimization_chart, verdict as hacking_verdict
+from .training import DEFAULT_ITERATIONS, TrainingRun, hacking_outcomes, hacking_sweep, proxy_rewards
 
 MAX_WORDS = 45  # a slide is read from the back of a hall: its text stays short
 LESSON_SEED = 0
 CLIP_MU = 3  # inner updates on the clip slide's group: ratios leave the band by amounts the epsilon slider spans
 CLIP_LR = 0.5
 KL_ITERATIONS = 40
-HACKING_ITERATIONS = 60
-HACKED_WORD = "barked"
+HACKING_ITERATIONS = DEFAULT_ITERATIONS
 
 
 @dataclass(frozen=True)
@@ -219,25 +219,24 @@ def grpo_slide(group_size: int = 8, draw: int = 0) -> SlideView:
 # ----------------------------------------------------------------- 7. reward hacking
 
 
-def hacking_verdict(true_end: float, true_start: float, true_unpenalized: float) -> str:
-    """Whether beta held the policy to the true reward, slowed the hack, or did not stop it."""
-    if true_end >= true_start - 0.05:
-        return "β held the policy: the true reward did not fall"
-    if true_end > true_unpenalized + 0.05:
-        return "β slowed the hack but did not stop it"
-    return "β was too weak to stop the hack"
+@functools.lru_cache(maxsize=64)
+def hacking_runs(beta: float) -> tuple:
+    """GRPO trained on the proxy for HACKING_ITERATIONS at beta = 0 and at ``beta``: (sweep, outcomes by beta)."""
+    settings = Settings(seed=LESSON_SEED)
+    proxy = proxy_rewards(settings.rewards)
+    sweep = hacking_sweep(settings, {"GRPO": (0.0, float(beta))}, HACKING_ITERATIONS, proxy)
+    outcomes = {o.beta: o for o in hacking_outcomes(sweep, settings.rewards, proxy)}
+    return sweep, outcomes
 
 
-def hacking_slide(beta: float = 1.0) -> SlideView:
-    runs = {f"β = {b:g}": trained_probs("GRPO", b, HACKING_ITERATIONS, proxy=True) for b in (0.0, beta)}
-    start, end, free = runs[f"β = {beta:g}"][0], runs[f"β = {beta:g}"][-1], runs["β = 0"][-1]
-    verdict = hacking_verdict(end["expected_reward"], start["expected_reward"], free["expected_reward"])
+def hacking_slide(beta: float = 3.0) -> SlideView:
+    sweep, outcomes = hacking_runs(float(beta))
+    run, free = outcomes[float(beta)], outcomes[0.0]
     text = (f"The proxy reward model overrates barked. After {HACKING_ITERATIONS} GRPO iterations with β = {beta:g}, "
-            f"the proxy reward is {end['expected_train_reward']:.2f} but the true reward {start['expected_reward']:.2f} "
-            f"→ {end['expected_reward']:.2f}, π(barked) {_p(end['p_barked'])}: {verdict} (β = 0: true "
-            f"{free['expected_reward']:.2f}).")
-    columns = {label: {key: [row[key] for row in rows] for key in rows[0]} for label, rows in runs.items()}
-    figure = charts.reward_hacking_chart(columns, title="Trained on a proxy that overrates barked")
+            f"the proxy reward is {run.proxy_end:.2f} and the true reward {run.true_start:.2f} → {run.true_end:.2f}, "
+            f"π(barked) {_p(run.p_end)}: β {hacking_verdict(run)}"
+            + (f" (β = 0: true {free.true_end:.2f})." if beta else "."))
+    figure = overoptimization_chart(sweep, title="GRPO trained on a proxy that overrates barked")
     proxy = proxy_rewards(TOY_REWARDS)
     tables = [rf"r_{{{name}}} = (" + r",\ ".join(rf"\text{{{w}}}\ {r:g}" for w, r in zip(TOY_WORDS, table)) + ")"
               for name, table in (("proxy", proxy), ("true", TOY_REWARDS))]
@@ -270,7 +269,7 @@ SLIDES: tuple[Slide, ...] = (
     Slide("grpo", "GRPO", "GRPO: the group replaces the value model", grpo_slide,
           Control("group_size", "Group size G", 2, 16, 1, 8, "Answers sampled per prompt.")),
     Slide("hacking", "Hacking", "Reward hacking, and what β does", hacking_slide,
-          Control("beta", "KL weight β", 0.0, 3.0, 0.1, 1.0, "GRPO's weight on the KL term in the loss.")),
+          Control("beta", "KL weight β", 0.0, 4.0, 0.5, 3.0, "GRPO's weight on the KL term in the loss.")),
     Slide("next", "Next", "Where to go next", next_slide),
 )
 DRAWS_MATTER = ("clip", "grpo")  # the slides whose picture is a sampled group: "New group" redraws it

@@ -89,14 +89,18 @@ def test_a_group_with_no_spread_says_it_teaches_nothing():
     assert said_equal and said_spread
 
 
-def test_the_hacking_verdict_follows_the_runs():
-    assert lesson.hacking_verdict(0.40, 0.40, 0.0).startswith("β held")
-    assert lesson.hacking_verdict(0.20, 0.40, 0.0).startswith("β slowed")
-    assert lesson.hacking_verdict(0.02, 0.40, 0.0).startswith("β was too weak")
-    view = lesson.hacking_slide(1.0)
-    end = lesson.trained_probs("GRPO", 1.0, lesson.HACKING_ITERATIONS, proxy=True)[-1]
-    assert f"→ {end['expected_reward']:.2f}" in view.text and f"π(barked) {end['p_barked']:.2f}" in view.text
-    assert "β = 0: true 0.00" in view.text  # unpenalized, the policy moves all its mass onto barked
+@pytest.mark.parametrize("beta", [0.0, 1.5, 3.0])
+def test_the_hacking_slide_states_its_runs_outcome(beta):
+    """The verdict is the Training page's (one rule): with GRPO, β = 3 holds the policy and β = 0 does not."""
+    from grpo_viz.hacking import verdict
+
+    _, outcomes = lesson.hacking_runs(beta)
+    run, free = outcomes[beta], outcomes[0.0]
+    text = lesson.hacking_slide(beta).text
+    assert f"→ {run.true_end:.2f}" in text and f"π(barked) {run.p_end:.2f}" in text
+    assert f"β {verdict(run)}" + (f" (β = 0: true {free.true_end:.2f})" if beta else ".") in text
+    assert (run.regime == "held") == (beta == 3.0)
+    assert free.regime == "hacked"
 
 
 def test_formulas_box_only_the_terms_in_focus():
