@@ -6,10 +6,14 @@ so it can be unit-tested and reused in a notebook.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import functools
 import json
+import math
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, replace
 
 import numpy as np
 import plotly.graph_objects as go
@@ -39,24 +43,167 @@ MARGIN = dict(l=90, r=10, t=70, b=40)
 SUBTITLE_ROOM = 24  # px more at the top, where a subtitle would sit on what a chart draws above its plot
 
 
+# ----------------------------------------------------------------- text: sizes, colours, value labels
+
+NORMAL_MIN_PX = 14   # the smallest text of a chart on a laptop: ticks, legend, value labels (Streamlit's theme: 12)
+PRESENT_MIN_PX = 18  # on a projector, read from the back of a room
+NOMINAL_FIGURE_PX = 600  # the width value labels are fitted to; narrower in the browser, Plotly hides what won't fit
+CHAR_EM = 0.6  # a label's width estimate: characters x font size x 0.6 (digits are ~0.5 em; this errs wide)
+BARGAP, BARGROUPGAP = 0.12, 0.1  # between groups; between the bars of a group, so neighbours' labels never touch
+# Tick labels, axis titles and legends. Streamlit's chart theme draws them in a faded grey (~3.7:1 on white); a
+# page that knows its theme gets a dark grey on light (12.6:1) or a light grey on dark (13.9:1); a page that does
+# not, a grey that reads on both (4.6:1 on white, 4.1:1 on Streamlit's dark background).
+TEXT_COLORS = {False: "#333333", True: "#dddddd", None: "#757575"}
+
+
+@dataclass(frozen=True)
+class TextStyle:
+    """How big and what colour a chart's text is: ``min_px`` is the smallest text anywhere in a figure (hover
+    boxes excepted); ``dark`` the theme (None: not known); ``figure_px`` the width value labels are fitted to."""
+    min_px: int = NORMAL_MIN_PX
+    dark: bool | None = None
+    figure_px: int = NOMINAL_FIGURE_PX
+
+    @property
+    def color(self) -> str:
+        return TEXT_COLORS[self.dark]
+
+
+# Per thread (Streamlit runs each session's script in its own thread), so one lecturer presenting does not
+# enlarge every student's charts; a new thread starts from the default.
+_STYLE: contextvars.ContextVar[TextStyle] = contextvars.ContextVar("grpo_viz_chart_style", default=TextStyle())
+
+
+def text_style() -> TextStyle:
+    """The style the builders use now."""
+    return _STYLE.get()
+
+
+def set_presentation(on: bool, dark: bool | None = None, figure_px: int | None = None) -> None:
+    """Every figure built after this, in this thread, for a projector (``on``: no text under ``PRESENT_MIN_PX``)
+    or a screen (``NORMAL_MIN_PX``). Call it where the charts are built, on every run (a Streamlit fragment's
+    rerun runs in a new thread, which starts from the default style): e.g.
+    ``charts.set_presentation(presenting, dark=st.context.theme.type == "dark" if st.context.theme.type else None)``.
+    """
+    _STYLE.set(TextStyle(PRESENT_MIN_PX if on else NORMAL_MIN_PX, dark,
+                         NOMINAL_FIGURE_PX if figure_px is None else int(figure_px)))
+
+
+@contextlib.contextmanager
+def presentation(on: bool = True, dark: bool | None = None, figure_px: int | None = None) -> Iterator[TextStyle]:
+    """``set_presentation`` for the figures built inside a ``with`` block only."""
+    token = _STYLE.set(replace(_STYLE.get(), min_px=PRESENT_MIN_PX if on else NORMAL_MIN_PX,
+                               **({} if dark is None else {"dark": dark}),
+                               **({} if figure_px is None else {"figure_px": int(figure_px)})))
+    try:
+        yield _STYLE.get()
+    finally:
+        _STYLE.reset(token)
+
+
+def label_px(label: str, font_px: float) -> float:
+    """The estimated width of a one-line label: characters x font size x ``CHAR_EM``."""
+    return len(label) * font_px * CHAR_EM
+
+
+def bar_slot_px(categories: int, per_group: int = 1, figure_px: float | None = None) -> tuple[float, float]:
+    """(the width of one bar, the width of one category's group of bars) in a ``figure_px``-wide figure with the
+    charts' margins, ``per_group`` bars side by side in each of ``categories`` groups."""
+    plot = (figure_px or text_style().figure_px) - MARGIN["l"] - MARGIN["r"]
+    group = plot / max(1, categories) * (1 - BARGAP)
+    return group / max(1, per_group) * (1 - BARGROUPGAP), group
+
+
+def fit_labels(values: Sequence[float], formats: Sequence, room_px: float, font_px: float | None = None
+               ) -> list[str] | None:
+    """The values written in the first of ``formats`` (most precise first; a format string or a function) whose
+    widest label fits ``room_px`` at ``font_px``; None when none fits (no labels: the hover and the table have them)."""
+    px = font_px or text_style().min_px
+    for fmt in formats:
+        labels = [fmt(float(v)) if callable(fmt) else fmt.format(float(v)) for v in values]
+        if max([label_px(t, px) for t in labels] + [0.0]) <= room_px:
+            return labels
+    return None
+
+
+def _signed_fixed(decimals: int):
+    """'+1.30' / '−0.78': ``decimals`` decimals and a true minus sign, every label of a chart as wide as the others
+    (Plotly then hides all of a chart's labels or none)."""
+    return lambda v: f"{v:+.{decimals}f}".replace("-", "−")
+
+
+PROBABILITY_FORMATS = ("{:.3f}", "{:.2f}")
+NUMBER_FORMATS = ("{:.3g}", "{:.2g}")
+
+
+def _font(size: float, color: str | None = None, **extra) -> dict:
+    return {"size": size, **({"color": color} if color else {}), **extra}
+
+
+def _axis_text(axis: dict, style: TextStyle) -> dict:
+    """An axis with its tick labels and title at the style's size and colour."""
+    axis = dict(axis)
+    axis["tickfont"] = {**axis.get("tickfont", {}), **_font(style.min_px, style.color)}
+    title = axis.get("title")
+    if title is not None:
+        title = {"text": title} if isinstance(title, str) else dict(title)
+        title["font"] = {**title.get("font", {}), **_font(max(style.min_px, title.get("font", {}).get("size", 0)),
+                                                          style.color)}
+        axis["title"] = title
+    return axis
+
+
+def _apply_text_style(data: list[dict], layout: dict, style: TextStyle) -> None:
+    """Every text a figure draws at ``style.min_px`` or more, in place: Streamlit's theme sets 12 px ticks and
+    legends in its template, which only explicit sizes here override. Hover boxes keep the theme's."""
+    px, color = style.min_px, style.color
+    layout["font"] = {**layout.get("font", {}), **_font(px, color)}
+    layout["uniformtext"] = dict(minsize=px, mode="hide")  # a bar label is drawn at full size or not at all
+    title = layout.get("title")
+    if isinstance(title, dict):
+        title = layout["title"] = {**title, "font": {**title.get("font", {}), "size": px + 2}}
+        if isinstance(title.get("subtitle"), dict):
+            title["subtitle"] = {**title["subtitle"], "font": {**title["subtitle"].get("font", {}), "size": px}}
+    layout["legend"] = {**layout.get("legend", {}), "font": {**layout.get("legend", {}).get("font", {}),
+                                                              **_font(px, color)}}
+    for name in list(layout):
+        if name.startswith(("xaxis", "yaxis")):
+            layout[name] = _axis_text(layout[name] or {}, style)
+    if "ternary" in layout:
+        layout["ternary"] = {k: _axis_text(v, style) if k.endswith("axis") else v for k, v in layout["ternary"].items()}
+    if layout.get("annotations"):
+        layout["annotations"] = [{**a, "font": {**a.get("font", {}), "size": max(px, a.get("font", {}).get("size", 0))}}
+                                 for a in layout["annotations"]]
+    for trace in data:
+        if trace.get("type") == "heatmap":
+            trace["textfont"] = {**trace.get("textfont", {}), "size": px}
+            bar = trace.get("colorbar", {})
+            trace["colorbar"] = {**bar, "tickfont": _font(px, color),
+                                 "title": {**bar.get("title", {}), "font": _font(px, color)}}
+        elif trace.get("text") is not None and (trace.get("type") == "bar" or "text" in str(trace.get("mode", ""))):
+            trace["textfont"] = {**trace.get("textfont", {}), "size": px}
+
+
 def _base_layout(title: str, height: int = 380, legend_below: bool = False, subtitle: str | None = None,
                  top_room: int = 0) -> dict:
     """Title (and a subtitle under it: the numbers of a chart's guide lines, which written on the lines themselves
-    overlapped the bars), size, margins, legend and font shared by every chart of the app.
+    overlapped the bars), size, margins, legend and bar gaps shared by every chart of the app (text sizes and
+    colours: ``_apply_text_style``).
 
     ``top_room``: px more above the plot, for a chart that draws there (ticks, panel titles) under a subtitle;
     the title then hangs from the top of the figure instead of sitting in the middle of the taller margin.
     """
+    # above the plot, the legend's row ran into a subtitle, and at 18 px wrapped up over the title of a 380 px chart
+    legend_below = legend_below or bool(subtitle) or text_style().min_px >= PRESENT_MIN_PX
     legend = (dict(orientation="h", yanchor="top", y=-0.3, xanchor="left", x=0) if legend_below
               else dict(orientation="h", yanchor="bottom", y=1.0, xanchor="right", x=1))
     heading = dict(text=title, x=0, xanchor="left")
     if subtitle:
-        heading["subtitle"] = dict(text=subtitle, font=dict(size=13))
+        heading["subtitle"] = dict(text=subtitle)
     if top_room:
         heading.update(yref="container", y=1, yanchor="top", pad=dict(t=14))
-    # value labels that would have to shrink below 9 px to fit their bar are hidden (hover still has them)
     return dict(title=heading, height=height + top_room, margin={**MARGIN, "t": MARGIN["t"] + top_room},
-                legend=legend, font=dict(size=14), uniformtext=dict(minsize=9, mode="hide"))
+                legend=legend, bargap=BARGAP, bargroupgap=BARGROUPGAP)
 
 
 # Plotly's property validation is ~75% of building a step-through figure (5.8 of 7.5 ms each, every click).
@@ -122,9 +269,13 @@ def _figure(data: list[dict], title: str, height: int = 380, legend_below: bool 
     """
     base = _base_layout(title, height, legend_below, subtitle, top_room)
     layout = {**base, **layout, "margin": {**base["margin"], **layout.get("margin", {})}}
+    if "ternary" not in layout:  # axes the builder left to defaults still need their tick labels sized
+        layout.setdefault("xaxis", {})
+        layout.setdefault("yaxis", {})
     if x_range is not None:
         for name in [k for k in layout if k.startswith("xaxis")] or ["xaxis"]:
             layout[name] = {**layout.get(name, {}), "range": list(x_range)}
+    _apply_text_style(data, layout, text_style())
     if VALIDATE_FIGURES:
         return go.Figure(data=data, layout=layout)
     return _BuiltFigure(data=_as_validation_would(data), layout=_as_validation_would(layout))
@@ -205,13 +356,23 @@ def word_colors(words: Sequence[str]) -> dict[str, str]:
 
 
 def _bar(name: str, x: Sequence, y: Sequence[float], color, text: Sequence[str] | None = None,
-         hover: str = "%{x}: %{y:.4f}", extra: str | None = None, **kwargs) -> dict:
-    """Bars, with ``text`` above them; the hover box's side label is ``extra`` (the trace's name by default)."""
+         hover: str = "%{x}: %{y:.4f}", extra: str | None = None, alone: bool = False, **kwargs) -> dict:
+    """Bars, with ``text`` above them; the hover box's side label is ``extra`` (the trace's name by default).
+
+    A label is kept within its bar (Plotly hides it, ``uniformtext``, when it would have to shrink to fit), unless
+    it is ``alone``: the only labelled bar of its group, free to span the group's width (fitted by ``fit_labels``).
+    """
     bar = dict(type="bar", name=name, x=list(x), y=[float(v) for v in y], marker=dict(color=color),
                hovertemplate=hover + "<extra>" + (name if extra is None else extra) + "</extra>", **kwargs)
     if text is not None:
-        bar.update(text=list(text), textposition="outside", cliponaxis=False)
+        bar.update(text=list(text), textposition="outside", cliponaxis=False,
+                   constraintext="none" if alone else "both")
     return bar
+
+
+SIGNED_FORMATS = (lambda v: signed(v), _signed_fixed(2), _signed_fixed(1))
+# the series a grouped chart keeps its labels on when every series' would not fit: the policy being trained
+FOCUS_SERIES = ("after update", "π_θ")
 
 
 # ----------------------------------------------------------------- distributions
@@ -224,12 +385,27 @@ def distribution_chart(
 ) -> go.Figure:
     """Grouped bars: one group per word, one bar per distribution (e.g. π_θ, π_old, π_ref).
 
-    The first ``labelled`` series carry their values above the bars (all of them by default).
+    The first ``labelled`` series carry their values above the bars (all of them by default), 3 decimals, or 2
+    where 3 would not fit their bars (``fit_labels``); where neither fits, only one series keeps its labels
+    (``FOCUS_SERIES``, else the first), spread over its group: side by side, the labels ran together ("0.3000.300").
     """
     palette = list(SERIES_COLORS.values()) + list(WORD_PALETTE)
+    names = list(series)
+    bar_px, group_px = bar_slot_px(len(words), len(names))
+    wanted = names if labelled is None else names[:labelled]
+    texts: dict[str, list[str] | None] = {}
+    if len(wanted) > 1:
+        both = fit_labels([p for n in wanted for p in series[n]], PROBABILITY_FORMATS, bar_px)
+        if both is not None:
+            texts = {n: fit_labels(series[n], PROBABILITY_FORMATS, bar_px) for n in wanted}
+        else:
+            wanted = [next((n for n in FOCUS_SERIES if n in wanted), wanted[0])]
+    if len(wanted) == 1:
+        texts = {wanted[0]: fit_labels(series[wanted[0]], PROBABILITY_FORMATS,
+                                       group_px if len(names) > 1 else bar_px)}
+    alone = len(texts) == 1 and len(names) > 1
     data = [
-        _bar(name, words, probs, SERIES_COLORS.get(name, palette[k % len(palette)]),
-             [f"{float(p):.3f}" for p in probs] if labelled is None or k < labelled else None)
+        _bar(name, words, probs, SERIES_COLORS.get(name, palette[k % len(palette)]), texts.get(name), alone=alone)
         for k, (name, probs) in enumerate(series.items())
     ]
     # category, always: a language model's tokens are often numbers ("13"), and Plotly would then make the axis
@@ -253,7 +429,7 @@ def group_reward_chart(
     """One bar per sample (coloured by word) with the group mean and mean ± std as lines, their values above."""
     colors = word_colors(words or list(dict.fromkeys(texts)))
     bar = _bar("reward r_i", sample_labels(texts), rewards, [colors.get(t, NEUTRAL) for t in texts],
-               [f"{float(r):.3g}" for r in rewards], hover="sample %{x}<br>reward %{y:.4f}")
+               fit_labels(rewards, NUMBER_FORMATS, bar_slot_px(len(texts))[0]), hover="sample %{x}<br>reward %{y:.4f}")
     shapes = [_hline(group_mean, width=2)]
     subtitle = f"solid line: mean r̄ = {group_mean:.4f}"
     if group_std > 0:
@@ -267,7 +443,7 @@ def group_reward_chart(
 def advantage_chart(texts: Sequence[str], advantages: Sequence[float], title: str = "Advantages A_i") -> go.Figure:
     """One bar per sample: green pushes its word up, red pushes it down, grey (A = 0) does nothing."""
     bar = _bar("advantage", sample_labels(texts), advantages, _sign_colors(advantages),
-               [signed(a) for a in advantages], hover="sample %{x}<br>A = %{y:.4f}")
+               fit_labels(advantages, SIGNED_FORMATS, bar_slot_px(len(texts))[0]), hover="sample %{x}<br>A = %{y:.4f}")
     top = max([abs(float(a)) for a in advantages] + [0.5]) * 1.3
     return _figure([bar], title, showlegend=False, shapes=[_hline(0)],
                    yaxis=dict(title="advantage", range=[-top, top]))
@@ -295,6 +471,10 @@ def ratio_chart(
     labels = sample_labels(texts)
     colors = _sign_colors(advantages)
     clipped = [bool(c) for c in clipped]
+    # values above the markers, not beside them (beside, they ran into the next sample's marker), as precise as
+    # fits between two samples; past 16 samples the hover and the table have them
+    values = fit_labels(ratios, ("{:.4f}", "{:.3f}", "{:.2f}"), bar_slot_px(len(labels))[1]) \
+        if value_labels and len(labels) <= 16 else None
     data, legend = [], []
     for is_clipped, symbol, name in ((False, "circle", "inside or harmless"), (True, "x", "clipped: no gradient")):
         idx = [i for i, c in enumerate(clipped) if c == is_clipped]
@@ -303,10 +483,8 @@ def ratio_chart(
         data.append(dict(
             type="scatter", name=name, legendgroup=name, showlegend=False,
             x=[labels[i] for i in idx], y=[float(ratios[i]) for i in idx],
-            # values above the markers, not beside them (beside, they ran into the next sample's marker);
-            # past 16 samples they would overlap anyway, and the hover and the table have them
-            mode="markers+text" if value_labels and len(labels) <= 16 else "markers",
-            text=[f"{float(ratios[i]):.4f}" for i in idx],
+            mode="markers" if values is None else "markers+text",
+            text=[f"{float(ratios[i]):.4f}" for i in idx] if values is None else [values[i] for i in idx],
             textposition="top center",
             marker=dict(size=16, symbol=symbol, color=[colors[i] for i in idx], line=dict(width=1, color=GUIDE)),
             hovertemplate="sample %{x}<br>w = %{y:.6f}<extra>" + name + "</extra>",
@@ -385,7 +563,9 @@ def kl_chart(
     """k3 for each sample, and beta * k3, the amount it adds to that sample's loss."""
     labels = sample_labels(texts)
     data = [
-        _bar("k3", labels, kl, SERIES_COLORS["π_ref"], [f"{float(k):.4g}" for k in kl], hover="sample %{x}<br>k3 = %{y:.6g}"),
+        _bar("k3", labels, kl, SERIES_COLORS["π_ref"], fit_labels(kl, ("{:.4g}",) + NUMBER_FORMATS,
+                                                                   bar_slot_px(len(labels), 2)[1]),
+             hover="sample %{x}<br>k3 = %{y:.6g}", alone=True),
         _bar(f"β·k3 (β = {beta:g})", labels, [beta * float(k) for k in kl], SERIES_COLORS["π_old"],
              hover="sample %{x}<br>β·k3 = %{y:.6g}"),
     ]
@@ -399,7 +579,8 @@ def gradient_chart(
 ) -> go.Figure:
     """-dL/dz for each parameter: positive bars are pushed up by the update, negative ones down."""
     push = [-float(g) for g in gradient]
-    bar = _bar("−∂L/∂z", names, push, _sign_colors(push), [signed(p) for p in push], hover="%{x}<br>−∂L/∂z = %{y:.6f}")
+    bar = _bar("−∂L/∂z", names, push, _sign_colors(push), fit_labels(push, SIGNED_FORMATS, bar_slot_px(len(names))[0]),
+               hover="%{x}<br>−∂L/∂z = %{y:.6f}")
     top = max([abs(p) for p in push] + [1e-3]) * 1.35
     return _figure([bar], title, subtitle=subtitle, showlegend=False, shapes=[_hline(0)],
                    yaxis=dict(title="−∂L/∂z  (up = more likely)", range=[-top, top]))
@@ -625,13 +806,15 @@ def ppo_reward_chart(
     scores = [float(s) for s in scores]
     penalty = [float(k) for k in kl_penalty]
     total = [s + k for s, k in zip(scores, penalty)]
+    totals = fit_labels(total, NUMBER_FORMATS, bar_slot_px(len(labels))[1])  # as precise as fits between samples
     data = [
         dict(type="bar", name="score r_i", x=labels, y=scores, marker=dict(color=[colors.get(t, NEUTRAL) for t in texts]),
              hovertemplate="sample %{x}<br>score %{y:.4f}<extra></extra>", legendgroup="score", showlegend=False),
         dict(type="bar", name="−β·KL (in the reward)", x=labels, y=penalty, marker=dict(color=SERIES_COLORS["π_old"]),
              hovertemplate="sample %{x}<br>−β·KL = %{y:.6f}<extra></extra>"),
-        dict(type="scatter", name="rew_i = r_i − β·KL_i", x=labels, y=total, mode="markers+text",
-             text=[f"{t:.3g}" for t in total], textposition="top center", cliponaxis=False,  # "1" above the top
+        dict(type="scatter", name="rew_i = r_i − β·KL_i", x=labels, y=total,
+             mode="markers" if totals is None else "markers+text",
+             text=totals, textposition="top center", cliponaxis=False,  # "1" above the top
              marker=dict(color=GUIDE, symbol="diamond", size=9),
              hovertemplate="sample %{x}<br>rew = %{y:.6f}<extra></extra>"),
         # the scores' legend entry, listed first: the bars are coloured by word
@@ -653,8 +836,9 @@ def ppo_kl_chart(
     labels = sample_labels(texts)
     kl = [float(k) for k in kl]
     data = [
-        _bar(estimator, labels, kl, SERIES_COLORS["π_ref"], [f"{k:.4g}" for k in kl],
-             hover="sample %{x}<br>" + estimator + " = %{y:.6g}", extra=""),
+        _bar(estimator, labels, kl, SERIES_COLORS["π_ref"],
+             fit_labels(kl, ("{:.4g}",) + NUMBER_FORMATS, bar_slot_px(len(labels), 2)[1]),
+             hover="sample %{x}<br>" + estimator + " = %{y:.6g}", extra="", alone=True),
         _bar(f"−β·{estimator} (β = {beta:g}) added to the reward", labels, [-beta * k for k in kl],
              SERIES_COLORS["π_old"], hover="sample %{x}<br>−β·KL = %{y:.6g}", extra=""),
     ]
@@ -679,8 +863,10 @@ def ppo_advantage_chart(
     if whitened:
         data.append(_bar("GAE A (before whitening)", labels, raw, "rgba(127,127,127,0.45)",
                          hover="sample %{x}<br>A = %{y:.4f}", extra="before whitening"))
+    bar_px, group_px = bar_slot_px(len(labels), 2 if whitened else 1)
     data.append(_bar("A used by the loss" + (" (whitened)" if whitened else ""), labels, used, _sign_colors(used),
-                     [signed(a) for a in used], hover="sample %{x}<br>A = %{y:.4f}", extra="used"))
+                     fit_labels(used, SIGNED_FORMATS, group_px if whitened else bar_px),
+                     hover="sample %{x}<br>A = %{y:.4f}", extra="used", alone=whitened))
     top = max([abs(a) for a in raw + used] + [0.5]) * 1.3
     subtitle = ("grey: before whitening; green / red: the A the loss uses" if whitened
                 else "the A the loss uses (green > 0, red < 0); no whitening")
@@ -723,6 +909,10 @@ def token_heatmap(
     """
     rows = len(tokens)
     width = max([len(t) for t in tokens] + [1])
+    # a cell's label as long as fits its cell (the colour bar takes ~70 px), at least 2 characters ("a…")
+    style = text_style()
+    cell_px = (style.figure_px - MARGIN["l"] - MARGIN["r"] - 70) / width
+    limit = max(2, min(10, int(cell_px // (style.min_px * CHAR_EM))))
     z = [[None] * width for _ in range(rows)]
     text = [[""] * width for _ in range(rows)]
     hover = [[""] * width for _ in range(rows)]
@@ -730,7 +920,7 @@ def token_heatmap(
         for t, token in enumerate(row):
             v = float(values[i][t])
             z[i][t] = v
-            text[i][t] = _cell_text(token)
+            text[i][t] = _cell_text(token, limit)
             lines = [f"completion {i + 1}, token {t + 1}: {token!r}", f"{quantity} = {v:.6g}"]
             for name, series in (extra_hover or {}).items():
                 lines.append(f"{name} = {float(series[i][t]):.6g}")
@@ -748,7 +938,7 @@ def token_heatmap(
             spread = 0.01 * max(1.0, abs(center))
         zmin, zmax = center - spread, center + spread
     heatmap = dict(
-        type="heatmap", z=z, text=text, texttemplate="%{text}", textfont=dict(size=12), customdata=hover,
+        type="heatmap", z=z, text=text, texttemplate="%{text}", customdata=hover,
         hovertemplate="%{customdata}<extra></extra>", colorscale=SEQUENTIAL if center is None else DIVERGING,
         zmin=zmin, zmax=zmax, xgap=2, ygap=2, colorbar=dict(title=dict(text=quantity, side="right"), thickness=12),
         hoverongaps=False,
