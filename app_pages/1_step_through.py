@@ -15,6 +15,8 @@ from grpo_viz.ui import (
     deferred,
     export_row,
     latex_lines,
+    PRESENT_CHART_PX,
+    presentation_on,
     presentation_toggle,
     replay_from_url,
     settings_notices,
@@ -37,7 +39,8 @@ run: StepRun = st.session_state.toy_run
 policy: ToyPolicy = run.policy
 replay_from_url(run, settings, reward_fn)
 
-title, play, switch = st.columns([5, 2.4, 2.6], vertical_alignment="center")  # room for "Presentation mode"
+# room for "Presentation mode", and presenting, for Autoplay and its speed (the title is not shown)
+title, play, switch = st.columns([2, 4, 2.6] if presentation_on() else [5, 2.4, 2.6], vertical_alignment="center")
 presenting = presentation_toggle(switch)
 if presenting:
     with play:
@@ -78,34 +81,45 @@ def step_through() -> None:
     name = STAGES[stage]
     with st.container(key="objective"):  # its size follows the page's width (ui.compact_page)
         st.latex(explain.objective_latex(stage))
-    left, right = st.columns([5, 4], gap="medium")
+    # presenting: a narrower chart, and the card's equations beside its text, so a stage fits one screen
+    left, right = st.columns([2, 3] if presenting else [5, 4], gap="medium")
 
     step_index = trace.mu - 1
     if trace.mu > 1 and name in ("Ratios", "Clip", "KL", "Loss & gradient"):
-        step_index = right.slider(
+        step_index = (left if presenting else right).slider(
             "Inner update shown (of μ)", 1, trace.mu, trace.mu, key="inner_step",
             help="μ gradient steps are taken on this one group; step 1 always has w = 1.",
         ) - 1
 
     fig = toy_stage_figure(trace, toy, stage, step_index, TOY_WORDS, TOY_STATE)
+    trajectory = name == "Update" and trace.mu > 1
+    if presenting:  # less the inner-step slider above it; half each when the trajectory shares the column
+        slider_px = 75 if trace.mu > 1 and name in ("Ratios", "Clip", "KL", "Loss & gradient") else 0
+        fig.update_layout(height=(PRESENT_CHART_PX - slider_px) // (2 if trajectory else 1))
 
     with left:
         st.plotly_chart(fig, key="stage_chart")
-        if name == "Update" and trace.mu > 1:
-            st.plotly_chart(charts.trajectory_chart(TOY_WORDS, [p.tolist() for p in toy.probs_per_step],
-                                                    toy.probs_ref.tolist()), key="trajectory_chart")
+        if trajectory:
+            trajectory_fig = charts.trajectory_chart(TOY_WORDS, [p.tolist() for p in toy.probs_per_step],
+                                                     toy.probs_ref.tolist())
+            if presenting:
+                trajectory_fig.update_layout(height=PRESENT_CHART_PX // 2)
+            st.plotly_chart(trajectory_fig, key="trajectory_chart")
     with right, st.container(border=True, key="card_stage"):
         st.markdown(f"#### {stage + 1}. {name}")
-        latex_lines(explain.stage_latex(stage, trace, step_index, toy))
-        st.markdown(explain.stage_text(stage, trace, step_index, toy))
-        if explain.empty_until_more_updates(stage, trace, step_index) and st.button(
-                explain.SHOW_MU_LABEL, key="show_mu", on_click=show_more_updates,
-                help="Sets μ in the sidebar: the second update on this same group moves the ratios, the clip and "
-                     "the KL."):
-            st.rerun()  # μ is drawn in the sidebar, outside this fragment: the whole page takes the new value
-        if trace.all_rewards_equal and stage >= STAGES.index("Advantages"):
-            st.warning("All rewards in this group are equal (σ = 0): every advantage is 0, so this group gives no "
-                       "policy gradient. Only the KL term can move the policy.", icon="⚖️")
+        equations, words = st.columns([5, 4]) if presenting else (st.container(), st.container())
+        with equations:
+            latex_lines(explain.stage_latex(stage, trace, step_index, toy))
+        with words:
+            st.markdown(explain.stage_text(stage, trace, step_index, toy))
+            if explain.empty_until_more_updates(stage, trace, step_index) and st.button(
+                    explain.SHOW_MU_LABEL, key="show_mu", on_click=show_more_updates,
+                    help="Sets μ in the sidebar: the second update on this same group moves the ratios, the clip and "
+                         "the KL."):
+                st.rerun()  # μ is drawn in the sidebar, outside this fragment: the whole page takes the new value
+            if trace.all_rewards_equal and stage >= STAGES.index("Advantages"):
+                st.warning("All rewards in this group are equal (σ = 0): every advantage is 0, so this group gives no "
+                           "policy gradient. Only the KL term can move the policy.", icon="⚖️")
     if presenting:
         return
 

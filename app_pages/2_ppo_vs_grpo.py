@@ -10,11 +10,12 @@ from grpo_viz.policies.toy import ToyPolicy, probs_from_logits
 from grpo_viz.ppo import CompareRun
 from grpo_viz.tasks import word_reward
 from grpo_viz.ui import (
-    compact_page, deferred, export_row, latex_lines, ppo_sidebar, settings_notices, settings_sidebar, stage_cursor,
-    tour_card,
+    compact_page, deferred, export_row, latex_lines, ppo_sidebar, presentation_toggle, settings_notices,
+    settings_sidebar, stage_cursor, tour_card,
 )
 
 compact_page()
+PRESENT_COMPARE_CHART_PX = 290  # presenting: two charts under the stage's sentence, at 720 px
 settings = ppo_sidebar(settings_sidebar())
 
 if "compare_run" not in st.session_state:
@@ -22,13 +23,16 @@ if "compare_run" not in st.session_state:
 run: CompareRun = st.session_state.compare_run
 policy: ToyPolicy = run.policy
 
-st.markdown("## PPO vs GRPO on the same group")
-st.caption(
-    f"State **“{TOY_STATE} …”**, next word among " + ", ".join(f"**{w}**" for w in TOY_WORDS)
-    + f". Iteration {run.iteration + 1}, group draw {run.draw + 1}. Both algorithms start from the same π_θ and see "
-    "the same samples; PPO also has a critic V(s). Shared settings: β, ε (PPO clips at ε_low), η, G, T, seed; "
-    "PPO's own knobs are under *PPO options* in the sidebar."
-)
+title, switch = st.columns([5, 2.6], vertical_alignment="center")  # room for "Presentation mode"
+presenting = presentation_toggle(switch)
+if not presenting:
+    title.markdown("## PPO vs GRPO on the same group")
+    st.caption(
+        f"State **“{TOY_STATE} …”**, next word among " + ", ".join(f"**{w}**" for w in TOY_WORDS)
+        + f". Iteration {run.iteration + 1}, group draw {run.draw + 1}. Both algorithms start from the same π_θ and "
+        "see the same samples; PPO also has a critic V(s). Shared settings: β, ε (PPO clips at ε_low), η, G, T, seed; "
+        "PPO's own knobs are under *PPO options* in the sidebar."
+    )
 settings_notices(settings)
 
 reward_fn = word_reward(TOY_WORDS, settings.rewards)
@@ -50,8 +54,9 @@ stage = stage_cursor(
     reset_help="Back to the starting policy (π_θ = π_ref) and a fresh critic (V = 0)", on_reset=run.reset,
 )
 name = COMPARE_STAGES[stage]
-with st.container(key="objective"):  # its size follows the page's width (ui.compact_page)
-    st.latex(explain.objective_latex(GRPO_STAGE[name]))  # GRPO's objective, the stage's term boxed
+if not presenting:  # on a projector the two charts need its height; the stage bar names the term
+    with st.container(key="objective"):  # its size follows the page's width (ui.compact_page)
+        st.latex(explain.objective_latex(GRPO_STAGE[name]))  # GRPO's objective, the stage's term boxed
 texts = grpo.group.texts
 T = settings.temperature
 toy = explain.toy_numbers(grpo, policy)
@@ -90,9 +95,12 @@ def same_range(*figs, pad=1.3, floor=0.5):
 grpo_fig = ppo_fig = None
 if name == "Sample group":
     counts = [texts.count(w) / len(texts) for w in TOY_WORDS]
-    st.plotly_chart(charts.distribution_chart(
+    shared_fig = charts.distribution_chart(
         TOY_WORDS, {"π_θ": probs_old, "π_ref": probs_ref, "group": counts},
-        title=f"One group of G = {len(texts)} drawn from π_θ, given to both algorithms"), key="shared_chart")
+        title=f"One group of G = {len(texts)} drawn from π_θ, given to both algorithms")
+    if presenting:
+        shared_fig.update_layout(height=PRESENT_COMPARE_CHART_PX)
+    st.plotly_chart(shared_fig, key="shared_chart")
 elif name == "Score":
     grpo_fig = charts.group_reward_chart(texts, grpo.rewards.tolist(), float(grpo.group_mean[0]),
                                          float(grpo.group_std[0]), TOY_WORDS, title="GRPO: one scalar reward per completion")
@@ -140,25 +148,39 @@ else:
 
 for fig in (grpo_fig, ppo_fig):
     if fig is not None:
-        fig.update_layout(height=400)  # equal heights, so equal y ranges look equal side by side
+        # equal heights, so equal y ranges look equal side by side
+        fig.update_layout(height=PRESENT_COMPARE_CHART_PX if presenting else 400)
 left, right = st.columns(2, gap="medium")
+
+
+def sides(algorithm: str, fig):
+    """Where one algorithm's chart and equations go: under its name; presenting, in two tabs (the chart shown), as a
+    projector has no room for both under the stage's sentence."""
+    if not presenting:
+        st.markdown(f"##### {algorithm}")
+        return st.container(), st.container()
+    if fig is None:
+        return None, st.expander(f"{algorithm}: the equations with these numbers")
+    return st.tabs([algorithm, f"{algorithm}: equations"])
+
+
 grpo_lines = explain.stage_latex(GRPO_STAGE[name], grpo, grpo_step, toy)
 if name == "Baseline":
     grpo_lines = grpo_lines[:2]
 elif name == "Advantages":
     grpo_lines = grpo_lines[:1] + grpo_lines[2:]
 with left:
-    st.markdown("##### GRPO")
+    chart_box, card_box = sides("GRPO", grpo_fig)
     if grpo_fig is not None:
-        st.plotly_chart(grpo_fig, key="grpo_chart")
-    with st.container(border=True, key="card_grpo"):
+        chart_box.plotly_chart(grpo_fig, key="grpo_chart")
+    with card_box, st.container(border=True, key="card_grpo"):
         latex_lines(grpo_lines[:9])  # all of the update's lines: its z and π, one word a line, and with μ > 1
         # which inner step the z lines are
 with right:
-    st.markdown("##### PPO")
+    chart_box, card_box = sides("PPO", ppo_fig)
     if ppo_fig is not None:
-        st.plotly_chart(ppo_fig, key="ppo_chart")
-    with st.container(border=True, key="card_ppo"):
+        chart_box.plotly_chart(ppo_fig, key="ppo_chart")
+    with card_box, st.container(border=True, key="card_ppo"):
         latex_lines(ppo_latex(stage, ppo, TOY_WORDS, policy.ref_logits))
 
 if grpo.all_rewards_equal and stage >= COMPARE_STAGES.index("Advantages"):
@@ -166,6 +188,8 @@ if grpo.all_rewards_equal and stage >= COMPARE_STAGES.index("Advantages"):
                "gradient from it. PPO's advantages come from rew − V and whitening, so they can still differ "
                "from 0 through the KL part of the reward.", icon="⚖️")
 
+if presenting:
+    st.stop()  # a projector shows the stepper, the charts and the equations only
 tour_card(PPO_TOUR[name])
 # Built only while open: the table's Arrow conversion was a fifth of every click on this page, for a closed box.
 table_box = st.expander("Every number per sample, under both algorithms", key="compare_table_open", on_change="rerun")

@@ -12,11 +12,12 @@ from grpo_viz.stepper import STAGES, StepRun
 from grpo_viz.tasks import TASKS, word_reward
 from grpo_viz.toy_view import toy_stage_figure
 from grpo_viz.ui import (
-    compact_page, deferred, export_row, latex_lines, lm_sidebar, load_chosen_model, settings_notices, settings_sidebar,
-    stage_cursor, tour_card,
+    compact_page, deferred, export_row, latex_lines, lm_sidebar, load_chosen_model, presentation_toggle,
+    settings_notices, settings_sidebar, stage_cursor, tour_card,
 )
 
 compact_page()
+PRESENT_TOY_CHART_PX, PRESENT_LM_CHART_PX = 420, 330  # presenting: each column one screen high at 720 px
 settings = settings_sidebar()
 choice = lm_sidebar({k: t.title for k, t in TASKS.items()})
 lm_settings = replace(settings, lm_lr=choice["lm_lr"], max_new_tokens=choice["max_new_tokens"])
@@ -49,7 +50,10 @@ def both(action: str):
     return run_both
 
 
-st.markdown("## The toy and a language model, side by side")
+title, switch = st.columns([5, 2.6], vertical_alignment="center")  # room for "Presentation mode"
+presenting = presentation_toggle(switch)
+if not presenting:
+    title.markdown("## The toy and a language model, side by side")
 settings_notices(settings)
 
 
@@ -66,8 +70,9 @@ def side_by_side() -> None:
                        "Both keep their update and sample a new group (→ key)"),),
     )
     name = STAGES[stage]
-    with st.container(key="objective"):  # its size follows the page's width (ui.compact_page)
-        st.latex(explain.objective_latex(stage))
+    if not presenting:  # on a projector the charts need its height; the stage bar names the term
+        with st.container(key="objective"):  # its size follows the page's width (ui.compact_page)
+            st.latex(explain.objective_latex(stage))
 
     toy_trace = toy_run.trace(settings, word_reward(TOY_WORDS, settings.rewards))
     toy = explain.toy_numbers(toy_trace, toy_run.policy)
@@ -79,9 +84,13 @@ def side_by_side() -> None:
     left, right = st.columns([4, 6], gap="medium")
     with left:
         st.markdown(f"#### Toy: “{TOY_STATE} …” · iteration {toy_run.iteration + 1}")
-        st.plotly_chart(toy_stage_figure(toy_trace, toy, stage, step_index, TOY_WORDS, TOY_STATE, narrow=True),
-                        key="toy_chart")
-        with st.container(border=True, key="card_toy"):
+        toy_fig = toy_stage_figure(toy_trace, toy, stage, step_index, TOY_WORDS, TOY_STATE, narrow=True)
+        # presenting: the chart and the stage's card in two tabs, the chart shown, so both columns fit one screen
+        chart_box, card_box = st.tabs(["Chart", "Explanation"]) if presenting else (st.container(), st.container())
+        if presenting:
+            toy_fig.update_layout(height=PRESENT_TOY_CHART_PX)
+        chart_box.plotly_chart(toy_fig, key="toy_chart")
+        with card_box, st.container(border=True, key="card_toy"):
             st.markdown(f"**{stage + 1}. {name}**")
             latex_lines(explain.stage_latex(stage, toy_trace, step_index, toy)[:3])
             st.markdown(explain.stage_text(stage, toy_trace, step_index, toy))
@@ -110,10 +119,19 @@ def side_by_side() -> None:
                 logp_after = None
                 if name == "Update":
                     logp_after = policy.log_probs_under(trace.group, lm_settings.temperature, trace.state_after)
-                st.plotly_chart(lm_view.token_figure(trace, stage, step_index, logp_after), key="lm_tokens")
+                token_fig = lm_view.token_figure(trace, stage, step_index, logp_after)
                 true_rewards = task.true_reward(trace.group) if task.is_hackable else None
+                tokens_box = summary_box = st.container()
+                if presenting:  # one chart high; the summary in a second tab
+                    token_fig.update_layout(height=PRESENT_LM_CHART_PX)
+                    if name == "Advantages":
+                        tokens_box, summary_box = st.tabs(["Tokens", "Reward, advantage, length"])
+                tokens_box.plotly_chart(token_fig, key="lm_tokens")
                 if name == "Advantages":  # reward, advantage and length: shown once the advantages exist
-                    st.plotly_chart(lm_view.summary_figure(trace, true_rewards), key="lm_summary")
+                    summary_fig = lm_view.summary_figure(trace, true_rewards)
+                    if presenting:
+                        summary_fig.update_layout(height=PRESENT_LM_CHART_PX)
+                    summary_box.plotly_chart(summary_fig, key="lm_summary")
                 if trace.all_rewards_equal and stage >= STAGES.index("Advantages"):
                     st.warning("Every completion of this group got the same reward (σ = 0): all advantages are 0 "
                                "and the group gives no policy gradient; only the KL term acts. Try 🎲 New group.",
@@ -122,6 +140,8 @@ def side_by_side() -> None:
                     st.info("At the first update on a fresh group π_θ is π_old, so every ratio is exactly 1 here "
                             "too.", icon="ℹ️")
 
+    if presenting:  # a projector shows the stepper and the two columns only
+        return
     if loaded is not None and trace is not None:
         updated = name == "Update"  # the updated policy is shown from the stage that makes it
         with st.expander("Next-token distribution at one position: "

@@ -18,6 +18,7 @@ from contextlib import contextmanager
 from dataclasses import fields, replace
 
 import streamlit as st
+import streamlit.components.v2  # noqa: F401  (st.components.v2.component)
 
 from .explain import count
 from .config import DEFAULT_PRESET, PRESET_FIELDS, PRESETS, TOY_REWARDS, TOY_WORDS, Settings
@@ -383,6 +384,7 @@ def compact_page() -> None:
         # a stage card's equations with this group's numbers: smaller than KaTeX's 1.21em so they fit the card,
         # and smaller still in a narrow card (cqw: % of the card's width), as the objective in a narrow main area;
         # never below 12 px: on a phone the formula scrolls sideways rather than shrinking out of reach
+        ".st-key-presenter_keys{display:none}"  # the presenter keys' mount: script only
         "[class*='st-key-card_'],.st-key-objective{container-type:inline-size}"
         "[class*='st-key-card_'] .katex{font-size:clamp(12px,4.4cqw,1.0em)}"
         ".st-key-objective .katex{font-size:clamp(12px,2.05cqw,1.21em)}"
@@ -446,7 +448,69 @@ def ppo_sidebar(settings: Settings) -> Settings:
     )
 
 
+# Presenter keys. Streamlit's button shortcuts do not fire while a widget has focus: after the Presentation switch
+# was clicked, or a slider dragged, → and PageDown did nothing (or moved the slider). One listener per browser tab,
+# on the window in the capture phase, runs before any widget sees the key and clicks the stage cursor's Back / Next.
+# Not while typing into a text or number box, and not the arrows / Space of a widget reached from the keyboard (Tab):
+# a keyboard user still adjusts a slider with its arrows; the widget the mouse last touched gives them up.
+_PRESENTER_KEYS_JS = """
+export default function (component) {
+  const data = component.data || {};
+  const state = window.__grpoVizPresenterKeys || (window.__grpoVizPresenterKeys = {});
+  state.cursor = data.cursor;
+  if (state.installed) return;
+  state.installed = true;
+  const TYPED = ['text', 'number', 'search', 'email', 'password', 'tel', 'url', 'date', 'time', 'datetime-local',
+                 'month', 'week'];
+  const typing = (el) => !!el && (el.isContentEditable || el.tagName === 'TEXTAREA' || el.tagName === 'SELECT'
+    || (el.tagName === 'INPUT' && TYPED.includes((el.getAttribute('type') || 'text').toLowerCase())));
+  const ARROWED = '[role=slider],[role=radio],[role=tab],[role=option],[role=listbox],[role=combobox],'
+    + '[role=menuitem],[role=spinbutton],input[type=range]';
+  let pointerAt = 0;
+  window.addEventListener('pointerdown', () => { pointerAt = Date.now(); }, true);
+  window.addEventListener('focusin', (e) => { state.mouseFocused = Date.now() - pointerAt < 1000 ? e.target : null; },
+                          true);
+  const button = (suffix) => document.querySelector('.st-key-' + state.cursor + '_' + suffix + ' button');
+  let swallowSpaceUp = false;
+  window.addEventListener('keydown', (e) => {
+    if (!state.cursor || e.defaultPrevented || e.ctrlKey || e.altKey || e.metaKey || e.isComposing) return;
+    const clicker = e.key === 'PageDown' || e.key === 'PageUp';
+    const space = e.key === ' ';
+    let step = 0;
+    if (e.key === 'PageDown' || e.key === 'ArrowRight' || (space && !e.shiftKey)) step = 1;
+    else if (e.key === 'PageUp' || e.key === 'ArrowLeft' || (space && e.shiftKey)) step = -1;
+    if (!step) return;
+    const el = document.activeElement;
+    if (typing(el)) return;
+    const fromKeyboard = el && el !== document.body && el !== state.mouseFocused;
+    if (!clicker && fromKeyboard && (space || el.closest(ARROWED))) return;
+    const target = step > 0 ? (button('next') || button('last_0')) : button('back');
+    if (!target) return;  // another page, or the first stage
+    e.preventDefault();
+    e.stopImmediatePropagation();
+    swallowSpaceUp = space;
+    if (!e.repeat || clicker) target.click();
+  }, true);
+  window.addEventListener('keyup', (e) => {
+    if (e.key === ' ' && swallowSpaceUp) { e.preventDefault(); e.stopImmediatePropagation(); swallowSpaceUp = false; }
+  }, true);
+}
+"""
+_presenter_keys_component = st.components.v2.component("grpo_viz.presenter_keys", js=_PRESENTER_KEYS_JS)
+
+
+def presenter_keys(cursor_key: str) -> None:
+    """PageDown / PageUp (a presenter's clicker), → / ← and Space (Shift+Space back) step the stage cursor
+    ``cursor_key`` whatever has focus, except while typing into a text or number box. Installed once per browser
+    tab; each page's mount only says which cursor the keys drive. The mount itself takes no room (its container is
+    hidden by ``compact_page``'s CSS)."""
+    _presenter_keys_component(key="presenter_keys", data={"cursor": cursor_key}, height=0)
+
+
 STEP_BUTTON_PX, NEXT_BUTTON_PX = 125, 200  # Next, the click of a lecture, stands out; a phone fits Back and Next
+# The stage bar's names in presentation mode, where the bar must stay one row at 18 px type.
+SHORT_STAGE_NAMES = {"Sample group": "Sample", "Advantages": "Advantage", "Loss & gradient": "Gradient",
+                     "Where the KL enters": "KL", "Ratios & clip": "Ratio & clip"}
 
 
 def stage_cursor(
@@ -479,8 +543,13 @@ def stage_cursor(
         st.session_state[key] = st.session_state[picker]
 
     stage = st.session_state[key]
-    st.segmented_control("Stage", list(range(len(stages))), format_func=lambda i: f"{i + 1}. {stages[i]}",
-                         key=picker, required=True, on_change=picked, label_visibility="collapsed", width="stretch")
+    presenting = bool(st.session_state.get("present"))
+    labels = [SHORT_STAGE_NAMES.get(name, name) if presenting else name for name in stages]
+    # One row in presentation mode (a projector is 1024 px wide): the short names, never wrapped.
+    st.segmented_control("Stage", list(range(len(stages))), format_func=lambda i: f"{i + 1}. {labels[i]}",
+                         key=picker, required=True, on_change=picked, label_visibility="collapsed", width="stretch",
+                         wrap=not presenting)
+    presenter_keys(key)
     # One flex row, not six columns: a column is a block of its own for the server to send and the browser to lay
     # out, on every click. Stepping on the left, the group's actions pushed right; on a phone the row wraps.
     row = st.container(horizontal=True, vertical_alignment="center")
@@ -521,22 +590,55 @@ def _flag_from_url(key: str) -> bool:
     return bool(st.session_state[key])
 
 
+# Presentation mode: 18 px type at the least (captions, labels and buttons included), no sidebar or header, and
+# tight gaps, so each stage of a stepping page fits 1280 x 720 and 1024 x 768 without scrolling. The pages size their
+# charts for it (PRESENT_CHART_PX) and put a stage's equations beside its text.
+PRESENTATION_CSS = (
+    "section[data-testid='stSidebar'],[data-testid='stSidebarCollapsedControl'],header[data-testid='stHeader']"
+    "{display:none}"
+    "html{font-size:18px}"
+    ".stMainBlockContainer,.block-container{max-width:100%;padding:0.5rem 1.5rem 0.25rem 1.5rem}"
+    ".stMainBlockContainer [data-testid='stVerticalBlock']{gap:0.45rem}"
+    ".stMainBlockContainer [data-testid='stHorizontalBlock']{gap:0.75rem}"
+    "[data-testid='stCaptionContainer'],[data-testid='stWidgetLabel'] p,[data-testid='stMarkdownContainer'] small,"
+    ".stMainBlockContainer button p,.stMainBlockContainer button div,.stMainBlockContainer kbd,"
+    "[data-testid='stSliderThumbValue'],[data-testid='stSliderTickBar'] div,[role='tab'] p,summary p,summary span"
+    "{font-size:1rem !important}"
+    ".stMainBlockContainer .stButton button,[data-testid='stButtonGroup'] button"
+    "{min-height:2.2rem;padding-top:0.1rem;padding-bottom:0.1rem}"
+    "[data-testid='stButtonGroup'] button{padding-left:0.5rem;padding-right:0.5rem}"
+    ".stMainBlockContainer h4{padding:0.1rem 0 0.2rem 0;font-size:1.3rem}"
+    ".stMainBlockContainer h5{padding:0;font-size:1.1rem}"
+    ".st-key-objective .katex-display{margin:0;padding:0.2em 0 0.35em 0}"
+    ".st-key-objective .katex{font-size:clamp(12px,1.9cqw,1.1em)}"
+    "[class*='st-key-card_'] .katex-display{margin:0.15em 0;padding:0.2em 0}"
+    "[class*='st-key-card_'] .katex{font-size:1em}"
+    # a card's equations beside its text: as large as the column lets them be (their widest line is ~21 em), never
+    # cut; 17 px in a 1280 px window, ~14 px at 1024
+    "[class*='st-key-card_'] [data-testid='stColumn']{container-type:inline-size}"
+    "[class*='st-key-card_'] [data-testid='stColumn'] .katex{font-size:clamp(12px,4.6cqw,1em)}"
+    "[data-testid='stAlert'] [data-testid='stAlertContainer']{padding:0.5rem 0.75rem}"
+    ".stTabs [data-baseweb='tab-list'] button{height:2rem}"
+)
+PRESENT_CHART_PX = 420  # a stage chart beside its card, with the stepper and objective above it, at 720 px
+
+
+def presentation_on() -> bool:
+    """Whether presentation mode is on, before its switch is drawn (a page sizes its header row by it)."""
+    return _flag_from_url("present")
+
+
 def presentation_toggle(container) -> bool:
-    """The "Presentation mode" switch (URL `present=1`, or `present=true`), drawn in ``container``: large type, no
-    sidebar, just stepper, chart and formula. A junk URL value's warning goes to the page, full width, as the
-    other URL warnings do, not into the switch's narrow column."""
+    """The "Presentation mode" switch (URL `present=1`, or `present=true`), drawn in ``container``: 18 px type, no
+    sidebar, just stepper, chart and formula, fitting a 1280 x 720 or 1024 x 768 projector. A junk URL value's
+    warning goes to the page, full width, as the other URL warnings do, not into the switch's narrow column."""
     _flag_from_url("present")
     on = container.toggle("Presentation mode", key="present", help="Large type for a projector; the sidebar "
-                          "hides. Settings stay as they are. Keyboard: ← / → step, N new group.")
+                          "hides. Settings stay as they are. Keys: PageDown / PageUp, → / ← or Space step "
+                          "(Shift+Space back), N new group.")
     if on:
         st.query_params["present"] = "1"
-        container.markdown(
-            "<style>section[data-testid='stSidebar'],[data-testid='stSidebarCollapsedControl']{display:none}"
-            "html{font-size:17px}header[data-testid='stHeader']{display:none}"
-            ".stMainBlockContainer,.block-container{padding-top:1rem}"
-            ".stMainBlockContainer,.block-container{max-width:100%;padding-left:2rem;padding-right:2rem}</style>",
-            unsafe_allow_html=True,
-        )
+        container.markdown(f"<style>{PRESENTATION_CSS}</style>", unsafe_allow_html=True)
     elif "present" in st.query_params:
         del st.query_params["present"]
     return on

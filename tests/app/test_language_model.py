@@ -79,3 +79,14 @@ def test_bad_url_values_warn_instead_of_failing():
     assert not at.exception
     warnings = " ".join(str(w.value) for w in at.warning)
     assert "model=gpt9" in warnings and "task=poetry" in warnings and "lm_lr=fast" in warnings
+
+
+def test_presentation_mode_toggles_to_the_stepper_and_the_two_columns():
+    at = lm_page(present="1")
+    no_error(at)
+    assert at.toggle(key="present").value and at.query_params["present"] == "1"
+    assert not at.get("download_button") and not at.get("arrow_data_frame")  # no table, tour or export
+    assert [t.label for t in at.tabs] == ["Chart", "Explanation"]
+    at.toggle(key="present").set_value(False).run()
+    no_error(at)
+    assert "present" not in at.query_params and at.get("download_button") and not at.tabs

@@ -144,3 +144,17 @@ def test_ppo_options_are_built_only_while_open_and_stay_in_the_url():
     link.slider(key="ppo_epochs").set_value(4).run()
     assert "ppo_epochs" not in link.query_params
     no_error(link)
+
+
+def test_presentation_mode_toggles_to_the_stepper_and_the_two_charts():
+    at = open_page(present="1")
+    no_error(at)
+    assert at.toggle(key="present").value and at.query_params["present"] == "1"
+    assert all("equations" in e.label for e in at.main.expander)  # no table, tour or export
+    assert not [b for b in at.get("download_button")]
+    at.button(key="cmp_stage_next").click().run()
+    assert [c["layout"]["height"] for c in charts(at)] == [290, 290]  # sized for a 720 px projector
+    at.toggle(key="present").set_value(False).run()
+    no_error(at)
+    assert "present" not in at.query_params and at.get("download_button")
+    assert [c["layout"]["height"] for c in charts(at)] == [400, 400]
