@@ -12,8 +12,14 @@ AUTO_RUN_SECONDS = 2.0
 compact_page()
 st.markdown("## Lab: the papers' claims, reproduced")
 keys = list(EXPERIMENTS)
-key = st.selectbox("Experiment", keys, format_func=lambda k: EXPERIMENTS[k].title, key="experiment",
-                   bind="query-params")
+# The URL carries the key (?experiment=kl_estimators), not the title a bound selectbox would write there.
+from_url = st.query_params.get("experiment")
+if "experiment" not in st.session_state:
+    st.session_state.experiment = from_url if from_url in EXPERIMENTS else keys[0]
+    if from_url is not None and from_url not in EXPERIMENTS:
+        st.warning(f"`experiment={from_url}` is not an experiment; showing the first. Choose one of: {', '.join(keys)}.")
+key = st.selectbox("Experiment", keys, format_func=lambda k: EXPERIMENTS[k].title, key="experiment")
+st.query_params["experiment"] = key
 experiment = EXPERIMENTS[key]
 st.markdown(f"**Claim.** {experiment.claim}")
 st.markdown(f"**Source.** [{experiment.source}]({experiment.link})")
