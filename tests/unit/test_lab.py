@@ -102,3 +102,23 @@ def test_spurious_rewards_measured_and_reported():
     diff = next(r for r in result.table if "minus" in r["quantity"])
     assert isinstance(diff["ours"], float)
     assert "The claim" in result.text[0]
+
+
+def test_over_optimization_gold_rises_then_falls_with_a_strong_beta():
+    """Gao et al.'s shape on the toy: with the strong betas the gold reward peaks above its start and ends below its
+    peak while the proxy rises; with the weak ones the gold reward only falls."""
+    from grpo_viz.lab.over_optimization import BETAS, gold_peak
+    from grpo_viz.training import hacking_sweep, proxy_rewards
+    from grpo_viz.config import Settings
+
+    settings = Settings()
+    sweep = hacking_sweep(settings, BETAS, 50, proxy_rewards(settings.rewards))
+    for (algorithm, beta), run in sweep.groupby(["algorithm", "beta"], sort=True):
+        run = run.reset_index(drop=True)
+        peak, _, at = gold_peak(run)
+        start, end = run["expected_reward"].iloc[0], run["expected_reward"].iloc[-1]
+        assert run["expected_train_reward"].iloc[-1] > run["expected_train_reward"].iloc[0]
+        if beta == max(BETAS[algorithm]):
+            assert peak > start + 0.01 and end < peak - 0.05 and at > 0, (algorithm, beta)
+        else:
+            assert at == 0 and end < start - 0.3, (algorithm, beta)
