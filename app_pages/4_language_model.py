@@ -20,7 +20,8 @@ compact_page()
 PRESENT_TOY_CHART_PX, PRESENT_LM_CHART_PX = 420, 330  # presenting: each column one screen high at 720 px
 settings = settings_sidebar()
 choice = lm_sidebar({k: t.title for k, t in TASKS.items()})
-lm_settings = replace(settings, lm_lr=choice["lm_lr"], max_new_tokens=choice["max_new_tokens"])
+lm_settings = replace(settings, lm_lr=choice["lm_lr"], lm_max_grad_norm=choice["lm_max_grad_norm"],
+                      max_new_tokens=choice["max_new_tokens"])
 
 
 # ---------------------------------------------------------------- the two runs of this session
@@ -136,6 +137,9 @@ def side_by_side() -> None:
                     st.warning("Every completion of this group got the same reward (σ = 0): all advantages are 0 "
                                "and the group gives no policy gradient; only the KL term acts. Try 🎲 New group.",
                                icon="⚖️")
+                norm_text = explain.gradient_norm_text(trace.steps[step_index])
+                if name == "Loss & gradient" and norm_text is not None:
+                    st.info(norm_text, icon="📏")
                 if name == "Ratios" and step_index == 0:
                     st.info("At the first update on a fresh group π_θ is π_old, so every ratio is exactly 1 here "
                             "too.", icon="ℹ️")

@@ -466,10 +466,14 @@ export default function (component) {
     || (el.tagName === 'INPUT' && TYPED.includes((el.getAttribute('type') || 'text').toLowerCase())));
   const ARROWED = '[role=slider],[role=radio],[role=tab],[role=option],[role=listbox],[role=combobox],'
     + '[role=menuitem],[role=spinbutton],input[type=range]';
-  let pointerAt = 0;
-  window.addEventListener('pointerdown', () => { pointerAt = Date.now(); }, true);
-  window.addEventListener('focusin', (e) => { state.mouseFocused = Date.now() - pointerAt < 1000 ? e.target : null; },
-                          true);
+  // the element the mouse put the focus on: pressed on it (or on its label, thumb or track) just before
+  let pointer = {at: 0, on: null};
+  window.addEventListener('pointerdown', (e) => { pointer = {at: Date.now(), on: e.target}; }, true);
+  window.addEventListener('focusin', (e) => {
+    const on = pointer.on instanceof Element ? pointer.on : null;
+    const near = on && (on.contains(e.target) || e.target.contains(on) || !!on.closest('label')?.contains(e.target));
+    state.mouseFocused = near && Date.now() - pointer.at < 1000 ? e.target : null;
+  }, true);
   const button = (suffix) => document.querySelector('.st-key-' + state.cursor + '_' + suffix + ' button');
   let swallowSpaceUp = false;
   window.addEventListener('keydown', (e) => {
@@ -701,6 +705,7 @@ LM_MODELS = {
 LM_QUERY_SPECS: dict[str, tuple] = {
     "model": ("choice", tuple(LM_MODELS)),
     "lm_lr": ("float", 1e-5, 0.05),
+    "lm_max_grad_norm": ("float", 0.0, 100.0),
     "max_new_tokens": ("int", 1, 64),
 }
 
@@ -728,10 +733,15 @@ def lm_sidebar(task_titles: dict[str, str]) -> dict:
     lm_lr = sb.select_slider("LM learning rate (Adam)", [1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 5e-2],
                              value=DEFAULTS.lm_lr, key="lm_lr", bind="query-params", format_func=lambda v: f"{v:g}",
                              help="Adam's step on the LM's trainable weights (η above is the toy's SGD step).")
+    max_grad_norm = sb.select_slider(
+        "Max gradient norm", [0.0, 0.1, 0.3, 1.0, 3.0, 10.0], value=DEFAULTS.lm_max_grad_norm, key="lm_max_grad_norm",
+        bind="query-params", format_func=lambda v: "off" if v == 0 else f"{v:g}",
+        help="Before each Adam step the gradient of all trainable weights is rescaled to this norm when it is "
+             "longer (TRL's max_grad_norm, default 1). The Loss & gradient stage shows the norm before and after.")
     max_new_tokens = sb.slider("Max new tokens", 1, 64, DEFAULTS.max_new_tokens, key="max_new_tokens",
                                bind="query-params", help="Sampling stops at end-of-sequence or after this many tokens.")
     return {"kind": kind, "source": (source or "").strip(), "task": task, "lm_lr": float(lm_lr),
-            "max_new_tokens": int(max_new_tokens)}
+            "lm_max_grad_norm": float(max_grad_norm), "max_new_tokens": int(max_new_tokens)}
 
 
 @st.cache_resource(show_spinner=False, max_entries=4)

@@ -90,3 +90,15 @@ def test_presentation_mode_toggles_to_the_stepper_and_the_two_columns():
     at.toggle(key="present").set_value(False).run()
     no_error(at)
     assert "present" not in at.query_params and at.get("download_button") and not at.tabs
+
+
+def test_loss_and_gradient_says_what_the_gradient_norm_clip_did():
+    """TRL's max_grad_norm (1 by default for language models): the stage gives the norm and whether it was rescaled;
+    switched off in the sidebar, it says nothing about it."""
+    at = lm_page(stage=str(STAGES.index("Loss & gradient") + 1))
+    no_error(at)
+    notes = [i.value for i in at.info if "max_grad_norm = 1" in i.value]
+    assert len(notes) == 1 and ("rescaled" in notes[0] or "unchanged" in notes[0]), [i.value for i in at.info]
+    at.select_slider(key="lm_max_grad_norm").set_value(0.0).run()
+    no_error(at)
+    assert not [i.value for i in at.info if "max_grad_norm" in i.value]
