@@ -3,7 +3,7 @@
 import streamlit as st
 
 from grpo_viz import lesson
-from grpo_viz.ui import compact_page, latex_lines, presentation_toggle, stage_cursor
+from grpo_viz.ui import chart_style, compact_page, latex_lines, presentation_toggle, stage_cursor
 
 PRESENTING_CHART_PX = 340
 
@@ -27,6 +27,7 @@ def _start_again() -> None:
 @st.fragment
 def lesson_slides() -> None:
     """The slide bar and one slide: a click reruns this alone, not the page around it."""
+    chart_style(presenting)  # a fragment's rerun is a new thread: its charts' text sizes are set here
     index = stage_cursor(titles, key="slide", query_param="slide", on_new_group=_new_group, on_reset=_start_again,
                          last_actions=(("Start again ▶", _start_again, "Back to the first slide (→ key)"),),
                          reset_help="Back to the first slide and the first group")

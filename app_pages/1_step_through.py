@@ -11,6 +11,7 @@ from grpo_viz.tasks import word_reward
 from grpo_viz.ui import (
     autoplay_controls,
     autoplay_due,
+    chart_style,
     compact_page,
     deferred,
     export_row,
@@ -58,6 +59,7 @@ def show_more_updates() -> None:
 @st.fragment(run_every=autoplay_seconds)
 def step_through() -> None:
     """Everything a Next click changes: rerun alone, so stepping does not redraw the sidebar."""
+    chart_style(presenting)  # a fragment's rerun is a new thread: its charts' text sizes are set here
     if autoplay_due(autoplay_seconds):
         st.session_state.stage = (st.session_state.stage + 1) % len(STAGES)
         if st.session_state.stage == 0:

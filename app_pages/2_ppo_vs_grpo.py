@@ -10,7 +10,7 @@ from grpo_viz.policies.toy import ToyPolicy, probs_from_logits
 from grpo_viz.ppo import CompareRun
 from grpo_viz.tasks import word_reward
 from grpo_viz.ui import (
-    compact_page, deferred, export_row, latex_lines, ppo_sidebar, presentation_toggle, settings_notices,
+    chart_style, compact_page, deferred, export_row, latex_lines, ppo_sidebar, presentation_toggle, settings_notices,
     settings_sidebar, stage_cursor, tour_card,
 )
 
@@ -25,6 +25,7 @@ policy: ToyPolicy = run.policy
 
 title, switch = st.columns([5, 2.6], vertical_alignment="center")  # room for "Presentation mode"
 presenting = presentation_toggle(switch)
+chart_style(presenting, figure_px=480)  # two charts side by side, each about half the page
 if not presenting:
     title.markdown("## PPO vs GRPO on the same group")
     st.caption(

@@ -12,7 +12,7 @@ from grpo_viz.stepper import STAGES, StepRun
 from grpo_viz.tasks import TASKS, word_reward
 from grpo_viz.toy_view import toy_stage_figure
 from grpo_viz.ui import (
-    compact_page, deferred, export_row, latex_lines, lm_sidebar, load_chosen_model, presentation_toggle,
+    chart_style, compact_page, deferred, export_row, latex_lines, lm_sidebar, load_chosen_model, presentation_toggle,
     settings_notices, settings_sidebar, stage_cursor, tour_card,
 )
 
@@ -65,6 +65,7 @@ def show_more_updates() -> None:
 @st.fragment
 def side_by_side() -> None:
     """Everything a stage click changes: rerun alone, so stepping does not redraw the sidebar."""
+    chart_style(presenting)  # a fragment's rerun is a new thread: its charts' text sizes are set here
     stage = stage_cursor(
         STAGES, key="lm_stage", on_new_group=both("new_group"), on_reset=both("reset"),
         last_actions=(("Next iteration ▶", both("advance"),

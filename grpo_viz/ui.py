@@ -20,6 +20,7 @@ from dataclasses import fields, replace
 import streamlit as st
 import streamlit.components.v2  # noqa: F401  (st.components.v2.component)
 
+from . import charts
 from .explain import count
 from .config import DEFAULT_PRESET, PRESET_FIELDS, PRESETS, TOY_REWARDS, TOY_WORDS, Settings
 from .objectives import LOSS_TYPES, SCALE_REWARDS
@@ -625,6 +626,13 @@ PRESENTATION_CSS = (
     ".stTabs [data-baseweb='tab-list'] button{height:2rem}"
 )
 PRESENT_CHART_PX = 420  # a stage chart beside its card, with the stepper and objective above it, at 720 px
+
+
+def chart_style(presenting: bool, figure_px: int | None = None) -> None:
+    """Every chart this script run (or fragment rerun) builds from here on: a projector's text sizes when
+    ``presenting``, a screen's otherwise, in the browser theme's colours (``charts.set_presentation``)."""
+    theme = st.context.theme.type
+    charts.set_presentation(presenting, dark=theme == "dark" if theme else None, figure_px=figure_px)
 
 
 def presentation_on() -> bool:
