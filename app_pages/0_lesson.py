@@ -5,7 +5,7 @@ import streamlit as st
 from grpo_viz import lesson
 from grpo_viz.ui import chart_style, compact_page, latex_lines, presentation_toggle, stage_cursor
 
-PRESENTING_CHART_PX = 340
+PRESENTING_CHART_PX = 470
 
 compact_page()
 titles = tuple(slide.title for slide in lesson.SLIDES)

@@ -201,6 +201,8 @@ def _base_layout(title: str, height: int = 380, legend_below: bool = False, subt
     if subtitle:
         heading["subtitle"] = dict(text=subtitle)
     if top_room:
+        # what sits there grows with the text: at a projector's sizes the subtitle ran into the panel titles
+        top_room = round(top_room * (text_style().min_px / NORMAL_MIN_PX) ** 2)
         heading.update(yref="container", y=1, yanchor="top", pad=dict(t=14))
     return dict(title=heading, height=height + top_room, margin={**MARGIN, "t": MARGIN["t"] + top_room},
                 legend=legend, bargap=BARGAP, bargroupgap=BARGROUPGAP)

@@ -68,11 +68,16 @@ def ppo_ratio(focus: Collection[str] = ()) -> str:
     return rf"w_t = \frac{{{term('policy')}}}{{{term('old_policy')}}}"
 
 
-def ppo_advantage(focus: Collection[str] = ()) -> str:
-    r"""The per-token reward r_t = r_φ(q, o)[t = |o|] - β log(π_θ/π_ref), and A_t = GAE(r, V_ψ)."""
+def ppo_reward(focus: Collection[str] = ()) -> str:
+    r"""The per-token reward r_t = r_φ(q, o)[t = |o|] - β log(π_θ/π_ref): the score at the last token, the KL at every one."""
     term = _term(PPO_REWARD_PIECES, focus)
-    return (rf"r_t = {term('reward')}\,[t = |o|] - {term('kl')},\qquad "
-            rf"A_t = \mathrm{{GAE}}_{{\gamma,\lambda}}\big(r,\ {term('value')}\big)")
+    return rf"r_t = {term('reward')}\,[t = |o|] - {term('kl')}"
+
+
+def ppo_advantage(focus: Collection[str] = ()) -> str:
+    r"""A_t = GAE(r, V_ψ): the advantage from the per-token rewards and the value model's baseline."""
+    term = _term(PPO_REWARD_PIECES, focus)
+    return rf"A_t = \mathrm{{GAE}}_{{\gamma,\lambda}}\big(r,\ {term('value')}\big)"
 
 
 def grpo_objective(focus: Collection[str] = ()) -> str:

@@ -132,10 +132,11 @@ def advantage_slide() -> SlideView:
             f"{TOY_REWARDS[2]:g}); a value model predicts the score expected in this state, V = {value:.2f}. "
             f"A = r − V: positive encourages a word (sat {_signed(adv[0])}), negative discourages it "
             f"(barked {_signed(adv[2])}).")
-    numbers = (rf"V = " + " + ".join(f"{p:.1f}\\cdot {r:g}" for p, r in zip(probs, TOY_REWARDS))
-               + rf" = {value:.2f},\quad A(\text{{sat}}) = {TOY_REWARDS[0]:g} - {value:.2f} = {_signed(adv[0])}")
-    return SlideView([formulas.ppo_objective({"advantage"}), formulas.ppo_advantage({"reward", "value"}),
-                      numbers.replace("−", "-")], word_advantage_chart(TOY_WORDS, TOY_REWARDS, value), text)
+    numbers = [rf"V = " + " + ".join(f"{p:.1f}\\cdot {r:g}" for p, r in zip(probs, TOY_REWARDS)) + rf" = {value:.2f}",
+               rf"A(\text{{sat}}) = {TOY_REWARDS[0]:g} - {value:.2f} = {_signed(adv[0])}".replace("−", "-")]
+    return SlideView([formulas.ppo_objective({"advantage"}), formulas.ppo_reward({"reward"}),
+                      formulas.ppo_advantage({"value"}), *numbers],
+                     word_advantage_chart(TOY_WORDS, TOY_REWARDS, value), text)
 
 
 # ----------------------------------------------------------------- 4. the ratio and the clip
@@ -190,7 +191,8 @@ def kl_slide(beta: float = 0.5) -> SlideView:
             f"costs reward. After {KL_ITERATIONS} PPO iterations with β = {beta:g}: KL = {held['kl']:.3f}, π(sat) = "
             f"{_p(held['p_sat'])}; with β = 0: KL = {free['kl']:.3f}, π(sat) = {_p(free['p_sat'])}.")
     figure = charts.distribution_chart(TOY_WORDS, series, title=f"After {KL_ITERATIONS} PPO iterations", labelled=1)
-    return SlideView([formulas.ppo_objective({"advantage"}), formulas.ppo_advantage({"kl"})], figure, text)
+    return SlideView([formulas.ppo_objective({"advantage"}), formulas.ppo_reward({"kl"}), formulas.ppo_advantage()],
+                     figure, text)
 
 
 # ----------------------------------------------------------------- 6. GRPO's group baseline
@@ -236,11 +238,12 @@ def hacking_slide(beta: float = 3.0) -> SlideView:
             f"the proxy reward is {run.proxy_end:.2f} and the true reward {run.true_start:.2f} → {run.true_end:.2f}, "
             f"π(barked) {_p(run.p_end)}: β {hacking_verdict(run)}"
             + (f" (β = 0: true {free.true_end:.2f})." if beta else "."))
-    figure = overoptimization_chart(sweep, title="GRPO trained on a proxy that overrates barked")
+    figure = overoptimization_chart(sweep, title="GRPO trained on a proxy that overrates barked",
+                                    subtitle="solid: proxy reward · dotted: true reward")
     proxy = proxy_rewards(TOY_REWARDS)
     tables = [rf"r_{{{name}}} = (" + r",\ ".join(rf"\text{{{w}}}\ {r:g}" for w, r in zip(TOY_WORDS, table)) + ")"
               for name, table in (("proxy", proxy), ("true", TOY_REWARDS))]
-    return SlideView([formulas.grpo_objective({"kl"}), r",\quad ".join(tables)], figure, text)
+    return SlideView([formulas.grpo_objective({"kl"}), *tables], figure, text)
 
 
 # ----------------------------------------------------------------- 8. where to go next
