@@ -166,7 +166,7 @@ def clip_slide(epsilon: float = 0.2, draw: int = 0) -> SlideView:
                                     last.epsilon_low, last.epsilon_high,
                                     title=f"The group at update {CLIP_MU} of {CLIP_MU}, ε = {epsilon:g}")
     return SlideView([formulas.ppo_objective({"clip", "ratio"}),
-                      rf"1-\epsilon = {1 - epsilon:.2f},\quad 1+\epsilon = {1 + epsilon:.2f},\quad "
+                      rf"1-\epsilon = {1 - epsilon:.2f},\quad 1+\epsilon = {1 + epsilon:.2f}",
                       rf"\mu = {CLIP_MU} \text{{ updates of step }} \eta = {CLIP_LR:g}"], figure, text)
 
 
