@@ -22,8 +22,8 @@ pio.templates.default = None
 st.set_page_config(page_title="grpo-viz", page_icon="🎯", layout="wide")
 
 pages = [
-    st.Page("app_pages/0_lesson.py", title="The lesson", icon="🎓"),
-    st.Page("app_pages/1_step_through.py", title="Step through GRPO", icon="👣", default=True),
+    st.Page("app_pages/0_lesson.py", title="The lesson", icon="🎓", default=True),
+    st.Page("app_pages/1_step_through.py", title="Step through GRPO", icon="👣"),
     st.Page("app_pages/2_ppo_vs_grpo.py", title="PPO vs GRPO", icon="⚖️"),
     st.Page("app_pages/3_training.py", title="Training", icon="📈"),
     st.Page("app_pages/4_language_model.py", title="Toy vs language model", icon="🤖"),

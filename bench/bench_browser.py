@@ -105,7 +105,7 @@ def main() -> None:
             cold_ms(browser, url, runs=1)  # warm the server's imports and caches
             results[f"{name}_cold"] = cold_ms(browser, url)
             pages[name] = browser.new_page(viewport={"width": 1440, "height": 900})
-            pages[name].goto(url + (f"/?{args.query}" if name == "app" else ""))
+            pages[name].goto(url + (f"/step_through?{args.query}" if name == "app" else ""))
             pages[name].wait_for_function(DRAWN_JS, timeout=60_000)
         results["app_click"], results["bare_click"] = interleaved_click_ms(pages["app"], pages["bare"], args.clicks)
     for what in ("click", "cold"):

@@ -26,7 +26,7 @@ from conftest import DRAWN_JS, SETTLED_JS  # noqa: E402
 COUNTERS = {"TaskDuration": "main_thread_ms", "ScriptDuration": "script_ms", "LayoutDuration": "layout_ms",
             "RecalcStyleDuration": "style_ms"}
 CLICKS = {  # what is clicked: (page path, button, whether the page has stages to stay within)
-    "step_through_next": ("", "Next", True),
+    "step_through_next": ("step_through", "Next", True),
     "training_step": ("training", "Step +1", False),
     "language_model_next": ("language_model", "Next", True),
 }

@@ -42,7 +42,7 @@ from load_test import cpu_seconds, describe, p50_p95, rss_mb  # noqa: E402
 FIRST, LATER = "the class's first click, all at once", "later clicks"
 DONE = {ForwardMsg.FINISHED_SUCCESSFULLY, ForwardMsg.FINISHED_FRAGMENT_RUN_SUCCESSFULLY}
 ROLES = {  # what a student does: (page's URL path, the buttons it clicks, the first one it finds)
-    "step": ("", ("Next ▶", "Next iteration ▶")),
+    "step": ("step_through", ("Next ▶", "Next iteration ▶")),
     "training": ("training", ("Step +1", "↺ Reset")),  # Step +1 is disabled once the run reached its length
     "language model": ("language_model", ("Next ▶", "Next iteration ▶")),
 }

@@ -168,7 +168,7 @@ async def student(browser, url: str, index: int, joined: asyncio.Barrier, second
     loaded = False
     try:
         t0 = time.perf_counter()
-        await page.goto(url + f"/?seed={index}", timeout=180_000)
+        await page.goto(url + f"/step_through?seed={index}", timeout=180_000)
         await page.wait_for_function(DRAWN_JS, timeout=180_000)
         loads.append(time.perf_counter() - t0)
         loaded = True

@@ -14,8 +14,13 @@ ROOT = Path(__file__).resolve().parents[2]
 PAGES = sorted(p.relative_to(ROOT).as_posix() for p in (ROOT / "app_pages").glob("*.py"))
 
 
-def new_app(page: str | None = None, **query) -> AppTest:
-    """app.py (its st.navigation) on ``page`` (default: the landing page), with these URL parameters."""
+STEP_THROUGH = "app_pages/1_step_through.py"
+LANDING = None  # the page "/" opens: the lesson
+
+
+def new_app(page: str | None = STEP_THROUGH, **query) -> AppTest:
+    """app.py (its st.navigation) on ``page`` (default Step through, the page most tests drive; ``LANDING``: the page
+    "/" opens), with these URL parameters."""
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=90)
     if page is not None:
         at.switch_page(page)

@@ -2,7 +2,7 @@
 
 from grpo_viz import lesson
 
-from .conftest import assert_url_warning, chart_data, new_app, next_button, no_error
+from .conftest import LANDING, assert_url_warning, chart_data, new_app, next_button, no_error
 
 PAGE = "app_pages/0_lesson.py"
 
@@ -61,3 +61,10 @@ def test_presentation_mode_keeps_one_chart_and_the_slide_text():
     no_error(at)
     assert at.toggle(key="present").value
     assert len(at.get("plotly_chart")) == 1 and heading(at).startswith("#### 7.")
+
+
+def test_the_app_opens_on_the_lesson():
+    """"/" is the lesson's first slide: PPO's objective, where the story starts."""
+    at = new_app(LANDING)
+    no_error(at)
+    assert heading(at) == f"#### 1. {lesson.SLIDES[0].heading}"

@@ -21,7 +21,7 @@ def open_and_read(browser, url, viewport=(1440, 900)):
 
 
 def test_a_shared_link_shows_the_same_numbers_in_a_fresh_browser(browser, app_url):
-    link = app_url + "/?seed=4&mu=3&beta=0.1&group_size=12&iteration=3&stage=5"
+    link = app_url + "/step_through?seed=4&mu=3&beta=0.1&group_size=12&iteration=3&stage=5"
     first, page, charts, latex = open_and_read(browser, link)
     assert "Iteration 3," in page.content()
     first.close()
@@ -32,7 +32,7 @@ def test_a_shared_link_shows_the_same_numbers_in_a_fresh_browser(browser, app_ur
 
 def test_autoplay_steps_forward_by_itself(browser, app_url):
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    context, page, _, _ = open_and_read(browser, app_url + "/?present=1", viewport=(1280, 720))
+    context, page, _, _ = open_and_read(browser, app_url + "/step_through?present=1", viewport=(1280, 720))
     page.screenshot(path=str(SCREENSHOTS / "presentation_1280x720.png"))
     page.get_by_role("switch", name="Autoplay").click(force=True)
     page.locator("h4", has_text="3. Advantages").wait_for(timeout=30_000)  # two stages on, untouched
@@ -40,7 +40,7 @@ def test_autoplay_steps_forward_by_itself(browser, app_url):
 
 
 def test_usable_on_a_phone(browser, app_url):
-    context, page, charts, _ = open_and_read(browser, app_url + "/?stage=2", viewport=(390, 844))
+    context, page, charts, _ = open_and_read(browser, app_url + "/step_through?stage=2", viewport=(390, 844))
     page.get_by_role("button", name="Next").first.click()
     page.locator("h4", has_text="3. Advantages").wait_for(timeout=30_000)
     page.screenshot(path=str(SCREENSHOTS / "phone_390x844.png"), full_page=True)
@@ -71,7 +71,7 @@ OVERFLOWING_JS = """() => Array.from(document.querySelectorAll('.katex-display')
     .map(e => (e.querySelector('annotation') || {}).textContent.slice(0, 80))"""
 
 
-@pytest.mark.parametrize("path", ["/", "/ppo_vs_grpo", "/language_model"])
+@pytest.mark.parametrize("path", ["/step_through", "/ppo_vs_grpo", "/language_model"])
 def test_every_equation_fits_a_1280_px_projector_with_the_sidebar_open(browser, app_url, path):
     """The objective and every stage card's lines, at all 8 stages, are no wider than their box (none scrolls)."""
     context = browser.new_context(viewport={"width": 1280, "height": 800})

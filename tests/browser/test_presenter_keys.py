@@ -11,7 +11,7 @@ pytestmark = pytest.mark.browser
 
 # (URL path, stage cursor key, slider to drag with the mouse in presentation mode, and its URL)
 PAGES = {
-    "step_through": ("", "stage", "Inner update shown (of μ)"),
+    "step_through": ("step_through", "stage", "Inner update shown (of μ)"),
     "ppo_vs_grpo": ("ppo_vs_grpo", "cmp_stage", None),
     "language_model": ("language_model", "lm_stage", "Inner update shown (of μ)"),
 }

@@ -19,7 +19,7 @@ def wait_for_stage(page, k):
 
 def test_click_next_through_every_stage(page, app_url):
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.goto(app_url + "/?mu=3")
+    page.goto(app_url + "/step_through?mu=3")
     wait_for_stage(page, 0)
     seen = []
     for k in range(len(STAGES)):
@@ -39,7 +39,7 @@ def test_click_next_through_every_stage(page, app_url):
 
 
 def test_slider_moves_the_chart(page, app_url):
-    page.goto(app_url + "/?stage=8")
+    page.goto(app_url + "/step_through?stage=8")
     wait_for_stage(page, 7)
     before = page.evaluate(CHART_DATA_JS)
     slider = page.get_by_role("slider", name="Learning rate η")
@@ -52,7 +52,7 @@ def test_slider_moves_the_chart(page, app_url):
 
 def test_the_iteration_downloads_as_csv_after_stepping(page, app_url):
     """The CSV is made on click (ui.deferred) from the trace on screen, also after fragment-only reruns."""
-    page.goto(app_url + "/?mu=2")
+    page.goto(app_url + "/step_through?mu=2")
     wait_for_stage(page, 0)
     page.get_by_role("button", name="Next").first.click()
     wait_for_stage(page, 1)
