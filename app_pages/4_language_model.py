@@ -159,7 +159,7 @@ def side_by_side() -> None:
             position = min(position, n_tokens - 1)
             k = c3.slider("k", 3, 15, 8, key="lm_topk")
             cache = st.session_state.setdefault("lm_topk_cache", {})
-            cache_key = (id(trace), row)
+            cache_key = (lm_run.trace_key, row)
             if cache_key not in cache:
                 cache.clear()  # one completion's distributions at a time: a session's memory stays small
                 T = lm_settings.temperature

@@ -15,6 +15,7 @@ import pandas as pd
 import torch
 
 from .policies.toy import ToyPolicy, probs_from_logits
+from . import formulas
 from .stepper import STAGES, InnerStep, IterationTrace
 
 
@@ -503,18 +504,7 @@ def stage_text(stage: int, trace: IterationTrace, step_index: int, toy: ToyNumbe
 
 # ----------------------------------------------------------------- the formula card, tour and glossary
 
-HIGHLIGHT = "#e4572e"
-
-# The GRPO objective as DeepSeekMath writes it, in pieces, so one stage's term can be coloured.
-_OBJECTIVE_PIECES = {
-    "expectation": r"\mathbb{E}_{q,\ \{o_i\}_{i=1}^{G} \sim \pi_{\theta_{old}}(\cdot\mid q)}",
-    "aggregate": r"\frac{1}{G}\sum_{i=1}^{G}\frac{1}{|o_i|}\sum_{t=1}^{|o_i|}",
-    "min": "",  # the whole min(...) term, built in objective_latex
-    "ratio": r"w_{i,t}",
-    "advantage": r"\hat A_{i,t}",
-    "clip": r"\mathrm{clip}(w_{i,t}, 1-\epsilon_{low}, 1+\epsilon_{high})",
-    "kl": r"\beta\, \mathbb{D}_{KL}[\pi_\theta \| \pi_{ref}]",
-}
+# The GRPO objective's pieces and the box around a stage's terms are formulas.GRPO_PIECES and formulas.boxed.
 STAGE_TERMS = {
     "Sample group": ("expectation",),
     "Score": ("advantage",),
@@ -529,16 +519,9 @@ STAGE_TERMS = {
 
 def objective_latex(stage: int) -> str:
     r"""J_GRPO(θ) with the terms the stage computes boxed in colour (J is maximized; the loss is -J)."""
-    hot = set(STAGE_TERMS[STAGES[stage]])
-
-    def term(name: str, text: str | None = None) -> str:
-        text = _OBJECTIVE_PIECES[name] if text is None else text
-        return rf"\boxed{{\color{{{HIGHLIGHT}}}{{{text}}}}}" if name in hot else text
-
-    surrogate = term("min", rf"\min\Big({term('ratio')}{term('advantage')},\ {term('clip')}{term('advantage')}\Big)")
-    objective = rf"\mathcal{{J}}(\theta) = {term('expectation')}\Big[{term('aggregate')}\Big({surrogate} - {term('kl')}\Big)\Big]"
+    objective = formulas.grpo_objective(STAGE_TERMS[STAGES[stage]])
     if STAGES[stage] == "Update":  # the step on a line of its own: beside the objective it ran past a 1280-px screen
-        update = rf"\boxed{{\color{{{HIGHLIGHT}}}{{\theta \leftarrow \theta + \eta\,\nabla_\theta \mathcal{{J}}}}}}"
+        update = formulas.boxed(r"\theta \leftarrow \theta + \eta\,\nabla_\theta \mathcal{J}")
         objective = rf"\begin{{gathered}}{objective}\\[0.3em]{update}\end{{gathered}}"
     return objective
 

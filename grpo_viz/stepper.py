@@ -230,6 +230,12 @@ class StepRun:
             self._cached = (key, grpo_iteration(self.policy, reward_fn, settings, generator, prompts))
         return self._cached[1]
 
+    @property
+    def trace_key(self) -> tuple | None:
+        """What the trace last returned was computed from (settings, iteration, draw, the policy's version, reward,
+        prompts): equal keys, equal traces, so a page can key its own caches on it."""
+        return None if self._cached is None else self._cached[0]
+
     @one_at_a_time
     def advance(self) -> None:
         """Keep the current trace's updated parameters and move to the next iteration."""
