@@ -54,12 +54,16 @@ def _term(pieces: dict[str, str], focus: Collection[str]):
     return term
 
 
+def _surrogate(term, focus: Collection[str], size: str) -> str:
+    r"""min(w A, clip(w) A) from a family's pieces, its parentheses \big or \Big; "min" in ``focus`` boxes it whole."""
+    inner = rf"\min\{size}({term('ratio')}{term('advantage')},\ {term('clip')}{term('advantage')}\{size})"
+    return boxed(inner) if "min" in focus else inner
+
+
 def ppo_objective(focus: Collection[str] = ()) -> str:
     r"""J_PPO(θ) = E[(1/|o|) Σ_t min(w_t A_t, clip(w_t, 1-ε, 1+ε) A_t)] with the ``focus`` terms boxed."""
     term = _term(PPO_PIECES, focus)
-    inner = rf"\min\big({term('ratio')}{term('advantage')},\ {term('clip')}{term('advantage')}\big)"
-    surrogate = boxed(inner) if "min" in focus else inner
-    return rf"\mathcal{{J}}_{{PPO}}(\theta) = {term('expectation')}\Big[{term('aggregate')}{surrogate}\Big]"
+    return rf"\mathcal{{J}}_{{PPO}}(\theta) = {term('expectation')}\Big[{term('aggregate')}{_surrogate(term, focus, 'big')}\Big]"
 
 
 def ppo_ratio(focus: Collection[str] = ()) -> str:
@@ -83,10 +87,8 @@ def ppo_advantage(focus: Collection[str] = ()) -> str:
 def grpo_objective(focus: Collection[str] = ()) -> str:
     r"""J_GRPO(θ) (DeepSeekMath's equation 3) with the ``focus`` terms boxed; "min" boxes the whole min(...)."""
     term = _term(GRPO_PIECES, focus)
-    inner = rf"\min\Big({term('ratio')}{term('advantage')},\ {term('clip')}{term('advantage')}\Big)"
-    surrogate = boxed(inner) if "min" in focus else inner
     return (rf"\mathcal{{J}}_{{GRPO}}(\theta) = {term('expectation')}\Big[{term('aggregate')}"
-            rf"\Big({surrogate} - {term('kl')}\Big)\Big]")
+            rf"\Big({_surrogate(term, focus, 'Big')} - {term('kl')}\Big)\Big]")
 
 
 GRPO_GROUP_ADVANTAGE = r"\hat A_{i,t} = \frac{r_i - \bar r}{\sigma_r},\qquad \bar r = \frac1G\sum_{j=1}^G r_j"

@@ -79,13 +79,7 @@ def early_stopping_group(policy, prompts, lengths, seed: int = 0) -> Group:
     )
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """One torch thread: on these tiny models two threads competing for 2 busy cores were ~10x slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tiny models: one thread is faster on 2 busy cores
 
 
 @pytest.fixture(scope="module")

@@ -18,13 +18,7 @@ from grpo_viz.objectives import group_advantages
 from grpo_viz.policies.loading import load_builtin
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Two shared cores: one thread per test process is several times faster than two under contention."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tiny models: one thread is faster on 2 busy cores
 
 
 @pytest.fixture(scope="module")
