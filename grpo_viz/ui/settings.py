@@ -20,11 +20,11 @@ from dataclasses import fields, replace
 import streamlit as st
 import streamlit.components.v2  # noqa: F401  (st.components.v2.component)
 
-from . import charts
-from .explain import count
-from .config import DEFAULT_PRESET, PRESET_FIELDS, PRESETS, TOY_REWARDS, TOY_WORDS, Settings
-from .objectives import LOSS_TYPES, SCALE_REWARDS
-from .policies.loading import LoadedModel, load_model
+from .. import charts
+from ..explain import count
+from ..config import DEFAULT_PRESET, PRESET_FIELDS, PRESETS, TOY_REWARDS, TOY_WORDS, Settings
+from ..objectives import LOSS_TYPES, SCALE_REWARDS
+from ..policies.loading import LoadedModel, load_model
 
 DEFAULTS = Settings()
 
