@@ -7,17 +7,15 @@ import streamlit as st
 
 from grpo_viz import charts, explain, export, hacking
 from grpo_viz.config import TOY_STATE, TOY_WORDS
-from grpo_viz.policies.loading import make_policy
 from grpo_viz.tasks import TASKS
 from grpo_viz.training import (ALGORITHMS, COMPARE_KNOBS, COMPARE_LABELS, DEFAULT_ITERATIONS, HACKED_WORD,
                                HACKING_BETA_CHOICES, HACKING_BETAS, LM_DEFAULT_ITERATIONS, LM_EVAL_PROBLEMS,
                                LM_EVAL_SAMPLES, LM_MAX_ITERATIONS, MAX_ITERATIONS, PROXY_BONUS, Experiment, LMTraining,
                                hacking_outcomes, hacking_run, hacking_sweep, proxy_rewards, run_specs, start_probs)
-from grpo_viz.ui import (STEP_BUTTON_PX, compact_page, deferred, export_row, lm_sidebar, load_chosen_model, ppo_sidebar,
-                         settings_notices, settings_sidebar, tour_card, warn_bad_query_params)
+from grpo_viz.ui import (STEP_BUTTON_PX, PlayTimer, advance_lm_training, compact_page, deferred, export_row,
+                         lm_sidebar, load_chosen_model, ppo_sidebar, restart_lm_training, session_lm_training,
+                         settings_notices, settings_sidebar, tour_card, train_to, warn_bad_query_params)
 
-PLAY_INTERVAL_S = 0.4  # one Play tick: a few iterations, then the charts are redrawn
-TICKS_PER_RUN = 40  # Play reaches the target in about this many ticks, whatever the number of iterations
 ALGORITHM_CHOICES = {"GRPO": ("GRPO",), "PPO": ("PPO",), "Both": ("GRPO", "PPO")}
 COMPARE_CHOICES = ("off", *COMPARE_KNOBS)
 KNOB_BOUNDS = {"beta": (0.0, 2.0, 0.01), "epsilon": (0.0, 0.5, 0.01), "lr": (0.01, 5.0, 0.05),
@@ -73,24 +71,24 @@ def toy_controls() -> int:
             st.toast("Settings changed: the runs start again from π_ref.", icon="🔄")
         state.training_specs = specs
         state.training = Experiment(specs)
-        state.training_playing = False
+        play.pause()
     return target
 
 
 def run_to_target() -> None:
-    state.training_playing = False
+    play.pause()
     state.training_run_requested = True
 
 
 def step_once() -> None:
-    state.training_playing = False
+    play.pause()
     if not state.training.done:
         state.training.step(1)
 
 
 def reset() -> None:
     state.training = Experiment(state.training_specs)
-    state.training_playing = False
+    play.pause()
 
 
 def draw_charts(exp: Experiment, target: int) -> None:
@@ -126,44 +124,29 @@ def draw_charts(exp: Experiment, target: int) -> None:
         history_box.dataframe(exp.frame().round(5), hide_index=True, key="history_table")
 
 
-state.setdefault("training_playing", False)
-PLAYING_AT_START = state.training_playing  # the fragment's timer is set when the page runs in full
+play = PlayTimer("training_playing")  # the fragment's timer is set when the page runs in full
 
 
-@st.fragment(run_every=PLAY_INTERVAL_S if state.training_playing else None)
+@st.fragment(run_every=play.run_every)
 def live(target: int) -> None:
     exp: Experiment = state.training
-    # A Play tick trains first, before the Play switch is drawn, so reaching the target can switch it off.
-    if state.training_playing and PLAYING_AT_START:
-        per_tick = max(1, round(target / TICKS_PER_RUN))
-        exp.step(min(per_tick, max(target - exp.iteration, 0)))
-        if exp.iteration >= target:
-            state.training_playing = False
-    # Play is a switch, not a button: a switch's state travels with every rerun request, so pressing it while
-    # the ticks are running is never lost (a button's one-shot click can be).
+    play.tick(exp, target)  # before the Play switch is drawn, so reaching the target can switch it off
     row = st.container(horizontal=True, vertical_alignment="center")  # one block a tick, not five columns
     row.button(f"⏩ Run to {target}", type="primary", width=150, key="run_to_target", on_click=run_to_target,
                disabled=exp.iteration >= target, help="Run the remaining iterations now")
-    row.toggle("Play", key="training_playing", disabled=exp.iteration >= target and not state.training_playing,
-               help="Train a few iterations per tick and redraw, until the target; switch off to pause")
+    play.switch(row, disabled=exp.iteration >= target and not play.playing,
+                help="Train a few iterations per tick and redraw, until the target; switch off to pause")
     row.button("Step +1", on_click=step_once, width=STEP_BUTTON_PX, key="step", disabled=exp.done,
                help="One more iteration")
     row.button("↺ Reset", on_click=reset, width=STEP_BUTTON_PX, key="reset_training", help="Back to iteration 0")
 
     if state.pop("training_run_requested", False):
-        progress = st.progress(0.0, text="Training…")
-        start = exp.iteration
-        while exp.iteration < target:
-            exp.step(min(10, target - exp.iteration))
-            progress.progress((exp.iteration - start) / max(target - start, 1),
-                              text=f"Training… iteration {exp.iteration} of {target}")
-        progress.empty()
+        train_to(exp, target)
         st.rerun()  # redraw the controls for the new iteration (Run is now done)
-    if state.training_playing != PLAYING_AT_START:
-        st.rerun()  # a full rerun starts or stops the fragment's timer
+    play.rerun_if_switched()
     where = (f"Iteration {exp.iteration} of {target}" if exp.iteration <= target
              else f"Iteration {exp.iteration} (past the target of {target})")
-    st.progress(min(exp.iteration / target, 1.0), text=where + (" (playing)" if state.training_playing else ""))
+    st.progress(min(exp.iteration / target, 1.0), text=where + (" (playing)" if play.playing else ""))
     draw_charts(exp, target)
 
 
@@ -272,34 +255,13 @@ def lm_section() -> None:
                                 help="Groups per iteration: each prompt gets its own G completions and baseline.")
     eval_every = c3.number_input("Accuracy every k", 1, 50, 5, key="lm_eval_every", persist_state="session",
                                  help="Evaluating costs about as much as two iterations of the built-in model.")
-    lm_key = (lm_choice["kind"], lm_choice["source"], task, lm_settings, int(n_prompts), int(eval_every))
-    if state.get("lm_training_key") != lm_key:
-        if "lm_training_key" in state:
-            st.toast("LM settings changed: the language model starts again from π_ref.", icon="🔄")
-        state.lm_training_key = lm_key
-        # this session's own trainable copy on the shared read-only base (as on the Toy vs language model page)
-        state.lm_training = LMTraining(make_policy(loaded, max_new_tokens=lm_settings.max_new_tokens), task,
-                                       lm_settings, chat=loaded.chat, prompts_per_iteration=int(n_prompts),
-                                       eval_every=int(eval_every))
-    lm: LMTraining = state.lm_training
+    lm: LMTraining = session_lm_training(loaded, lm_choice, task, lm_settings, int(n_prompts), int(eval_every))
     run = c4.button(f"⏩ Run {n_iterations}", type="primary", width="stretch", key="lm_train_run", disabled=lm.done,
                     help="Train this many more iterations now")
     c5.button("↺ Reset", width="stretch", key="lm_reset", help="Back to iteration 0 (π_θ = π_ref)",
-              on_click=lambda: state.pop("lm_training_key", None))
+              on_click=restart_lm_training)
     try:
-        if not lm.accuracy:
-            with st.spinner("Measuring the start accuracy…"):
-                lm.evaluate_now()
-        if run:
-            target = min(lm.iteration + n_iterations, lm.max_iterations)
-            start = lm.iteration
-            progress = st.progress(0.0, text="Training the language model…")
-            while lm.iteration < target:
-                lm.step(1)
-                progress.progress((lm.iteration - start) / max(target - start, 1),
-                                  text=f"Training the language model… iteration {lm.iteration} of {target}")
-            lm.evaluate_now()  # the accuracy where the run ends, whatever k is
-            progress.empty()
+        advance_lm_training(lm, n_iterations if run else None)
     except ValueError as err:
         st.error(f"This model cannot train with these settings: {err}", icon="🚫")
     if not lm.accuracy:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
 import pandas as pd
@@ -480,6 +480,17 @@ class LMTraining:
             self.train_seconds += time.perf_counter() - start
             if self.iteration % self.eval_every == 0:
                 self.evaluate_now()
+
+    def train(self, iterations: int, on_iteration: Callable[[int, int, int], object] | None = None) -> None:
+        """``iterations`` more (never past ``max_iterations``), one at a time, calling ``on_iteration(iteration,
+        start, target)`` after each (a progress bar); then the accuracy where they end, whatever ``eval_every`` is."""
+        start = self.iteration
+        target = min(start + int(iterations), self.max_iterations)
+        while self.iteration < target:
+            self.step(1)
+            if on_iteration is not None:
+                on_iteration(self.iteration, start, target)
+        self.evaluate_now()
 
     def columns(self) -> dict[str, list]:
         """History columns named as the toy's (``training_metric_chart`` and ``clip_fraction_chart`` read them)."""
