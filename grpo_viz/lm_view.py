@@ -16,21 +16,12 @@ import plotly.graph_objects as go
 import torch
 
 from . import charts
-from .explain import TOUR
 from .objectives import kl_estimate
+from .stages import GRPO_BY_NAME, GRPO_STAGES, lengths
 from .stepper import STAGES, IterationTrace
 
 # What each stage colours the tokens by, and the value drawn white.
-STAGE_QUANTITY = {
-    "Sample group": ("π_old(o_t)", None),
-    "Score": ("reward r_i", None),
-    "Advantages": ("A_i", 0.0),
-    "Ratios": ("w_t", 1.0),
-    "Clip": ("clipped (−1 low, +1 high)", 0.0),
-    "KL": ("k3_t", None),
-    "Loss & gradient": ("−∂L/∂log π(o_t)", 0.0),
-    "Update": ("Δ log π(o_t)", 0.0),
-}
+STAGE_QUANTITY = {stage.name: (stage.lm_quantity, stage.lm_center) for stage in GRPO_STAGES}
 
 
 @dataclass
@@ -44,61 +35,15 @@ class TokenGrid:
     zrange: tuple[float, float] | None = None
 
 
-def _rows(x: torch.Tensor, lengths: list[int]) -> list[list[float]]:
-    return [x[i, :n].tolist() for i, n in enumerate(lengths)]
-
-
-def lengths(trace: IterationTrace) -> list[int]:
-    return trace.group.mask.sum(-1).long().tolist()
-
-
 def token_grid(trace: IterationTrace, stage: int, step_index: int, logp_after: torch.Tensor | None = None) -> TokenGrid:
     """The stage's quantity per token (an advantage is broadcast over its completion's tokens)."""
-    name = STAGES[stage]
-    step = trace.steps[step_index]
-    t = step.trace
-    n = lengths(trace)
-    T = trace.group.mask.shape[1]
-    quantity, center = STAGE_QUANTITY[name]
-    logp = {"log π_old": _rows(trace.old_logp, n), "log π_ref": _rows(trace.ref_logp, n)}
-    if name == "Sample group":
-        return TokenGrid(quantity, _rows(trace.old_logp.exp(), n), None, logp, (0.0, 1.0))
-    if name == "Score":
-        r = trace.rewards.unsqueeze(-1).expand(-1, T)
-        return TokenGrid(quantity, _rows(r, n), None, logp)
-    if name == "Advantages":
-        a = trace.advantages.unsqueeze(-1).expand(-1, T)
-        return TokenGrid(quantity, _rows(a, n), 0.0, {"reward": _rows(trace.rewards.unsqueeze(-1).expand(-1, T), n)})
-    if name == "Ratios":
-        return TokenGrid(quantity, _rows(t.ratio, n), 1.0, {"log w": _rows(t.log_ratio, n), **logp})
-    if name == "Clip":
-        flag = t.is_high_clipped.double() - t.is_low_clipped.double()
-        return TokenGrid(quantity, _rows(flag, n), 0.0,
-                         {"w": _rows(t.ratio, n), "clipped w̃": _rows(t.clipped_ratio, n),
-                          "A": _rows(t.advantages.unsqueeze(-1).expand(-1, T), n)}, (-1.0, 1.0))
-    if name == "KL":
-        kl = t.kl if t.kl is not None else kl_estimate(step.logp, trace.ref_logp, "k3")
-        return TokenGrid(quantity, _rows(kl, n), None, {"β·k3": _rows(t.beta * kl, n), **logp})
-    if name == "Loss & gradient":
-        push = -step.grad_logp
-        return TokenGrid(quantity, _rows(push, n), 0.0, {"per-token loss L": _rows(t.per_token_loss, n)})
-    if logp_after is None:
-        raise ValueError("The Update stage needs the log-probs after the update.")
-    delta = (logp_after - trace.old_logp) * trace.group.mask
-    return TokenGrid(quantity, _rows(delta, n), 0.0,
-                     {"π_old(o_t)": _rows(trace.old_logp.exp(), n), "π_θ(o_t) after": _rows(logp_after.exp(), n)})
+    record = GRPO_STAGES[stage]
+    values, hover, zrange = record.lm_tokens(trace, step_index, logp_after)
+    return TokenGrid(record.lm_quantity, values, record.lm_center, hover, zrange)
 
 
-STAGE_TITLES = {  # (title, subtitle): a title of one short line fits the half-width column on a projector
-    "Sample group": ("How likely π_old made each token", "one row per completion, one cell per token"),
-    "Score": ("The reward of each completion", "one number, the same on every token"),
-    "Advantages": ("GRPO's advantage A_i per completion", "one number, broadcast over its tokens"),
-    "Ratios": ("Ratio w_t = π_θ / π_old per token", "white = 1"),
-    "Clip": ("Tokens whose clipped term is active", "they carry no gradient (red: low side, green: high side)"),
-    "KL": ("k3 estimate of KL(π_θ ‖ π_ref) per token", None),
-    "Loss & gradient": ("Which tokens the update pushes", "green: more likely, red: less likely"),
-    "Update": ("Change in log π(o_t) after the update", "this iteration's μ update step(s)"),
-}
+# (title, subtitle): a title of one short line fits the half-width column on a projector
+STAGE_TITLES = {stage.name: (stage.lm_title, stage.lm_subtitle) for stage in GRPO_STAGES}
 
 
 def token_figure(trace: IterationTrace, stage: int, step_index: int,
@@ -136,11 +81,7 @@ def top_k(probs: dict[str, torch.Tensor], token_text, k: int = 8) -> tuple[list[
 
 
 # The stage at which each column of ``completion_table`` appears: the table reveals what the stages have computed.
-TABLE_COLUMN_STAGE = {
-    "completion": "Sample group", "tokens |o|": "Sample group", "log π_old(o)": "Sample group",
-    "reward r": "Score", "true reward": "Score", "advantage A": "Advantages", "mean ratio w": "Ratios",
-    "clipped tokens": "Clip", "mean k3": "KL", "mean loss L": "Loss & gradient",
-}
+TABLE_COLUMN_STAGE = {column: stage.name for stage in GRPO_STAGES for column in stage.lm_columns}
 
 
 def completion_table(trace: IterationTrace, step_index: int, true_rewards: torch.Tensor | None = None,
@@ -181,15 +122,7 @@ def tour(name: str, task) -> tuple[str, str, str]:
     The sidebar's word rewards reach the language model only in the toy-text task; with a sum task the "try this"
     of the reward stages says what changes on each side.
     """
-    if not task.arithmetic:
-        return TOUR[name]
-    _, question, answer = TOUR[name]
-    if name == "Score":
-        return ("Set the reward of “slept” to 1 in the sidebar: the toy's rewards change, the language model's do not, "
-                f"because its task scores the answer ({task.description}). Switch Task to the toy's text to make "
-                "the word rewards drive both.", question, answer)
-    if name == "Advantages":
-        return ("Set all three word rewards equal: every toy advantage becomes 0. The language model's rewards come "
-                "from its task: press 🎲 New group until its group is all right or all wrong, and its advantages are "
-                "all 0 too.", question, answer)
-    return TOUR[name]
+    stage = GRPO_BY_NAME[name]
+    if not task.arithmetic or stage.lm_try_this is None:
+        return stage.tour
+    return (stage.lm_try_this(task), stage.question, stage.answer)
