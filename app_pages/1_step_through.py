@@ -6,6 +6,7 @@ from grpo_viz import charts, explain, export
 from grpo_viz.toy_view import toy_stage_figure
 from grpo_viz.config import TOY_STATE, TOY_WORDS
 from grpo_viz.policies.toy import ToyPolicy
+from grpo_viz.predict import PREDICTING_STAGES, prediction
 from grpo_viz.stepper import STAGES, StepRun
 from grpo_viz.tasks import word_reward
 from grpo_viz.ui import (
@@ -49,11 +50,34 @@ if presenting:
 else:
     title.markdown("## Step through one GRPO iteration")
     autoplay_seconds = None
+(title if presenting else play).toggle(
+    "🤔 Predict first", key="predict", bind="query-params",
+    help="At Advantages, Clip and Update a question comes before the numbers: answer it, then Next reveals the "
+         "answer and scores it. Presenting, it is a question to the room, answered by the next key press.")
 settings_notices(settings)
 
 
 def show_more_updates() -> None:
     st.session_state.mu = explain.SHOW_MU
+
+
+def question_key(stage: int) -> tuple:
+    """One question per stage of one drawn group."""
+    return run.iteration, run.draw, stage
+
+
+def hold_for_prediction() -> bool:
+    """Next on a stage whose question is still open reveals and scores the answer instead of moving on."""
+    asked = st.session_state.get("open_question")
+    stage = st.session_state.get("stage", 0)
+    if not st.session_state.get("predict") or asked is None or asked[0] != question_key(stage):
+        return False
+    key, question = asked
+    guess = st.session_state.get(f"guess_{'_'.join(map(str, key))}")
+    right, sentence = question.score(guess)
+    st.session_state.setdefault("answers", {})[key] = (right if guess else None, sentence)
+    st.session_state.open_question = None
+    return True
 
 
 @st.fragment(run_every=autoplay_seconds)
@@ -75,7 +99,7 @@ def step_through() -> None:
     toy = explain.toy_numbers(trace, policy)
 
     stage = stage_cursor(
-        STAGES, key="stage", on_new_group=run.new_group, on_reset=run.reset,
+        STAGES, key="stage", on_new_group=run.new_group, on_reset=run.reset, hold_next=hold_for_prediction,
         last_actions=(("Next iteration ▶", run.advance, "Keep the updated policy and sample a new group from it (→ key)"),),
     )
     st.query_params["iteration"] = str(run.iteration + 1)
@@ -93,6 +117,20 @@ def step_through() -> None:
             help="μ gradient steps are taken on this one group; step 1 always has w = 1.",
         ) - 1
 
+    question = (prediction(name, trace, step_index, TOY_WORDS, toy.probs_old, toy.probs_after)
+                if st.session_state.get("predict") and name in PREDICTING_STAGES else None)
+    answers = st.session_state.setdefault("answers", {})
+    if question is not None and question_key(stage) not in answers:
+        st.session_state.open_question = (question_key(stage), question)
+        with st.container(border=True, key="card_predict"):
+            st.markdown(f"#### {stage + 1}. {name}: predict first")
+            st.pills(question.question, question.options, selection_mode="multi" if question.multiple else "single",
+                     key=f"guess_{'_'.join(map(str, question_key(stage)))}")
+            st.caption("A question to the room: the next key press reveals the answer." if presenting else
+                       "Choose, then press **Next** (→) to reveal the answer and your score.")
+        return
+    st.session_state.open_question = None
+
     fig = toy_stage_figure(trace, toy, stage, step_index, TOY_WORDS, TOY_STATE)
     trajectory = name == "Update" and trace.mu > 1
     if presenting:  # less the inner-step slider above it; half each when the trajectory shares the column
@@ -109,6 +147,11 @@ def step_through() -> None:
             st.plotly_chart(trajectory_fig, key="trajectory_chart")
     with right, st.container(border=True, key="card_stage"):
         st.markdown(f"#### {stage + 1}. {name}")
+        if question is not None:
+            right_answer, sentence = answers[question_key(stage)]
+            scored = [r for r in answers.values() if r[0] is not None]
+            tally = f" Your predictions: {sum(r for r, _ in scored)} of {len(scored)} right." if scored else ""
+            st.markdown(("✅ " if right_answer else "❌ " if right_answer is False else "") + sentence + tally)
         equations, words = st.columns([5, 4]) if presenting else (st.container(), st.container())
         with equations:
             latex_lines(explain.stage_latex(stage, trace, step_index, toy))

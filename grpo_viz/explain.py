@@ -202,7 +202,7 @@ STAGE_TERMS = {stage.name: stage.terms for stage in GRPO_STAGES}
 def objective_latex(stage: int) -> str:
     r"""J_GRPO(θ) with the terms the stage computes boxed in colour (J is maximized; the loss is -J)."""
     record = GRPO_STAGES[stage]
-    objective = formulas.grpo_objective(record.terms)
+    objective = formulas.grpo_objective(record.terms, name="")  # unsubscripted: it fills 1280 px with the sidebar open
     if record.objective_below is not None:
         objective = rf"\begin{{gathered}}{objective}\\[0.3em]{formulas.boxed(record.objective_below)}\end{{gathered}}"
     return objective

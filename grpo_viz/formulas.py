@@ -84,10 +84,12 @@ def ppo_advantage(focus: Collection[str] = ()) -> str:
     return rf"A_t = \mathrm{{GAE}}_{{\gamma,\lambda}}\big(r,\ {term('value')}\big)"
 
 
-def grpo_objective(focus: Collection[str] = ()) -> str:
-    r"""J_GRPO(θ) (DeepSeekMath's equation 3) with the ``focus`` terms boxed; "min" boxes the whole min(...)."""
+def grpo_objective(focus: Collection[str] = (), name: str = "GRPO") -> str:
+    r"""J_GRPO(θ) (DeepSeekMath's equation 3) with the ``focus`` terms boxed; "min" boxes the whole min(...).
+    ``name`` subscripts J (the lesson tells PPO's and GRPO's apart); "" leaves it off, where room is short."""
     term = _term(GRPO_PIECES, focus)
-    return (rf"\mathcal{{J}}_{{GRPO}}(\theta) = {term('expectation')}\Big[{term('aggregate')}"
+    subscript = f"_{{{name}}}" if name else ""
+    return (rf"\mathcal{{J}}{subscript}(\theta) = {term('expectation')}\Big[{term('aggregate')}"
             rf"\Big({_surrogate(term, focus, 'Big')} - {term('kl')}\Big)\Big]")
 
 

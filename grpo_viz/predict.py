@@ -33,8 +33,10 @@ class Prediction:
     def score(self, chosen: Iterable[str] | str | None) -> tuple[bool, str]:
         """(right?, one sentence naming the answer) for the options the student chose."""
         picked = frozenset([chosen] if isinstance(chosen, str) else (chosen or ()))
-        right = picked == self.answer
         answer = ", ".join(o for o in self.options if o in self.answer)
+        if not picked:  # asked of a room, or skipped: nothing to score, only the answer to say
+            return False, f"The answer: {answer}."
+        right = picked == self.answer
         return right, (f"Right: {answer}." if right else f"Not quite: the answer is {answer}.")
 
 

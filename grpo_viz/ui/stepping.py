@@ -8,6 +8,7 @@ import time
 import streamlit as st
 import streamlit.components.v2  # noqa: F401  (st.components.v2.component)
 
+from ..stages import SHORT_STAGE_NAMES  # the stage bar's names in presentation mode (one row at 18 px)
 from ..config import Settings
 from ..explain import count
 from .settings import _is_valid, _warn_url_value
@@ -77,21 +78,20 @@ def presenter_keys(cursor_key: str) -> None:
 
 
 STEP_BUTTON_PX, NEXT_BUTTON_PX = 125, 200  # Next, the click of a lecture, stands out; a phone fits Back and Next
-# The stage bar's names in presentation mode, where the bar must stay one row at 18 px type.
-SHORT_STAGE_NAMES = {"Sample group": "Sample", "Advantages": "Advantage", "Loss & gradient": "Gradient",
-                     "Where the KL enters": "KL", "Ratios & clip": "Ratio & clip"}
 
 
 def stage_cursor(
     stages: tuple[str, ...], key: str, last_actions: tuple[tuple[str, object, str], ...] = (),
     on_new_group=None, on_reset=None, query_param: str = "stage",
-    reset_help: str = "Back to the starting policy (π_θ = π_ref), iteration 1",
+    reset_help: str = "Back to the starting policy (π_θ = π_ref), iteration 1", hold_next=None,
 ) -> int:
     """The stage indicator (clickable) and Back / Next / New group / Reset buttons, with keyboard shortcuts.
 
     The position lives in ``st.session_state[key]`` (each page its own key) and is mirrored to the URL
     parameter ``query_param``.  On the last stage "Next" is replaced by ``last_actions``: (label, callback,
-    help) buttons that run the callback and return to stage 1, as Reset does.
+    help) buttons that run the callback and return to stage 1, as Reset does. ``hold_next()``, when given, is asked
+    first on every forward click (a key press included): True means it took the click (a prediction's answer was
+    revealed) and the stage stays.
     """
     picker = f"{key}_picker"
     if key not in st.session_state:
@@ -107,6 +107,11 @@ def stage_cursor(
         if callback is not None:
             callback()
         st.session_state[key] = st.session_state[picker] = stage
+
+    def forward(stage: int, callback=None):
+        if hold_next is not None and hold_next():
+            return
+        go(stage, callback)
 
     def picked():
         st.session_state[key] = st.session_state[picker]
@@ -125,11 +130,12 @@ def stage_cursor(
     row.button("◀ Back", on_click=go, args=(max(stage - 1, 0),), disabled=stage == 0, shortcut="Left",
                help="Previous stage (← key)", width=STEP_BUTTON_PX, key=f"{key}_back")
     if stage < len(stages) - 1:
-        row.button("Next ▶", on_click=go, args=(stage + 1,), type="primary", shortcut="Right",
+        row.button("Next ▶", on_click=forward, args=(stage + 1,), type="primary", shortcut="Right",
                    help="Next stage (→ key)", width=NEXT_BUTTON_PX, key=f"{key}_next")
     else:
         for k, (label, callback, help_text) in enumerate(last_actions[:2]):
-            row.button(label, on_click=go, args=(0, callback), type="primary", shortcut="Right" if k == 0 else None,
+            row.button(label, on_click=forward if k == 0 else go, args=(0, callback), type="primary",
+                       shortcut="Right" if k == 0 else None,
                        help=help_text, width="content", key=f"{key}_last_{k}")
     row.space("stretch")
     row.button("🎲 New group", on_click=on_new_group, shortcut="N", width="content",

@@ -167,3 +167,33 @@ def test_the_app_sends_figures_without_plotlys_template():
     at = new_app()
     specs = charts(at)
     assert specs and all("template" not in spec["layout"] for spec in specs)
+
+
+def test_predict_first_asks_then_next_reveals_and_scores():
+    """With Predict first on, Advantages shows its question and no chart; Next reveals the answer and scores the
+    guess, then moves on; a question left unanswered only states the answer."""
+    at = new_app(stage="3", predict="true")
+    no_error(at)
+    assert at.toggle(key="predict").value
+    assert not charts(at) and any("predict first" in str(m.value) for m in at.markdown)
+    run = at.session_state["toy_run"]
+    settings, reward_fn = run.trace_key[0], run.trace_key[4]
+    trace = run.trace(settings, reward_fn)
+    up = sorted({w for w, a in zip(trace.group.texts, trace.advantages.tolist()) if a > 0})
+    at.session_state["guess_0_0_2"] = up  # iteration 0, draw 0, stage 3 (index 2)
+    next_button(at).click().run()
+    no_error(at)
+    assert charts(at), "the answer is revealed with the stage's chart"
+    assert any(str(m.value).startswith("✅ Right: ") and "1 of 1 right" in str(m.value) for m in at.markdown)
+    assert at.query_params["stage"] == "3"
+    next_button(at).click().run()  # now Next moves on
+    assert at.query_params["stage"] == "4"
+
+
+def test_an_unanswered_question_states_the_answer_without_a_score():
+    at = new_app(stage="8", predict="true", mu="3")
+    assert not charts(at)
+    next_button(at).click().run()
+    no_error(at)
+    assert any(str(m.value).startswith("The answer: ") for m in at.markdown)
+    assert not any("predictions:" in str(m.value) for m in at.markdown)

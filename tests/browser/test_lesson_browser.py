@@ -25,7 +25,8 @@ def wait_for_slide(page, k: int):
 
 def test_pagedown_presents_every_slide_on_one_screen(browser, app_url):
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    context, page = open_presenting(browser, f"{app_url}/lesson?present=1&slide=1", SIZES[0])
+    context, page = open_presenting(browser, f"{app_url}/?present=1&slide=1", SIZES[0])
+    assert page.get_by_text("Page not found").count() == 0  # "/" is the lesson
     for width, height in SIZES:
         page.set_viewport_size({"width": width, "height": height})
         smallest = []
@@ -46,7 +47,7 @@ def test_pagedown_presents_every_slide_on_one_screen(browser, app_url):
 
 
 def test_keys_step_after_toggling_presentation_and_dragging_a_slide_slider(browser, app_url):
-    context, page = open_presenting(browser, f"{app_url}/lesson?slide=2")
+    context, page = open_presenting(browser, f"{app_url}/?slide=2")
     page.get_by_role("switch", name="Presentation mode").click(force=True)
     page.locator(".st-key-presenter_keys").wait_for(state="attached")
     settle(page)

@@ -25,6 +25,7 @@ def test_advantages_asks_which_words_are_pushed_up():
     assert p.score(sorted(up)) == (True, f"Right: {', '.join(w for w in p.options if w in up)}.")
     right, sentence = p.score(["barked"])
     assert not right and sentence.startswith("Not quite: the answer is")
+    assert p.score(None) == (False, f"The answer: {', '.join(w for w in p.options if w in up)}.")
 
 
 @pytest.mark.parametrize("mu, step", [(1, 0), (2, 0), (2, 1)])
