@@ -548,9 +548,13 @@ def surrogate_chart(
     titles = [dict(text=t, xref="x domain" if i == 0 else "x2 domain", x=0.5, yref="paper", y=1.0, showarrow=False,
                    yanchor="bottom", font=dict(size=14)) for i, t in enumerate(("A > 0: push up",
                                                                                   "A < 0: push down"))]
+    # the legend hangs from the figure's bottom edge, under the axis titles, in a margin sized for its rows: placed
+    # relative to the plot (y = -0.3) it ran into the axis titles once a projector's chart was short
+    bottom = 150 if text_style().min_px >= PRESENT_MIN_PX else 110
     return _figure(
         data, title, subtitle=subtitle, top_room=SUBTITLE_ROOM, height=440, legend_below=True, shapes=shapes,
-        annotations=titles, margin=dict(b=100),  # top_room: the panel titles sit above the plot
+        annotations=titles, margin=dict(b=bottom),  # top_room: the panel titles sit above the plot
+        legend=dict(orientation="h", yref="container", y=0, yanchor="bottom", xanchor="left", x=0),
         xaxis=dict(domain=[0, 0.46], title="w = π_θ / π_old"), xaxis2=dict(domain=[0.54, 1], title="w = π_θ / π_old"),
         yaxis=dict(title="objective per unit |A|"), yaxis2=dict(anchor="x2"),
     )
