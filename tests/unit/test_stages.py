@@ -90,7 +90,7 @@ def test_the_lookups_call_the_stages_own_functions(state):
         assert toy_stage_figure(trace, toy, k, 1, TOY_WORDS, TOY_STATE) == record.chart(
             trace, toy, 1, TOY_WORDS, TOY_STATE, False)
         objective = explain.objective_latex(k)
-        assert formulas.grpo_objective(record.terms) in objective
+        assert formulas.grpo_objective(record.terms, name="") in objective
         assert (record.objective_below is not None) == ("gathered" in objective)
         for task in TASKS.values():
             expected = record.tour if not task.arithmetic or record.lm_try_this is None else (
