@@ -6,7 +6,7 @@ import pandas as pd
 import streamlit as st
 import torch
 
-from grpo_viz import explain, objectives
+from grpo_viz import explain, formulas, objectives
 from grpo_viz.config import PRESETS, TOY_WORDS
 from grpo_viz.policies.toy import ToyPolicy
 from grpo_viz.stepper import StepRun
@@ -39,9 +39,9 @@ def per_sample(**columns) -> None:
 
 st.markdown("### 1. Rewards to advantages")
 # one statement a line: side by side they ran past the page with the sidebar open on a 1024-px screen
-latex_lines([r"A_i = \frac{r_i - \bar r}{\sigma_g + 10^{-4}}\ \ (\texttt{group}),\qquad "
-             r"A_i = \frac{r_i - \bar r}{\sigma_{batch} + 10^{-4}}\ \ (\texttt{batch})",
-             r"A_i = r_i - \bar r\ \ (\texttt{none})"])
+latex_lines([formulas.ADVANTAGE["group"] + r"\ \ (\texttt{group}),\qquad "
+             + formulas.ADVANTAGE["batch"] + r"\ \ (\texttt{batch})",
+             formulas.ADVANTAGE["none"] + r"\ \ (\texttt{none})"])
 st.markdown(f"σ uses Bessel's correction (divide by G − 1). Here r̄ = {float(trace.group_mean[0]):.4f} (the group's "
             f"mean reward; μ is the number of updates), σ_g = {float(trace.group_std[0]):.4f}, "
             f"scaling = `{settings.scale_rewards}`.")
@@ -51,8 +51,7 @@ per_sample(**{"reward r": trace.rewards.tolist(),
 code_of(objectives.group_advantages)
 
 st.markdown("### 2. Probability ratios and 3. clipping")
-latex_lines([r"w_{i,t} = e^{\log\pi_\theta - \log\pi_{old}},\quad \tilde w = \mathrm{clip}(w, 1-\epsilon_{low}, 1+\epsilon_{high})",
-             r"P_{i,t} = -\min(w A_i,\ \tilde w A_i)"])
+latex_lines([formulas.RATIO_FROM_LOGP + r",\quad " + formulas.CLIPPED_RATIO, formulas.policy_term()])
 st.markdown(f"Shown for inner step {trace.mu} of μ = {trace.mu} (with μ = 1 every ratio is exactly 1). "
             f"Clipped fraction: low {float(t.clip_low_fraction):.3f}, high {float(t.clip_high_fraction):.3f}.")
 per_sample(**{"ratio w": t.ratio[:, 0].tolist(), "clipped w̃": t.clipped_ratio[:, 0].tolist(),
@@ -61,15 +60,14 @@ per_sample(**{"ratio w": t.ratio[:, 0].tolist(), "clipped w̃": t.clipped_ratio[
 code_of(objectives.grpo_loss)
 
 st.markdown("### 4. KL to the reference")
-st.latex(r"d = \log\pi_{ref} - \log\pi_\theta:\quad k_1 = -d,\quad k_2 = \tfrac{d^2}{2},\quad k_3 = e^{d} - d - 1")
+st.latex(formulas.KL_ESTIMATORS_FROM_D)
 st.markdown("GRPO adds β·k3 to the loss (β = %g). k1 can be negative for one sample; k3 never is." % settings.beta)
 per_sample(**{e: objectives.kl_estimate(step.logp, trace.ref_logp, e)[:, 0].tolist() for e in objectives.KL_ESTIMATORS})
 code_of(objectives.kl_estimate)
 
 st.markdown("### 5. Aggregation into one loss")
-latex_lines([r"\texttt{grpo}: \frac1B\sum_i \frac{\sum_t m L}{\max(|o_i|,1)}",
-             r"\texttt{bnpo/dapo}: \frac{\sum_{i,t} m L}{\max(\sum_i |o_i|, 1)}\qquad "
-             r"\texttt{dr\_grpo}: \frac{\sum_{i,t} m L}{B\cdot L_{max}}"])
+latex_lines([formulas.LOSS_AGGREGATION_MASKED["grpo"],
+             formulas.LOSS_AGGREGATION_MASKED["bnpo/dapo"] + r"\qquad " + formulas.LOSS_AGGREGATION_MASKED["dr_grpo"]])
 st.markdown("The toy's completions are one token long, so all four agree on it. Two completions of lengths 1 and 3, "
             "each token with per-token loss 1 and 0.1 respectively, show the difference:")
 mask = torch.tensor([[1.0, 0.0, 0.0], [1.0, 1.0, 1.0]], dtype=torch.float64)
@@ -93,11 +91,11 @@ st.markdown("### 6. Named presets")
 st.dataframe(pd.DataFrame([{"preset": name, **vars(p)} for name, p in PRESETS.items()]), hide_index=True)
 
 st.markdown("### PPO: KL in the reward, GAE, clipped policy and value losses")
-latex_lines([r"\mathrm{rew}_t = -\beta\,\mathrm{KL}_t + [t = |o|-1]\,r,\quad \delta_t = \mathrm{rew}_t + \gamma V_{t+1} - V_t",
-             r"A_t = \delta_t + \gamma\lambda A_{t+1},\quad R_t = A_t + V_t",
-             r"L^{\pi} = \mathrm{mean}_t \max\big(-A_t w_t,\ -A_t\,\mathrm{clip}(w_t, 1\pm\epsilon)\big)",
-             r"L = L^{\pi} + c_{vf}\cdot\tfrac12\,\mathrm{mean}_t"
-             r"\max\big((V_t - R_t)^2,\ (\mathrm{clip}(V_t, V^{old}_t \pm c_v) - R_t)^2\big)"])
+latex_lines([formulas.PPO_TOKEN_REWARD + r",\quad " + formulas.GAE_DELTA,
+             formulas.GAE + r",\quad " + formulas.PPO_RETURN,
+             formulas.PPO_POLICY_LOSS,
+             formulas.PPO_LOSS + r",\quad " + formulas.CLIPPED_VALUE,
+             formulas.PPO_VALUE_LOSS])
 st.markdown("A three-token completion with score 1, values (0.5, 0.6, 0.7), γ = 1, λ = 0.95, and β = 0 "
             "(so the only reward is the score on the last token):")
 rewards = objectives.ppo_token_rewards(torch.tensor([1.0], dtype=torch.float64), torch.zeros(1, 3, dtype=torch.float64),

@@ -18,7 +18,7 @@ import pandas as pd
 import plotly.graph_objects as go
 import torch
 
-from . import charts
+from . import charts, formulas
 from .objectives import kl_estimate
 from .policies.toy import probs_from_logits
 from .stepper import STAGES, InnerStep, IterationTrace
@@ -229,7 +229,7 @@ def pushed_down_text(trace: IterationTrace, toy: ToyNumbers) -> str | None:
 def _sample_group_latex(trace: IterationTrace, step_index: int, toy: ToyNumbers | None = None) -> list[str]:
     """The sampling step and the softmax, then pi_old of each word with its logits (toy)."""
     s = trace.settings
-    out = [r"o_1,\dots,o_G \sim \pi_{\theta_{old}}(\cdot \mid q)", r"\pi_\theta(w) = \frac{e^{z_w/T}}{\sum_v e^{z_v/T}}"]
+    out = [formulas.sample("G"), formulas.softmax()]
     if toy is not None:
         over_t = "" if s.temperature == 1 else f"/{s.temperature:g}"
         denom = " + ".join(f"e^{{{_f(z)}{over_t}}}" for z in toy.logits_old)
@@ -276,7 +276,7 @@ def _sample_group_tokens(trace: IterationTrace, step_index: int, logp_after: tor
 def _score_latex(trace: IterationTrace, step_index: int, toy: ToyNumbers | None = None) -> list[str]:
     """r_i = r(q, o_i), then the reward of each distinct completion."""
     rewards = r",\ ".join(rf"r({_tex_word(w)}) = {_f(r, 2)}" for w, r in _unique_by_completion(trace, trace.rewards.tolist()))
-    return [r"r_i = r(q, o_i)", rewards]
+    return [formulas.REWARD, rewards]
 
 
 def _score_text(trace: IterationTrace, step_index: int, toy: ToyNumbers | None = None) -> str:
@@ -318,13 +318,13 @@ def _advantages_latex(trace: IterationTrace, step_index: int, toy: ToyNumbers | 
     mean = float(trace.group_mean[0])
     sigma = float(trace.group_std[0])
     if s.scale_rewards == "group":
-        general = r"A_i = \frac{r_i - \bar r}{\sigma_g + 10^{-4}},\quad \sigma_g = \sqrt{\tfrac{1}{G-1}\textstyle\sum_j (r_j-\bar r)^2}"
+        general = formulas.ADVANTAGE["group"] + r",\quad " + formulas.GROUP_STD
         den = sigma
     elif s.scale_rewards == "batch":
-        general = r"A_i = \frac{r_i - \bar r}{\sigma_{batch} + 10^{-4}}"
+        general = formulas.ADVANTAGE["batch"]
         den = float(trace.batch_std)
     else:
-        general = r"A_i = r_i - \bar r \quad\text{(Dr. GRPO: no division by }\sigma\text{)}"
+        general = formulas.ADVANTAGE["none"] + r" \quad\text{(Dr. GRPO: no division by }\sigma\text{)}"
         den = None
     stats = rf"\bar r = \frac{{{_f(float(trace.rewards[:G].sum()))}}}{{{G}}} = {_f(mean)},\qquad \sigma_g = {_f(sigma)}"
     examples = []
@@ -387,9 +387,9 @@ def _ratios_latex(trace: IterationTrace, step_index: int, toy: ToyNumbers | None
     s = trace.settings
     step = trace.steps[step_index]
     t = step.trace
-    general = r"w_{i,t} = \frac{\pi_\theta(o_{i,t}\mid q, o_{i,<t})}{\pi_{\theta_{old}}(o_{i,t}\mid q, o_{i,<t})}"
+    general = formulas.RATIO
     if s.importance_sampling_level == "sequence":
-        general = r"w_i = \exp\Big(\frac{1}{|o_i|}\sum_t \log\frac{\pi_\theta(o_{i,t})}{\pi_{old}(o_{i,t})}\Big)\quad\text{(GSPO)}"
+        general = formulas.SEQUENCE_RATIO + r"\quad\text{(GSPO)}"
     ex = []
     for w, _ in _unique_by_completion(trace, trace.rewards.tolist())[:3]:
         i = trace.group.texts.index(w)
@@ -447,7 +447,7 @@ def _clip_latex(trace: IterationTrace, step_index: int, toy: ToyNumbers | None =
     s = trace.settings
     step = trace.steps[step_index]
     t = step.trace
-    general = r"P_{i,t} = -\min\big(\underbrace{w_{i,t} A_i}_{\text{unclipped}},\ \underbrace{\tilde w_{i,t} A_i}_{\text{clipped}}\big)"
+    general = formulas.policy_term(annotated=True)
     band = rf"\tilde w = \mathrm{{clip}}(w,\ 1 - {s.epsilon_low:g},\ 1 + {s.epsilon_high:g}) \in [{1 - s.epsilon_low:.4g},\ {1 + s.epsilon_high:.4g}]"
     ex = []
     for w, _ in _unique_by_completion(trace, trace.rewards.tolist())[:3]:
@@ -511,7 +511,7 @@ def _kl_latex(trace: IterationTrace, step_index: int, toy: ToyNumbers | None = N
     s = trace.settings
     step = trace.steps[step_index]
     t = step.trace
-    general = r"\mathrm{KL}_{i,t} = \frac{\pi_{ref}(o_{i,t})}{\pi_\theta(o_{i,t})} - \log\frac{\pi_{ref}(o_{i,t})}{\pi_\theta(o_{i,t})} - 1 \quad (k_3 \ge 0)"
+    general = formulas.kl_definition("k3", "(o_{i,t})") + r" \quad (k_3 \ge 0)"
     if s.kl_ratio_correction:
         general += r",\quad \text{then} \times w_{i,t}"
     if t.kl is None:
@@ -568,21 +568,14 @@ def _loss_latex(trace: IterationTrace, step_index: int, toy: ToyNumbers | None =
     s = trace.settings
     step = trace.steps[step_index]
     t = step.trace
-    if s.loss_type == "grpo":
-        general = r"\mathcal{L} = \frac{1}{G}\sum_{i=1}^{G} \frac{1}{|o_i|}\sum_{t=1}^{|o_i|} \big(P_{i,t} + \beta\,\mathrm{KL}_{i,t}\big)"
-    elif s.loss_type in ("bnpo", "dapo"):
-        general = r"\mathcal{L} = \frac{1}{\sum_i |o_i|}\sum_{i=1}^{G}\sum_{t=1}^{|o_i|} \big(P_{i,t} + \beta\,\mathrm{KL}_{i,t}\big)"
-    else:
-        general = r"\mathcal{L} = \frac{1}{G\cdot L_{max}}\sum_{i=1}^{G}\sum_{t=1}^{|o_i|} \big(P_{i,t} + \beta\,\mathrm{KL}_{i,t}\big)"
+    general = formulas.loss_aggregation(s.loss_type)
     out = [general, rf"\mathcal{{L}} = {_f(float(t.loss), 6)}"]
     if toy is not None:
         # One token per completion: every loss type is the plain mean of the G per-sample losses.
         total = _f(float((t.per_token_loss * t.mask).sum()))
         out[1] = rf"\mathcal{{L}} = \frac{{{total}}}{{{trace.group.batch_size}}} = {_f(float(t.loss), 6)}"
         g = toy.grad_logits[step_index]
-        out.append(
-            r"\frac{\partial\mathcal{L}}{\partial z_k} = \frac{1}{T}\sum_i \frac{\partial\mathcal{L}}{\partial \log\pi_\theta(o_i)}\big(\mathbb{1}[o_i = k] - \pi_\theta(k)\big)"
-        )
+        out.append(formulas.SOFTMAX_GRADIENT)
         out += _rows([rf"\frac{{\partial\mathcal{{L}}}}{{\partial z_{{{_tex_word(w)}}}}} = {_f(float(v))}" for w, v in zip(toy.words, g)], 2)
     return out
 
@@ -628,7 +621,7 @@ def _loss_tokens(trace: IterationTrace, step_index: int, logp_after: torch.Tenso
 def _update_latex(trace: IterationTrace, step_index: int, toy: ToyNumbers | None = None) -> list[str]:
     """The gradient step, then each logit's step and each word's probability before and after (toy)."""
     s = trace.settings
-    out = [rf"\theta \leftarrow \theta - \eta\,\nabla_\theta\mathcal{{L}}\quad(\eta = {s.lr:g},\ \mu = {trace.mu})"]
+    out = [formulas.GRADIENT_STEP + rf"\quad(\eta = {s.lr:g},\ \mu = {trace.mu})"]
     if toy is not None:
         z0, z1 = toy.logits_per_step[step_index], toy.logits_per_step[step_index + 1]
         g = toy.grad_logits[step_index]
@@ -863,7 +856,7 @@ GRPO_STAGES: tuple[Stage, ...] = (
         lm_subtitle="this iteration's μ update step(s)",
         lm_columns=(),
         # the step on a line of its own: beside the objective it ran past a 1280-px screen
-        objective_below=r"\theta \leftarrow \theta + \eta\,\nabla_\theta \mathcal{J}",
+        objective_below=formulas.ASCENT_STEP,
     ),
 )
 
@@ -873,7 +866,7 @@ GRPO_STAGES: tuple[Stage, ...] = (
 def _ppo_sample_group_latex(ppo: PPOIterationTrace, words: tuple[str, ...], ref_logits: torch.Tensor) -> list[str]:
     """PPO's sampling: the same samples, no group needed."""
     texts = ppo.group.texts
-    return [r"o_1,\dots,o_B \sim \pi_{\theta_{old}}(\cdot \mid q)",
+    return [formulas.sample("B"),
             r"\text{the same } " + str(len(texts)) + r"\text{ samples, no group structure needed}"]
 
 
@@ -886,8 +879,7 @@ def _sample_group_differs(grpo: IterationTrace, ppo: PPOIterationTrace, words: t
 
 def _ppo_score_latex(ppo: PPOIterationTrace, words: tuple[str, ...], ref_logits: torch.Tensor) -> list[str]:
     """PPO's per-token reward: the score on the last token, −beta·KL on every token."""
-    return [r"\mathrm{rew}_{i,t} = -\beta\,\mathrm{KL}_{i,t} + [t = |o_i|-1]\; r_i",
-            r"\text{one-token toy: } \mathrm{rew}_i = r_i - \beta\,\mathrm{KL}_i"]
+    return [formulas.PPO_TOKEN_REWARD, r"\text{one-token toy: } " + formulas.PPO_ONE_TOKEN_REWARD]
 
 
 def _score_differs(grpo: IterationTrace, ppo: PPOIterationTrace, words: tuple[str, ...]) -> str:
@@ -904,10 +896,8 @@ def _ppo_kl_latex(ppo: PPOIterationTrace, words: tuple[str, ...], ref_logits: to
     texts = ppo.group.texts
     first = _first_of_each(texts)
     est = s.kl_estimator
-    kl_def = {"k1": r"\log\pi_\theta - \log\pi_{ref}", "k2": r"\tfrac12(\log\pi_{ref} - \log\pi_\theta)^2",
-              "k3": r"\tfrac{\pi_{ref}}{\pi_\theta} - \log\tfrac{\pi_{ref}}{\pi_\theta} - 1"}[est]
-    lines = [rf"\mathrm{{KL}}_{{i,t}} = {kl_def}\quad ({est})",
-             rf"\mathrm{{rew}}_i = r_i - \beta\,\mathrm{{KL}}_i,\quad \beta = {s.beta:g}"]
+    lines = [formulas.kl_definition(est) + rf"\quad ({est})",
+             formulas.PPO_ONE_TOKEN_REWARD + rf",\quad \beta = {s.beta:g}"]
     for w, i in first:
         lines.append(rf"\mathrm{{rew}}({_tex_word(w)}) = {_f(float(ppo.rewards[i]), 2)} - {s.beta:g}\cdot({_f(float(ppo.kl[i, 0]), 5)})"
                      rf" = {_f(float(ppo.token_rewards[i, 0]), 5)}")
@@ -933,7 +923,7 @@ def _ppo_baseline_latex(ppo: PPOIterationTrace, words: tuple[str, ...], ref_logi
     """PPO's baseline: the critic V(s) and its value."""
     s = ppo.settings
     v_old = float(ppo.values[0, 0])
-    return [r"V_\phi(s) \approx \mathbb{E}[R \mid s]",
+    return [formulas.VALUE_BASELINE,
             r"\text{a learned critic: one number for the toy's one state}",
             rf"V(s) = {_f(v_old)}\quad\text{{(learning rate }}{s.value_lr:g}\text{{)}}"]
 
@@ -953,10 +943,9 @@ def _ppo_advantages_latex(ppo: PPOIterationTrace, words: tuple[str, ...], ref_lo
     texts = ppo.group.texts
     first = _first_of_each(texts)
     v_old = float(ppo.values[0, 0])
-    lines = [r"\delta_t = \mathrm{rew}_t + \gamma V_{t+1} - V_t,\quad A_t = \delta_t + \gamma\lambda A_{t+1}",
-             r"\text{one token: } A = \mathrm{rew} - V"]
+    lines = [formulas.GAE_DELTA + r",\quad " + formulas.GAE, r"\text{one token: } " + formulas.PPO_ONE_TOKEN_ADVANTAGE]
     if ppo.whitened:
-        lines.append(r"A \leftarrow \frac{A - \mathrm{mean}(A)}{\sqrt{\mathrm{var}(A) + 10^{-8}}}\quad\text{(whitening)}")
+        lines.append(formulas.WHITENING + r"\quad\text{(whitening)}")
     for w, i in first:
         raw, used = float(ppo.advantages_raw[i, 0]), float(ppo.advantages[i, 0])
         line = rf"A({_tex_word(w)}) = {_f(float(ppo.token_rewards[i, 0]))} - {_f(v_old)} = {_f(raw)}"
@@ -990,7 +979,7 @@ def _ppo_ratios_clip_latex(ppo: PPOIterationTrace, words: tuple[str, ...], ref_l
     first = _first_of_each(texts)
     last = ppo.epochs[-1]
     t = last.trace
-    lines = [r"L^{\pi} = \mathrm{mean}_t \max\big(-A\,w,\ -A\,\mathrm{clip}(w, 1-\epsilon, 1+\epsilon)\big)",
+    lines = [formulas.PPO_POLICY_LOSS,
              rf"\text{{epoch }}{ppo.num_epochs}\text{{ of }}{ppo.num_epochs},\ \epsilon = {t.epsilon:g}:"]
     for w, i in first:
         lines.append(rf"w({_tex_word(w)}) = {_f(float(t.ratio[i, 0]))},\ \ \tilde w = {_f(float(t.clipped_ratio[i, 0]))}"
@@ -1016,8 +1005,8 @@ def _ppo_loss_latex(ppo: PPOIterationTrace, words: tuple[str, ...], ref_logits: 
     e0 = ppo.epochs[0].trace
     g = ppo.epochs[0].grad_params[0]
     # short lines: the card is a half-width column, ~360 px on a 1280-px projector
-    lines = [r"L = L^{\pi} + c_{vf}\,L^{V},\quad V_c = \mathrm{clip}(V, V_{old}\pm c_v)",
-             r"L^{V} = \tfrac12\,\mathrm{mean}_t\max\big((V-R)^2, (V_c - R)^2\big)",
+    lines = [formulas.PPO_LOSS + r",\quad " + formulas.CLIPPED_VALUE,
+             formulas.PPO_VALUE_LOSS,
              r"\text{first epoch:}",
              rf"L = {_f(float(e0.policy_loss), 5)} + {s.vf_coef:g}\cdot{_f(float(e0.value_loss), 5)} = {_f(float(e0.loss), 5)}"]
     lines += _rows([rf"\frac{{\partial L}}{{\partial z_{{{_tex_word(w)}}}}} = {_f(float(v))}" for w, v in zip(words, g)], 2)
@@ -1039,7 +1028,7 @@ def _ppo_update_latex(ppo: PPOIterationTrace, words: tuple[str, ...], ref_logits
     after = probs_from_logits(ppo.state_after[0], T)
     # one statement a line: side by side they ran past a half-width card
     return [
-        r"\theta \leftarrow \theta - \eta\nabla_\theta L,\quad \phi \leftarrow \phi - \eta_V \nabla_\phi L",
+        formulas.PPO_UPDATE,
         rf"\eta = {s.lr:g},\ \eta_V = {s.value_lr:g},\ {ppo.num_epochs}\text{{ epochs}}",
         *_rows([rf"\pi({_tex_word(w)}): {_f(float(a), 3)} \to {_f(float(b), 3)}" for w, a, b in zip(words, before, after)], 1),
         rf"V(s): {_f(ppo.value_before)} \to {_f(ppo.value_after)}",
