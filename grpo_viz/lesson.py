@@ -2,7 +2,8 @@
 
 PPO's objective; a state of two words and a softmax over three next words; advantage from a reward
 model and a value model; the ratio and the clip; a frozen reference and the KL penalty weighted by
-beta; GRPO's group baseline; reward hacking; where to go next.
+beta; GRPO's group baseline; a real language model's group, where one completion is many tokens;
+reward hacking; where to go next.
 
 Each slide is one record of :data:`SLIDES`: its title, the objective with the term in focus boxed,
 and a ``build`` function that runs the core (``grpo_viz.objectives``, the stepper, the training
@@ -21,11 +22,14 @@ from dataclasses import dataclass
 import plotly.graph_objects as go
 
 from . import charts, formulas
+from . import lm_view
 from .config import TOY_REWARDS, TOY_START_PROBS, TOY_STATE, TOY_WORDS, Settings
 from .objectives import group_advantages
+from .policies.loading import LoadedModel, load_builtin, make_policy
 from .policies.toy import ToyPolicy
-from .stepper import grpo_iteration, make_generator
-from .tasks import word_reward
+from .stages import lengths
+from .stepper import STAGES, IterationTrace, grpo_iteration, make_generator
+from .tasks import ARITHMETIC, word_reward
 from .hacking import overoptimization_chart, verdict as hacking_verdict
 from .training import DEFAULT_ITERATIONS, TrainingRun, hacking_outcomes, hacking_sweep, proxy_rewards
 
@@ -35,6 +39,9 @@ CLIP_MU = 3  # inner updates on the clip slide's group: ratios leave the band by
 CLIP_LR = 0.5
 KL_ITERATIONS = 40
 HACKING_ITERATIONS = DEFAULT_ITERATIONS
+LM_PROMPT = (3, 4)  # the language-model slide's sum: its group at the lesson's seed is half right, of 2 to 6 tokens
+LM_GROUP = 8
+LM_NEW_TOKENS = 6  # the built-in model ends its sums within 6 tokens; the heatmap stays 6 cells wide
 
 
 @dataclass(frozen=True)
@@ -63,7 +70,7 @@ class SlideView:
 @dataclass(frozen=True)
 class Slide:
     key: str  # the URL names a slide by its number; the key names it in code and tests
-    title: str  # short: the slide bar holds eight of them on one line
+    title: str  # short: the slide bar holds all of them on one line
     heading: str
     build: Callable[..., SlideView]
     control: Control | None = None
@@ -218,7 +225,67 @@ def grpo_slide(group_size: int = 8, draw: int = 0) -> SlideView:
                       rf"\bar r = {mean:.3f},\quad \sigma_r = {std:.3f}"], figure, text)
 
 
-# ----------------------------------------------------------------- 7. reward hacking
+# ----------------------------------------------------------------- 7. a language model's group
+
+
+@functools.lru_cache(maxsize=1)
+def builtin_model() -> LoadedModel:
+    """The built-in tiny GPT, loaded once: read-only, shared by every build."""
+    return load_builtin()
+
+
+@functools.lru_cache(maxsize=1)
+def lm_policy():
+    """One policy for every build: grpo_iteration holds its lock while it samples and steps, and restores it."""
+    return make_policy(builtin_model(), max_new_tokens=LM_NEW_TOKENS)
+
+
+@functools.lru_cache(maxsize=32)
+def lm_iteration(draw: int = 0) -> IterationTrace:
+    """One GRPO iteration (the DeepSeekMath preset, loss "grpo") of the built-in model on a group of LM_GROUP
+    completions of the sum LM_PROMPT."""
+    settings = Settings(group_size=LM_GROUP, max_new_tokens=LM_NEW_TOKENS, seed=LESSON_SEED)
+    prompt = ARITHMETIC.prompt(*LM_PROMPT, chat=False)
+    return grpo_iteration(lm_policy(), ARITHMETIC.reward, settings, make_generator(LESSON_SEED, 0, draw), [prompt])
+
+
+def _span(ns: list[int]) -> str:
+    return f"{min(ns)}" if min(ns) == max(ns) else f"{min(ns)}–{max(ns)}"
+
+
+def lm_slide(draw: int = 0) -> SlideView:
+    trace = lm_iteration(int(draw))
+    G = trace.group.batch_size
+    rewards, adv, n = trace.rewards.tolist(), trace.advantages.tolist(), lengths(trace)
+    right = [i for i, r in enumerate(rewards) if r == 1]
+    wrong = [i for i, r in enumerate(rewards) if r != 1]
+    prompt = ARITHMETIC.prompt(*LM_PROMPT, chat=False)
+    if trace.all_rewards_equal:
+        spread = f"all score r = {rewards[0]:g}, so σ = 0 and every token's A is 0."
+    else:
+        def whose(rows: list[int], kind: str) -> str:
+            return f"{'the' if len(rows) == 1 else 'each'} {kind} one's {_span([n[i] for i in rows])}"
+
+        spread = (f"{len(right)} {'is' if len(right) == 1 else 'are'} right. Each answer's A_i fills its tokens: "
+                  f"{_signed(adv[right[0]])} on {whose(right, 'right')}, {_signed(adv[wrong[0]])} on "
+                  f"{whose(wrong, 'wrong')}.")
+    weights = (f"all {max(n)} tokens weigh 1/{max(n)} each" if min(n) == max(n) else
+               f"{max(n)} tokens weigh 1/{max(n)} each, {min(n)} weigh 1/{min(n)}")
+    text = (f"{G} answers to “{prompt}”; {spread} Ratio and KL are per token. Loss “grpo” averages per "
+            f"answer: {weights}.")
+    figure = lm_view.token_figure(trace, STAGES.index("Advantages"), 0)
+    mean, sigma = float(trace.group_mean[0]), float(trace.group_std[0])
+    if trace.all_rewards_equal:
+        numbers = rf"\sigma_r = 0 \;\Rightarrow\; \hat A_{{i,t}} = 0"
+    else:
+        numbers = (rf"\hat A_{{i,t}} = \frac{{r_i - {mean:.3f}}}{{{sigma:.3f}}} \in "
+                   rf"\{{{adv[right[0]]:+.3f},\ {adv[wrong[0]]:+.3f}\}}")
+    aggregate = (r"|o_i| = (" + ",".join(map(str, n)) + rf"),\quad \tfrac{{1}}{{G|o_i|}} = \tfrac{{1}}{{{G * min(n)}}}"
+                 + ("" if min(n) == max(n) else rf" \ldots \tfrac{{1}}{{{G * max(n)}}}"))
+    return SlideView([formulas.grpo_objective({"advantage", "aggregate"}), numbers, aggregate], figure, text)
+
+
+# ----------------------------------------------------------------- 8. reward hacking
 
 
 @functools.lru_cache(maxsize=64)
@@ -246,7 +313,7 @@ def hacking_slide(beta: float = 3.0) -> SlideView:
     return SlideView([formulas.grpo_objective({"kl"}), *tables], figure, text)
 
 
-# ----------------------------------------------------------------- 8. where to go next
+# ----------------------------------------------------------------- 9. where to go next
 
 
 def next_slide() -> SlideView:
@@ -271,11 +338,12 @@ SLIDES: tuple[Slide, ...] = (
           Control("beta", "KL weight β", 0.0, 2.0, 0.1, 0.5, "How much each token's reward pays for drifting from π_ref.")),
     Slide("grpo", "GRPO", "GRPO: the group replaces the value model", grpo_slide,
           Control("group_size", "Group size G", 2, 16, 1, 8, "Answers sampled per prompt.")),
+    Slide("lm", "Tokens", "A language model: one advantage over many tokens", lm_slide),
     Slide("hacking", "Hacking", "Reward hacking, and what β does", hacking_slide,
           Control("beta", "KL weight β", 0.0, 4.0, 0.5, 3.0, "GRPO's weight on the KL term in the loss.")),
     Slide("next", "Next", "Where to go next", next_slide),
 )
-DRAWS_MATTER = ("clip", "grpo")  # the slides whose picture is a sampled group: "New group" redraws it
+DRAWS_MATTER = ("clip", "grpo", "lm")  # the slides whose picture is a sampled group: "New group" redraws it
 
 
 def build(slide: Slide, value: float | None = None, draw: int = 0) -> SlideView:

@@ -56,6 +56,19 @@ def test_new_group_redraws_the_group_slide_and_reset_returns_to_the_first_slide(
     assert heading(at).startswith("#### 1.")
 
 
+def test_the_language_model_slide_shows_its_token_heatmap_and_new_group_redraws_it():
+    k = next(i for i, s in enumerate(lesson.SLIDES) if s.key == "lm") + 1
+    at = new_app(PAGE, slide=str(k))
+    no_error(at)
+    assert heading(at) == f"#### {k}. {lesson.SLIDES[k - 1].heading}"
+    assert any(str(m.value) == lesson.lm_slide(0).text for m in at.markdown)
+    before = chart_data(at)
+    at.button(key="slide_new_group").click().run()
+    no_error(at)
+    assert chart_data(at) != before
+    assert any(str(m.value) == lesson.lm_slide(1).text for m in at.markdown)
+
+
 def test_presentation_mode_keeps_one_chart_and_the_slide_text():
     at = new_app(PAGE, slide="7", present="1")
     no_error(at)

@@ -20,6 +20,9 @@ def slide_in_url(page) -> int:
 
 def wait_for_slide(page, k: int):
     page.wait_for_function(f"() => /[?&]slide={k}(&|$)/.test(location.search)", timeout=20_000)
+    # the slide's own card, not the last one's: a fragment's rerun may outlast the URL's change
+    heading = f"() => Array.from(document.querySelectorAll('h4')).some(h => h.textContent.startsWith('{k}. '))"
+    page.wait_for_function(heading, timeout=20_000)
     settle(page)
 
 

@@ -30,7 +30,8 @@ def test_every_slide_builds_one_chart_and_a_short_text_at_every_control_value(ke
 
 
 def test_the_story_runs_in_its_order():
-    assert [s.key for s in lesson.SLIDES] == ["ppo", "softmax", "advantage", "clip", "kl", "grpo", "hacking", "next"]
+    assert [s.key for s in lesson.SLIDES] == ["ppo", "softmax", "advantage", "clip", "kl", "grpo", "lm", "hacking",
+                                                "next"]
     assert len({s.title for s in lesson.SLIDES}) == len(lesson.SLIDES)
 
 
@@ -87,6 +88,60 @@ def test_a_group_with_no_spread_says_it_teaches_nothing():
         said_equal |= equal
         said_spread |= not equal
     assert said_equal and said_spread
+
+
+@pytest.mark.parametrize("draw", [0, 10, 27, 34])  # 27: all wrong; 34: every answer 2 tokens long
+def test_the_language_model_slide_states_its_groups_numbers(draw):
+    """The sentence's counts, advantages and token lengths are the trace's; every token of an answer carries its A_i."""
+    from grpo_viz.stages import lengths
+
+    trace = lesson.lm_iteration(draw)
+    view = lesson.lm_slide(draw)
+    rewards, adv, n = trace.rewards.tolist(), trace.advantages.tolist(), lengths(trace)
+    assert trace.group.batch_size == lesson.LM_GROUP == 8 and trace.settings.loss_type == "grpo"
+    assert trace.group.texts and all(len(t) == k for t, k in zip(trace.group.tokens, n))
+    assert max(n) <= lesson.LM_NEW_TOKENS
+    assert "8 answers to “3+4=”" in view.text
+    right = [i for i, r in enumerate(rewards) if r == 1]
+    wrong = [i for i, r in enumerate(rewards) if r == 0]
+    assert len(right) + len(wrong) == 8
+    if not right or not wrong:
+        assert f"all score r = {rewards[0]:g}, so σ = 0" in view.text and all(a == 0 for a in adv)
+    else:
+        assert f"; {len(right)} {'is' if len(right) == 1 else 'are'} right." in view.text
+        up, down = {round(adv[i], 6) for i in right}, {round(adv[i], 6) for i in wrong}
+        assert len(up) == len(down) == 1 and min(up) > 0 > max(down)
+        span = lambda rows: (f"{min(n[i] for i in rows)}" if len({n[i] for i in rows}) == 1
+                             else f"{min(n[i] for i in rows)}–{max(n[i] for i in rows)}")
+        assert f"{adv[right[0]]:+.2f} on {'the' if len(right) == 1 else 'each'} right one's {span(right)}" in view.text
+        assert (f"{adv[wrong[0]]:+.2f}".replace("-", "−") + f" on {'the' if len(wrong) == 1 else 'each'} wrong one's "
+                f"{span(wrong)}") in view.text
+        assert f"{adv[right[0]]:+.3f}" in view.equations[1] and f"{adv[wrong[0]]:+.3f}" in view.equations[1]
+    if min(n) == max(n):
+        assert f"all {n[0]} tokens weigh 1/{n[0]} each" in view.text
+    else:
+        assert f"{max(n)} tokens weigh 1/{max(n)} each, {min(n)} weigh 1/{min(n)}." in view.text
+    assert "|o_i| = (" + ",".join(map(str, n)) + ")" in view.equations[2]
+    # the chart: one row per answer, its A_i on every one of its tokens
+    z = view.figure.to_dict()["data"][0]["z"]
+    for i, row in enumerate(z):
+        assert [v for v in row if v is not None] == pytest.approx([adv[i]] * n[i])
+    # the loss "grpo" weighs a token of answer i by 1/(G |o_i|), as the sentence says
+    from grpo_viz.objectives import _aggregate
+
+    step = trace.steps[0].trace
+    for i in range(8):
+        one_hot = torch.zeros_like(step.per_token_loss)
+        one_hot[i, 0] = 1.0
+        assert float(_aggregate(one_hot, step.mask, step.loss_type, 0)) == pytest.approx(1 / (8 * n[i]))
+
+
+def test_the_language_model_slide_at_its_defaults():
+    """The lecturer's screen: half the group right, answers of 2 to 6 tokens."""
+    text = lesson.build(slide("lm")).text
+    assert text.startswith("8 answers to “3+4=”; 4 are right.")
+    assert "+0.94 on each right one's 2–4, −0.94 on each wrong one's 2–6" in text
+    assert "6 tokens weigh 1/6 each, 2 weigh 1/2" in text
 
 
 @pytest.mark.parametrize("beta", [0.0, 1.5, 3.0])
