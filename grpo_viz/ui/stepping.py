@@ -98,7 +98,7 @@ def stage_cursor(
         raw = st.query_params.get(query_param)
         valid = raw is not None and _is_valid(raw, ("int", 1, len(stages)))
         if raw is not None and not valid:
-            _warn_url_value(f"URL parameter `{query_param}={raw[:40]}` is not a stage from 1 to {len(stages)}; "
+            _warn_url_value(f"URL parameter `{query_param}={raw[:40]}` is not a {query_param} from 1 to {len(stages)}; "
                             "starting at 1.")
         st.session_state[key] = int(float(raw)) - 1 if valid else 0
         st.session_state[picker] = st.session_state[key]
