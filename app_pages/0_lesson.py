@@ -40,10 +40,8 @@ def lesson_slides() -> None:
     with right:
         if slide.control is not None:
             c = slide.control
-            integer = c.name == "group_size"
-            value = st.slider(c.label, int(c.low) if integer else c.low, int(c.high) if integer else c.high,
-                              int(c.default) if integer else c.default, step=int(c.step) if integer else c.step,
-                              key=f"lesson_{slide.key}_{c.name}", help=c.help)
+            value = st.slider(c.label, c.low, c.high, c.default, step=c.step, key=f"lesson_{slide.key}_{c.name}",
+                              help=c.help)
     view = lesson.build(slide, value, st.session_state.get("lesson_draw", 0))
     objective.latex(view.equations[0])
     if presenting:  # the slide bar, the objective and the chart share one projected screen

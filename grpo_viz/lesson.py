@@ -46,7 +46,8 @@ LM_NEW_TOKENS = 6  # the built-in model ends its sums within 6 tokens; the heatm
 
 @dataclass(frozen=True)
 class Control:
-    """One live slider of a slide: ``build`` receives its value as the keyword ``name``."""
+    """One live slider of a slide: ``build`` receives its value as the keyword ``name``, of ``default``'s type
+    (whole numbers for G, floats for the rest: the slider takes its type from these numbers too)."""
 
     name: str
     label: str
@@ -55,6 +56,10 @@ class Control:
     step: float
     default: float
     help: str
+
+    def value(self, raw: float | None) -> float:
+        """``raw`` (the default when None) as the type this control's numbers have."""
+        return type(self.default)(self.default if raw is None else raw)
 
 
 @dataclass
@@ -74,6 +79,7 @@ class Slide:
     heading: str
     build: Callable[..., SlideView]
     control: Control | None = None
+    redraws: bool = False  # its picture is a sampled group: "New group" draws another (``build`` takes ``draw``)
 
 
 def word_count(text: str) -> int:
@@ -333,26 +339,25 @@ SLIDES: tuple[Slide, ...] = (
           Control("temperature", "Temperature T", 0.25, 3.0, 0.25, 1.0, "Logits are divided by T before the softmax.")),
     Slide("advantage", "Advantage", "Advantage = reward − value", advantage_slide),
     Slide("clip", "Clip", "The ratio and the clip", clip_slide,
-          Control("epsilon", "Clip ε", 0.05, 0.6, 0.05, 0.2, "The band [1 − ε, 1 + ε] the ratio may move in.")),
+          Control("epsilon", "Clip ε", 0.05, 0.6, 0.05, 0.2, "The band [1 − ε, 1 + ε] the ratio may move in."),
+          redraws=True),
     Slide("kl", "KL", "A frozen reference and the KL penalty", kl_slide,
           Control("beta", "KL weight β", 0.0, 2.0, 0.1, 0.5, "How much each token's reward pays for drifting from π_ref.")),
     Slide("grpo", "GRPO", "GRPO: the group replaces the value model", grpo_slide,
-          Control("group_size", "Group size G", 2, 16, 1, 8, "Answers sampled per prompt.")),
-    Slide("lm", "Tokens", "A language model: one advantage over many tokens", lm_slide),
+          Control("group_size", "Group size G", 2, 16, 1, 8, "Answers sampled per prompt."), redraws=True),
+    Slide("lm", "Tokens", "A language model: one advantage over many tokens", lm_slide, redraws=True),
     Slide("hacking", "Hacking", "Reward hacking, and what β does", hacking_slide,
           Control("beta", "KL weight β", 0.0, 4.0, 0.5, 3.0, "GRPO's weight on the KL term in the loss.")),
     Slide("next", "Next", "Where to go next", next_slide),
 )
-DRAWS_MATTER = ("clip", "grpo", "lm")  # the slides whose picture is a sampled group: "New group" redraws it
 
 
 def build(slide: Slide, value: float | None = None, draw: int = 0) -> SlideView:
     """The slide's view at control value ``value`` (its default when None) and group draw ``draw``."""
     kwargs = {}
     if slide.control is not None:
-        raw = slide.control.default if value is None else value
-        kwargs[slide.control.name] = int(raw) if slide.control.name == "group_size" else float(raw)
-    if slide.key in DRAWS_MATTER:
+        kwargs[slide.control.name] = slide.control.value(value)
+    if slide.redraws:
         kwargs["draw"] = int(draw)
     return slide.build(**kwargs)
 
