@@ -10,6 +10,10 @@ and a ``build`` function that runs the core (``grpo_viz.objectives``, the steppe
 loop) and returns one chart and a few sentences computed from what it ran.  A slide with a live
 control (epsilon, beta, G, T) takes it as a keyword argument.  No Streamlit here: the page renders
 these records, and a notebook can call ``slide.build(**values)`` for the same numbers.
+
+The slides are a registry one layer above :mod:`grpo_viz.stages`, not records inside it: a slide composes
+stage records (the Tokens slide is the Advantages stage's token view, drawn by ``lm_view`` from
+``stages.GRPO_BY_NAME``), so one module holding both would import itself. Adding a slide is still one record.
 """
 
 from __future__ import annotations
