@@ -5,6 +5,9 @@ ENV PYTHONDONTWRITEBYTECODE=1 PIP_NO_CACHE_DIR=1 HF_HUB_OFFLINE=1
 # One torch thread per request: a class's requests run side by side, and torch's default (a thread per core) makes
 # each request's threads wait on each other whenever another request holds a core (README, "Deploy for a class").
 ENV OMP_NUM_THREADS=1
+# A class's server loads only the models its operator offers: no visitor's link names a folder on its disk
+# (README, "Set up and run": GRPO_VIZ_MODELS="name=/path;..." offers more, GRPO_VIZ_MAX_MODEL_MB caps their size).
+ENV GRPO_VIZ_ALLOW_LOCAL_MODELS=0
 WORKDIR /app
 
 COPY requirements.txt .

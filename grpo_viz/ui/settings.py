@@ -12,6 +12,7 @@ import streamlit as st
 
 from ..config import DEFAULT_PRESET, PRESET_FIELDS, PRESETS, TOY_REWARDS, TOY_WORDS, Settings
 from ..objectives import LOSS_TYPES, SCALE_REWARDS
+from .models import model_choices
 
 
 DEFAULTS = Settings()
@@ -296,14 +297,16 @@ LM_QUERY_SPECS: dict[str, tuple] = {
 
 def lm_sidebar(task_titles: dict[str, str]) -> dict:
     """The language model's own knobs under the shared ones: model, task, Adam step, completion length."""
-    warn_bad_query_params({**LM_QUERY_SPECS, "task": ("choice", tuple(task_titles))}, "lm_url_warnings")
+    models = model_choices()  # the server's operator decides which models a link may choose (policies/access.py)
+    specs = {**LM_QUERY_SPECS, "model": ("choice", tuple(models)), "task": ("choice", tuple(task_titles))}
+    warn_bad_query_params(specs, "lm_url_warnings")
     sb = st.sidebar
     sb.header("Language model")
     # No format_func: a bound selectbox writes its displayed text to the URL, and short keys make short links.
-    kind = sb.selectbox("Model", list(LM_MODELS), key="model", bind="query-params",
-                        help="The policy on the right. " + "; ".join(f"{k}: {v}" for k, v in LM_MODELS.items())
+    kind = sb.selectbox("Model", list(models), key="model", bind="query-params",
+                        help="The policy on the right. " + "; ".join(f"{k}: {v}" for k, v in models.items())
                              + ". Each browser session trains its own copy; the loaded weights are shared read-only.")
-    sb.caption(LM_MODELS[kind])
+    sb.caption(models[kind])
     source = ""
     if kind == "hf":
         source = sb.text_input("Folder or cached model id", key="model_path", bind="query-params",
