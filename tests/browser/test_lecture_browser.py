@@ -100,18 +100,44 @@ def test_the_math_reference_fits_a_1024_px_screen_with_the_sidebar_open(browser,
     context.close()
 
 
+EXPANDER_OPEN_JS = """(label) => {
+    const box = Array.from(document.querySelectorAll('[data-testid="stExpander"] details'))
+        .find(d => d.querySelector('summary').textContent.includes(label));
+    return box ? box.open : null;
+}"""
+
+
+def set_expander(page, label: str, open_: bool, attempts: int = 3) -> None:
+    """Open or close the expander ``label`` and wait until the page has settled with it so: a state, not a time.
+
+    Under load a click that lands while an earlier run is still drawing did not take once (the box still open 30 s
+    later): each click waits for the page to settle first, and is repeated if the page settles in the wrong state."""
+    for _ in range(attempts):
+        page.wait_for_function(SETTLED_JS, timeout=60_000)
+        if page.evaluate(EXPANDER_OPEN_JS, label) is open_:
+            return
+        page.locator('[data-testid="stExpander"] summary', has_text=label).click()
+        page.wait_for_function(f"(label) => ({EXPANDER_OPEN_JS})(label) === {str(open_).lower()}", arg=label,
+                               timeout=60_000)
+        # the rerun the click asked for builds (or drops) the box's widgets: wait until it has ended
+        page.wait_for_function(SETTLED_JS, timeout=60_000)
+        if page.evaluate(EXPANDER_OPEN_JS, label) is open_:
+            return
+    raise AssertionError(f"the expander {label!r} did not stay {'open' if open_ else 'closed'} after {attempts} clicks")
+
+
 def test_hidden_settings_stay_in_the_link(browser, app_url):
     """The PPO options are drawn only while their box is open; closed, their values still apply and stay in the URL,
     so a reload (or a link) shows the same screen."""
     context, page, _, _ = open_and_read(browser, app_url + "/ppo_vs_grpo?stage=6")
-    box = page.get_by_text("PPO options (critic, GAE, epochs)")
-    box.click()
+    label = "PPO options (critic, GAE, epochs)"
+    set_expander(page, label, True)
     epochs = page.get_by_role("slider", name="PPO epochs per batch")
     epochs.focus()
     page.keyboard.press("ArrowLeft")  # 4 -> 3
     page.wait_for_function("() => location.search.includes('ppo_epochs=3')", timeout=30_000)
-    box.click()
-    epochs.wait_for(state="detached", timeout=30_000)
+    set_expander(page, label, False)
+    epochs.wait_for(state="detached", timeout=60_000)  # drawn only while the box is open
     page.get_by_role("button", name="🎲 New group").click()
     page.wait_for_function(SETTLED_JS, timeout=30_000)
     assert "ppo_epochs=3" in page.url
