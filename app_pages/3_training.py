@@ -10,11 +10,12 @@ from grpo_viz.config import TOY_STATE, TOY_WORDS
 from grpo_viz.tasks import TASKS
 from grpo_viz.training import (ALGORITHMS, COMPARE_KNOBS, COMPARE_LABELS, DEFAULT_ITERATIONS, HACKED_WORD,
                                HACKING_BETA_CHOICES, HACKING_BETAS, LM_DEFAULT_ITERATIONS, LM_EVAL_PROBLEMS,
-                               LM_EVAL_SAMPLES, LM_MAX_ITERATIONS, MAX_ITERATIONS, PROXY_BONUS, Experiment, LMTraining,
+                               LM_EVAL_SAMPLES, LM_MAX_ITERATIONS, MAX_ITERATIONS, PROXY_BONUS, Experiment, LMWorker,
                                hacking_outcomes, hacking_run, hacking_sweep, proxy_rewards, run_specs, start_probs)
-from grpo_viz.ui import (STEP_BUTTON_PX, PlayTimer, advance_lm_training, compact_page, deferred, export_row,
-                         lm_sidebar, load_chosen_model, ppo_sidebar, restart_lm_training, session_lm_training,
-                         settings_notices, settings_sidebar, tour_card, train_to, warn_bad_query_params)
+from grpo_viz.ui import (LM_POLL_S, STEP_BUTTON_PX, PlayTimer, compact_page, deferred, export_row, lm_sidebar,
+                         load_chosen_model, ppo_sidebar, rerun_if_worker_switched, restart_lm_training,
+                         session_lm_worker, settings_notices, settings_sidebar, start_lm_worker, stop_lm_worker,
+                         tour_card, train_to, warn_bad_query_params)
 
 ALGORITHM_CHOICES = {"GRPO": ("GRPO",), "PPO": ("PPO",), "Both": ("GRPO", "PPO")}
 COMPARE_CHOICES = ("off", *COMPARE_KNOBS)
@@ -247,7 +248,7 @@ def lm_section() -> None:
     task = TASKS[lm_choice["task"]].with_word_rewards(TOY_WORDS, settings.rewards)
     lm_settings = replace(settings, lm_lr=lm_choice["lm_lr"], lm_max_grad_norm=lm_choice["lm_max_grad_norm"],
                           max_new_tokens=lm_choice["max_new_tokens"])
-    c1, c2, c3, c4, c5 = st.columns([2.2, 1.4, 1.4, 1.3, 1], vertical_alignment="bottom")
+    c1, c2, c3 = st.columns([2.2, 1.4, 1.4], vertical_alignment="bottom")
     n_iterations = c1.slider("LM iterations per run", 1, LM_MAX_ITERATIONS, LM_DEFAULT_ITERATIONS, key="lm_iterations",
                              persist_state="session",
                              help=f"How many iterations Run trains (a run stops at {LM_MAX_ITERATIONS} in all).")
@@ -255,33 +256,55 @@ def lm_section() -> None:
                                 help="Groups per iteration: each prompt gets its own G completions and baseline.")
     eval_every = c3.number_input("Accuracy every k", 1, 50, 5, key="lm_eval_every", persist_state="session",
                                  help="Evaluating costs about as much as two iterations of the built-in model.")
-    lm: LMTraining = session_lm_training(loaded, lm_choice, task, lm_settings, int(n_prompts), int(eval_every))
-    run = c4.button(f"⏩ Run {n_iterations}", type="primary", width="stretch", key="lm_train_run", disabled=lm.done,
-                    help="Train this many more iterations now")
-    c5.button("↺ Reset", width="stretch", key="lm_reset", help="Back to iteration 0 (π_θ = π_ref)",
-              on_click=restart_lm_training)
-    try:
-        advance_lm_training(lm, n_iterations if run else None)
-    except ValueError as err:
-        st.error(f"This model cannot train with these settings: {err}", icon="🚫")
-    if not lm.accuracy:
-        return
-    cols = lm.columns()
-    (start_it, start_acc), (now_it, now_acc) = lm.accuracy[0], lm.accuracy[-1]
-    per_it = lm.seconds_per_iteration
-    st.markdown(
-        f"**{loaded.name}** · task: {task.title} · iteration **{lm.iteration}** of at most {lm.max_iterations} · "
-        f"accuracy **{start_acc:.0%}** at iteration {start_it} → **{now_acc:.0%}** at iteration {now_it}"
-        + (f" · {per_it * 1000:.0f} ms per iteration on this server" if per_it else "")
-    )
+    worker = session_lm_worker(loaded, lm_choice, task, lm_settings, int(n_prompts), int(eval_every))
+    if worker.snapshot().status == "idle":
+        worker.start(0)  # the start accuracy, measured in the background: the page never waits for it
+    # the fragment polls the worker's snapshot while it runs; its timer is set here, when the page runs in full
+    st.fragment(lm_live, run_every=LM_POLL_S if worker.running else None)(
+        worker, loaded.name, task, int(n_iterations), polling=worker.running)
+
+
+def lm_live(worker: LMWorker, model_name: str, task, n_iterations: int, polling: bool) -> None:
+    """The run's controls and charts, drawn from the worker's latest snapshot (every LM_POLL_S while it trains)."""
+    snap = worker.snapshot()
+    row = st.container(horizontal=True, vertical_alignment="center")
+    row.button(f"⏩ Run {n_iterations}", type="primary", width=130, key="lm_train_run", on_click=start_lm_worker,
+               args=(n_iterations,), disabled=snap.running or snap.iteration >= snap.max_iterations,
+               help="Train this many more iterations in the background: the page stays usable, the charts fill in")
+    row.button("⏹ Stop", width=STEP_BUTTON_PX, key="lm_stop", on_click=stop_lm_worker,
+               disabled=not snap.running or worker.stop_requested, help="Stop after the iteration under way")
+    row.button("↺ Reset", width=STEP_BUTTON_PX, key="lm_reset", help="Back to iteration 0 (π_θ = π_ref)",
+               on_click=restart_lm_training)
+    rerun_if_worker_switched(worker, polling)
+    if snap.status == "failed":
+        st.error(f"This model cannot train with these settings: {snap.error}", icon="🚫")
+    per_it = snap.seconds_per_iteration
+    doing = {"evaluating": "measuring the accuracy…", "training": "training…"}.get(snap.status, "")
+    if worker.stop_requested and snap.running:
+        doing = "stopping after this iteration…"
+    if snap.running:
+        st.progress(min(snap.iteration / max(snap.target, 1), 1.0),
+                    text=f"Iteration {snap.iteration} of {snap.target}: {doing}")
+    accuracy = snap.accuracy
+    line = (f"**{model_name}** · task: {task.title} · iteration **{snap.iteration}** of at most "
+            f"{snap.max_iterations}")
+    if accuracy:
+        (start_it, start_acc), (now_it, now_acc) = accuracy[0], accuracy[-1]
+        line += (f" · accuracy **{start_acc:.0%}** at iteration {start_it} → **{now_acc:.0%}** at iteration "
+                 f"{now_it}")
+    if per_it:
+        line += f" · {per_it * 1000:.0f} ms per iteration on this server"
+    st.markdown(line)
+    cols = snap.columns
     if not cols["iteration"]:
-        st.info("Press **Run** to train: the charts fill in over the iterations.", icon="ℹ️")
-    x_range = [0, max(lm.iteration, n_iterations)]
+        st.info("Press **Run** to train in the background: the charts fill in over the iterations, and the other "
+                "pages stay usable meanwhile.", icon="ℹ️")
+    x_range = [0, max(snap.iteration, snap.target, n_iterations)]
     left, right = st.columns([3, 2], gap="medium")
     left.plotly_chart(charts.lm_reward_chart(cols["iteration"], cols["mean_reward"],
                                              cols["true_reward"] if task.is_hackable else None,
                                              x_range=x_range), key="lm_reward_chart")
-    acc_x, acc_y = zip(*lm.accuracy)
+    acc_x, acc_y = zip(*accuracy) if accuracy else ((), ())
     right.plotly_chart(charts.lm_accuracy_chart(acc_x, acc_y, x_range=x_range), key="lm_accuracy_chart")
     runs = {"GRPO": cols}
     k1, k2, k3 = st.columns([1, 1, 2], gap="small")
@@ -294,6 +317,12 @@ def lm_section() -> None:
     if settings.mu == 1:
         k3.caption("With μ = 1 each group gets one update, taken at π_θ = π_old: every ratio is 1 and nothing is "
                    "clipped. Set μ above 1 to see clipping.")
+    if snap.completions:
+        st.markdown(f"**Latest completions** (iteration {snap.iteration})")
+        st.dataframe(pd.DataFrame([{"prompt": c.prompt, "completion": c.text, "reward": c.reward}
+                                   for c in snap.completions]),
+                     hide_index=True, key="lm_completions", height=240,
+                     column_config={"reward": st.column_config.NumberColumn(format="%.2f", width=70)})
 
 
 if lm_tab.open:
@@ -302,8 +331,9 @@ if lm_tab.open:
             "The sidebar's model and task, trained with GRPO exactly as *Toy vs language model* steps it (and as "
             "`scripts/measure_lm_grpo.py` measures it): each iteration samples G completions for each of a few "
             "prompts, scores them, and takes μ updates. The sidebar's shared settings apply, with the LM's own "
-            f"learning rate and completion length. Accuracy is the task's true reward on a fixed set of "
+            "learning rate and completion length. A run trains in the background: the charts and the latest "
+            "completions update while it runs, and the other pages stay usable. Accuracy is the task's true reward on a fixed set of "
             f"{LM_EVAL_PROBLEMS} problems × {LM_EVAL_SAMPLES} samples (T = 1), in place of the toy's word "
             "probabilities. Changing a setting starts again."
         )
-        st.fragment(lm_section)()
+        lm_section()

@@ -15,8 +15,11 @@ reward is recorded beside it.
 
 from __future__ import annotations
 
+import atexit
 import math
+import threading
 import time
+import weakref
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
@@ -401,7 +404,8 @@ __all__ = [
     "RunSpec", "TrainingRun", "exact_kl", "hacking_outcome", "hacking_outcomes", "hacking_run", "hacking_sweep",
     "iterations_to_reach", "proxy_rewards", "proxy_spread", "reward_hacking_specs", "run_specs", "start_probs",
     "train", "with_knob",
-    "LMTraining", "LM_DEFAULT_ITERATIONS", "LM_MAX_ITERATIONS",
+    "LMTraining", "LM_DEFAULT_ITERATIONS", "LM_MAX_ITERATIONS", "LMSnapshot", "LMWorker", "LMWorkerSlot",
+    "stop_all_workers",
 ]
 
 
@@ -410,12 +414,24 @@ __all__ = [
 # The same loop as scripts/measure_lm_grpo.py: each iteration is one StepRun
 # iteration exactly as the Toy-vs-LM page runs it (the task's prompts for
 # (seed, iteration), G completions each, mu inner updates), then ``advance``.
+# A long run trains in a background thread (``LMWorker``): the page only ever
+# reads the worker's latest ``LMSnapshot``, so it never waits for an iteration.
 
 LM_MAX_ITERATIONS = 200  # a session's LM run never grows past this
 LM_DEFAULT_ITERATIONS = 40
 LM_EVAL_PROBLEMS = 20  # a small fixed evaluation set: 20 problems x 4 samples costs ~0.2 s on the built-in model
 LM_EVAL_SAMPLES = 4
 LM_EVAL_SEED = 12345  # the same problems and sampling stream at every evaluation
+LM_COMPLETIONS_KEPT = 16  # the latest iteration's completions a snapshot carries (the page shows them)
+
+
+@dataclass(frozen=True)
+class Completion:
+    """One sampled completion of the latest iteration: its prompt, text and the reward GRPO optimized."""
+
+    prompt: str
+    text: str
+    reward: float
 
 
 class LMTraining:
@@ -424,20 +440,26 @@ class LMTraining:
     ``columns()`` has one entry per trained iteration (the mean optimized reward of that iteration's
     sampled groups, the true reward of the same completions, KL to pi_ref, loss, clip fractions);
     ``accuracy`` one (iteration, accuracy) pair per evaluation: at 0, every ``eval_every`` iterations,
-    and wherever ``evaluate_now`` is called.
+    and wherever ``evaluate_now`` is called. Accuracy is the task's true reward on ``eval_problems`` fixed
+    problems x ``eval_samples`` samples (T = 1).
     """
 
     def __init__(self, policy, task, settings: Settings, chat: bool = False, prompts_per_iteration: int = 4,
-                 eval_every: int = 5, max_iterations: int = LM_MAX_ITERATIONS):
-        if prompts_per_iteration < 1 or eval_every < 1:
-            raise ValueError("Use at least one prompt per iteration and evaluate at least every iteration.")
+                 eval_every: int = 5, max_iterations: int = LM_MAX_ITERATIONS, eval_problems: int = LM_EVAL_PROBLEMS,
+                 eval_samples: int = LM_EVAL_SAMPLES):
+        if prompts_per_iteration < 1 or eval_every < 1 or eval_problems < 1 or eval_samples < 1:
+            raise ValueError("Use at least one prompt per iteration, evaluate at least every iteration, and "
+                             "evaluate on at least one problem and one sample.")
         self.run = StepRun(policy)
         self.task, self.settings, self.chat = task, settings, chat
         self.prompts_per_iteration, self.eval_every = int(prompts_per_iteration), int(eval_every)
+        self.eval_problems, self.eval_samples = int(eval_problems), int(eval_samples)
         self.max_iterations = min(int(max_iterations), StepRun.MAX_HISTORY)
         self.true_rewards: list[float] = []
+        self.iteration_seconds: list[float] = []  # wall time of each trained iteration (sampling + updates)
         self.accuracy: list[tuple[int, float]] = []
-        self.train_seconds = 0.0  # wall time of the trained iterations (sampling + updates), evaluations excluded
+        self.eval_seconds = 0.0
+        self.latest_completions: tuple[Completion, ...] = ()
 
     @property
     def policy(self):
@@ -452,33 +474,59 @@ class LMTraining:
         return self.iteration >= self.max_iterations
 
     @property
+    def train_seconds(self) -> float:
+        """Wall time of the trained iterations (sampling + updates), evaluations excluded."""
+        return sum(self.iteration_seconds)
+
+    @property
     def seconds_per_iteration(self) -> float | None:
-        return self.train_seconds / self.iteration if self.iteration else None
+        return self.train_seconds / len(self.iteration_seconds) if self.iteration_seconds else None
+
+    @property
+    def evaluation_due(self) -> bool:
+        """No accuracy yet, or an ``eval_every``-th iteration not yet evaluated."""
+        if not self.accuracy:
+            return True
+        return self.iteration % self.eval_every == 0 and self.accuracy[-1][0] != self.iteration
 
     @one_at_a_time
     def evaluate_now(self) -> float:
         """The task's accuracy (mean true reward) on the fixed evaluation set, recorded at this iteration."""
         if self.accuracy and self.accuracy[-1][0] == self.iteration:
             return self.accuracy[-1][1]
-        acc = self.task.accuracy(self.policy, samples=LM_EVAL_SAMPLES, seed=LM_EVAL_SEED,
-                                 problems=LM_EVAL_PROBLEMS, chat=self.chat)
+        start = time.perf_counter()
+        acc = self.task.accuracy(self.policy, samples=self.eval_samples, seed=LM_EVAL_SEED,
+                                 problems=self.eval_problems, chat=self.chat)
+        self.eval_seconds += time.perf_counter() - start
         self.accuracy.append((self.iteration, acc))
         return acc
 
     @one_at_a_time
+    def train_one(self) -> None:
+        """One iteration (sample, score, mu updates, keep them), no evaluation; ValueError if it cannot run."""
+        if self.done:
+            raise ValueError(f"This run has reached its limit of {self.max_iterations} iterations; reset it to go on.")
+        start = time.perf_counter()
+        prompts = self.task.prompts(self.settings.seed, self.iteration, n=self.prompts_per_iteration, chat=self.chat)
+        trace = self.run.trace(self.settings, self.task.reward, prompts)
+        true = self.task.true_reward(trace.group) if self.task.is_hackable else trace.rewards
+        self.run.advance()
+        self.true_rewards.append(float(true.mean()))
+        self.iteration_seconds.append(time.perf_counter() - start)
+        group = trace.group
+        self.latest_completions = tuple(
+            Completion(p, t, float(r))
+            for p, t, r in zip(group.prompts, group.texts, trace.rewards.tolist()))[:LM_COMPLETIONS_KEPT]
+
+    @one_at_a_time
     def step(self, iterations: int = 1) -> None:
-        """Train up to ``iterations`` more (never past ``max_iterations``); ValueError if a step cannot run."""
+        """Train up to ``iterations`` more (never past ``max_iterations``), evaluating when due; ValueError if a
+        step cannot run."""
         if not self.accuracy:
             self.evaluate_now()
         for _ in range(max(0, min(int(iterations), self.max_iterations - self.iteration))):
-            start = time.perf_counter()
-            prompts = self.task.prompts(self.settings.seed, self.iteration, n=self.prompts_per_iteration, chat=self.chat)
-            trace = self.run.trace(self.settings, self.task.reward, prompts)
-            true = self.task.true_reward(trace.group) if self.task.is_hackable else trace.rewards
-            self.run.advance()
-            self.true_rewards.append(float(true.mean()))
-            self.train_seconds += time.perf_counter() - start
-            if self.iteration % self.eval_every == 0:
+            self.train_one()
+            if self.evaluation_due:
                 self.evaluate_now()
 
     def train(self, iterations: int, on_iteration: Callable[[int, int, int], object] | None = None) -> None:
@@ -503,4 +551,209 @@ class LMTraining:
             "loss": [r["loss"] for r in rows],
             "clip_low": [r["clip_low_fraction"] for r in rows],
             "clip_high": [r["clip_high_fraction"] for r in rows],
+            "seconds": self.iteration_seconds[-len(rows):] if rows else [],
         }
+
+
+# ---------------------------------------------------------------------------- the background worker
+
+LM_STATUSES = ("idle", "evaluating", "training", "done", "stopped", "failed")
+
+
+@dataclass(frozen=True)
+class LMSnapshot:
+    """What a page draws of a run at one moment: copies, never the live lists, so reading it needs no lock.
+
+    ``status``: "idle" (nothing asked yet), "evaluating" or "training" (the worker is busy), "done" (it reached
+    ``target``), "stopped" (Stop, or the session ended, before ``target``), "failed" (``error`` says why).
+    """
+
+    iteration: int
+    target: int
+    max_iterations: int
+    status: str
+    columns: dict
+    accuracy: tuple[tuple[int, float], ...]
+    completions: tuple[Completion, ...]
+    seconds_per_iteration: float | None
+    eval_seconds: float
+    error: str | None = None
+    version: int = 0
+
+    @property
+    def running(self) -> bool:
+        return self.status in ("evaluating", "training")
+
+
+_RUNNING_WORKERS: "weakref.WeakSet[LMWorker]" = weakref.WeakSet()
+
+
+def stop_all_workers(timeout: float | None = 30.0) -> bool:
+    """Stop every worker of this process and wait for their threads; True when none is left. Registered at exit:
+    a thread still inside torch while the interpreter finalizes aborts the process."""
+    workers = list(_RUNNING_WORKERS)
+    for worker in workers:
+        worker.request_stop()
+    return all([worker.join(timeout) for worker in workers])
+
+
+atexit.register(stop_all_workers)
+
+
+class LMWorker:
+    """One session's ``LMTraining`` trained in a background thread, one iteration at a time.
+
+    ``start(n)`` returns at once; the thread measures the start accuracy if there is none, trains up to n
+    iterations (evaluating when due), and measures the accuracy where it ends. ``snapshot()`` is the latest
+    published state (after every iteration and evaluation). ``request_stop()`` makes the thread finish the
+    iteration or evaluation under way and do nothing more; ``stop()`` also waits for the thread to end. Each
+    worker trains its own policy: two sessions' workers share nothing but read-only weights.
+    """
+
+    def __init__(self, lm: LMTraining, name: str = "lm-worker"):
+        self.lm = lm
+        self.name = name
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()  # guards the published snapshot and the start of a thread
+        self._status = "idle"
+        self._target = lm.iteration
+        self._error: str | None = None
+        self._version = 0
+        self._snapshot = self._make_snapshot()
+
+    # -- what the page calls
+    @property
+    def running(self) -> bool:
+        thread = self._thread
+        return thread is not None and thread.is_alive()
+
+    def snapshot(self) -> LMSnapshot:
+        return self._snapshot
+
+    def start(self, iterations: int = 0) -> bool:
+        """Train ``iterations`` more in the background (0: only the start accuracy). False when the worker is busy
+        already, or the run is at its end and there is nothing to measure."""
+        with self._lock:
+            if self.running:
+                return False
+            target = min(self.lm.iteration + max(int(iterations), 0), self.lm.max_iterations)
+            if target == self.lm.iteration and self.lm.accuracy and self.lm.accuracy[-1][0] == target:
+                return False
+            self._stop.clear()
+            self._target, self._error = target, None
+            self._status = "evaluating" if self.lm.evaluation_due else "training"
+            self._publish_locked()  # before the thread starts: afterwards only the thread reads the run
+            self._thread = threading.Thread(target=self._work, args=(target,), name=self.name, daemon=True)
+            _RUNNING_WORKERS.add(self)
+            self._thread.start()
+            return True
+
+    def request_stop(self) -> None:
+        """Finish the iteration (or evaluation) under way, then stop; returns at once."""
+        self._stop.set()
+
+    def join(self, timeout: float | None = None) -> bool:
+        """Wait for the thread to end (its run done or stopped); True when no thread is left."""
+        thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout)
+        return not self.running
+
+    def stop(self, timeout: float | None = None) -> bool:
+        """``request_stop`` and wait for the thread to end; True when no thread is left."""
+        self.request_stop()
+        return self.join(timeout)
+
+    @property
+    def stop_requested(self) -> bool:
+        return self._stop.is_set()
+
+    # -- the thread
+    def _work(self, target: int) -> None:
+        lm = self.lm
+        try:
+            if not lm.accuracy:
+                self._set_status("evaluating")
+                lm.evaluate_now()
+                self._publish()
+            while lm.iteration < target and not self._stop.is_set():
+                self._set_status("training")
+                lm.train_one()
+                self._publish()
+                if self._stop.is_set():
+                    break
+                if lm.evaluation_due or lm.iteration == target:
+                    self._set_status("evaluating")
+                    lm.evaluate_now()
+                    self._publish()
+            final = "stopped" if self._stop.is_set() and lm.iteration < target else "done"
+        except Exception as err:  # the page shows the sentence; the thread must not die silently
+            self._error = str(err) or type(err).__name__
+            final = "failed"
+        self._set_status(final)
+
+    def _set_status(self, status: str) -> None:
+        with self._lock:
+            self._status = status
+            self._publish_locked()
+
+    def _publish(self) -> None:
+        with self._lock:
+            self._publish_locked()
+
+    def _publish_locked(self) -> None:
+        self._version += 1
+        self._snapshot = self._make_snapshot()
+
+    def _make_snapshot(self) -> LMSnapshot:
+        lm = self.lm
+        return LMSnapshot(
+            iteration=lm.iteration, target=self._target, max_iterations=lm.max_iterations, status=self._status,
+            columns=lm.columns(), accuracy=tuple(lm.accuracy), completions=lm.latest_completions,
+            seconds_per_iteration=lm.seconds_per_iteration, eval_seconds=lm.eval_seconds, error=self._error,
+            version=self._version)
+
+
+class LMWorkerSlot:
+    """The one place a session keeps its worker(s) by name: putting a new one in stops the one it replaces,
+    and ``close()`` (when the session ends) stops them all."""
+
+    def __init__(self):
+        self._workers: dict[str, tuple[object, LMWorker]] = {}
+        self._retired: list[LMWorker] = []  # replaced workers still finishing their last iteration
+        self._lock = threading.Lock()
+        self.closed = False
+
+    def get(self, name: str, key) -> LMWorker | None:
+        """The worker called ``name`` if it was made for ``key``, else None."""
+        held = self._workers.get(name)
+        return held[1] if held is not None and held[0] == key else None
+
+    def put(self, name: str, key, worker: LMWorker) -> LMWorker:
+        with self._lock:
+            old = self._workers.get(name)
+            self._workers[name] = (key, worker)
+            self._retired = [w for w in self._retired if w.running]
+            if old is not None and old[1] is not worker:
+                old[1].request_stop()  # it ends after its current iteration; the page does not wait for it
+                self._retired.append(old[1])
+        if self.closed:
+            worker.request_stop()
+        return worker
+
+    def workers(self) -> list[LMWorker]:
+        """The current workers and the replaced ones still running."""
+        with self._lock:
+            return [w for _, w in self._workers.values()] + list(self._retired)
+
+    def close(self) -> None:
+        """Ask every worker to stop after its current iteration, and start no new one; returns at once (the
+        server calls it when a session ends, and must not wait for an iteration)."""
+        self.closed = True
+        for worker in self.workers():
+            worker.request_stop()
+
+    def join(self, timeout: float | None = None) -> bool:
+        """Wait for every worker's thread to end; True when none is left."""
+        return all([worker.join(timeout) for worker in self.workers()])

@@ -1,16 +1,20 @@
 """Runs a session trains for many iterations: the Play timer, training to a target under a progress bar, and the
-session's own language-model run, started again from π_ref when its settings change."""
+session's own language-model run, trained by a background worker and started again from π_ref when its settings
+change."""
 
 from __future__ import annotations
+
+import uuid
 
 import streamlit as st
 
 from ..config import Settings
 from ..policies.loading import LoadedModel, make_policy
-from ..training import LMTraining
+from ..training import LM_EVAL_PROBLEMS, LM_EVAL_SAMPLES, LMTraining, LMWorker, LMWorkerSlot
 
 PLAY_INTERVAL_S = 0.4  # one Play tick: a few iterations, then the charts are redrawn
 TICKS_PER_RUN = 40  # Play reaches the target in about this many ticks, whatever the number of iterations
+LM_POLL_S = 1.0  # while a language-model worker runs, the page redraws its snapshot this often
 
 
 class PlayTimer:
@@ -69,37 +73,65 @@ def train_to(run, target: int, chunk: int = 10) -> None:
     progress.empty()
 
 
-def session_lm_training(loaded: LoadedModel, choice: dict, task, lm_settings: Settings, prompts_per_iteration: int,
-                        eval_every: int) -> LMTraining:
-    """This session's language-model run (``session_state.lm_training``): kept while the model, task and settings
-    stay, started again from π_ref, with a toast, when any of them changes."""
+@st.cache_resource(scope="session", on_release=LMWorkerSlot.close, show_spinner=False)
+def _worker_slot(session_token: str) -> LMWorkerSlot:
+    return LMWorkerSlot()
+
+
+def session_worker_slot() -> LMWorkerSlot:
+    """This session's workers. A session-scoped resource is released when the session disconnects (a closed tab,
+    a lost connection): ``LMWorkerSlot.close`` then asks every worker to stop after its current iteration. The
+    token from the session's own state keeps sessions apart where they share an id (AppTest's do)."""
+    token = st.session_state.setdefault("lm_slot_token", uuid.uuid4().hex)
+    return _worker_slot(token)
+
+
+def session_lm_worker(loaded: LoadedModel, choice: dict, task, lm_settings: Settings, prompts_per_iteration: int,
+                      eval_every: int, eval_problems: int = LM_EVAL_PROBLEMS,
+                      eval_samples: int = LM_EVAL_SAMPLES) -> LMWorker:
+    """This session's language-model run and its background worker (``session_state.lm_worker``): kept while the
+    model, task and settings stay; when any of them changes (or Reset), a new run from π_ref, with a toast, and the
+    old worker told to stop."""
     state = st.session_state
-    lm_key = (choice["kind"], choice["source"], task, lm_settings, int(prompts_per_iteration), int(eval_every))
-    if state.get("lm_training_key") != lm_key:
-        if "lm_training_key" in state:
+    state.setdefault("lm_generation", 0)  # Reset bumps it: same settings, a new run
+    lm_key = (choice["kind"], choice["source"], task, lm_settings, int(prompts_per_iteration), int(eval_every),
+              int(eval_problems), int(eval_samples), state.lm_generation)
+    slot = session_worker_slot()
+    if state.get("lm_training_key") != lm_key or "lm_worker" not in state:
+        if "lm_training_key" in state and state.lm_training_key[:-1] != lm_key[:-1]:
             st.toast("LM settings changed: the language model starts again from π_ref.", icon="🔄")
         state.lm_training_key = lm_key
         # this session's own trainable copy on the shared read-only base (as on the Toy vs language model page)
-        state.lm_training = LMTraining(make_policy(loaded, max_new_tokens=lm_settings.max_new_tokens), task,
-                                       lm_settings, chat=loaded.chat, prompts_per_iteration=int(prompts_per_iteration),
-                                       eval_every=int(eval_every))
-    return state.lm_training
+        lm = LMTraining(make_policy(loaded, max_new_tokens=lm_settings.max_new_tokens), task, lm_settings,
+                        chat=loaded.chat, prompts_per_iteration=int(prompts_per_iteration),
+                        eval_every=int(eval_every), eval_problems=int(eval_problems), eval_samples=int(eval_samples))
+        state.lm_worker = LMWorker(lm, name=f"lm-worker {loaded.name}")
+    if slot.get("lm", lm_key) is not state.lm_worker:
+        slot.put("lm", lm_key, state.lm_worker)  # a new run, or a new slot after a reconnection
+    return state.lm_worker
 
 
 def restart_lm_training() -> None:
-    """A button's callback: the next run of the page starts the language model again from π_ref."""
-    st.session_state.pop("lm_training_key", None)
+    """A button's callback: the next run of the page starts the language model again from π_ref (the running
+    worker, if any, is told to stop)."""
+    state = st.session_state
+    if "lm_worker" in state:
+        state.lm_worker.request_stop()
+    state.lm_generation = state.get("lm_generation", 0) + 1
 
 
-def advance_lm_training(lm: LMTraining, iterations: int | None) -> None:
-    """The start accuracy, measured once; then, when ``iterations``, that many more iterations (never past the
-    run's end) under a progress bar, and the accuracy where they end. ValueError if the model cannot train."""
-    if not lm.accuracy:
-        with st.spinner("Measuring the start accuracy…"):
-            lm.evaluate_now()
-    if iterations:
-        progress = st.progress(0.0, text="Training the language model…")
-        lm.train(iterations, on_iteration=lambda iteration, start, target: progress.progress(
-            (iteration - start) / max(target - start, 1),
-            text=f"Training the language model… iteration {iteration} of {target}"))
-        progress.empty()
+def start_lm_worker(iterations: int) -> None:
+    """A button's callback: train ``iterations`` more in the background."""
+    st.session_state.lm_worker.start(int(iterations))
+
+
+def stop_lm_worker() -> None:
+    """A button's callback: stop after the iteration under way."""
+    st.session_state.lm_worker.request_stop()
+
+
+def rerun_if_worker_switched(worker: LMWorker, polling: bool) -> None:
+    """A fragment's timer is set when the page runs in full: when the worker starts or ends, run the page in full
+    again so the timer follows it."""
+    if worker.running != polling:
+        st.rerun()

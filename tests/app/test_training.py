@@ -1,11 +1,12 @@
 """The Training page through AppTest: run, step, play, compare, reward hacking, bad URLs."""
 
 import re
+import time
 
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from grpo_viz.training import DEFAULT_ITERATIONS, HACKING_BETAS
+from grpo_viz.training import DEFAULT_ITERATIONS, HACKING_BETAS, stop_all_workers
 
 from .conftest import new_app, charts, no_error, assert_url_warning, open_expander, switch_section
 
@@ -217,30 +218,89 @@ def lm_points(at, title_start):
     return [len(d["x"]) for d in chart(at, title_start)["data"]]
 
 
-def test_language_model_section_trains_the_builtin_model():
-    at = open_section("Language model")
-    assert lm_points(at, "LM: task accuracy") == [1]  # the start accuracy, before any training
+@pytest.fixture(autouse=True)
+def no_worker_left_behind():
+    yield
+    assert stop_all_workers(timeout=60)
+
+
+def wait_for_worker(at, timeout: float = 120.0) -> AppTest:
+    """Run the page again (as the fragment's timer does in a browser) until the session's worker is idle."""
+    worker = at.session_state["lm_worker"]
+    deadline = time.monotonic() + timeout
+    while worker.running:
+        assert time.monotonic() < deadline, "the worker did not finish"
+        time.sleep(0.1)
+    return at.run()
+
+
+def test_language_model_section_trains_the_builtin_model_in_the_background():
+    at = wait_for_worker(open_section("Language model"))
+    assert lm_points(at, "LM: task accuracy") == [1]  # the start accuracy, measured in the background
     assert lm_points(at, "LM: mean reward") == [0, 0]
+    assert at.button(key="lm_stop").disabled
     at.slider(key="lm_iterations").set_value(3).run()
     at.button(key="lm_train_run").click().run()
+    assert at.session_state["lm_worker"].snapshot().target == 3
+    at = wait_for_worker(at)
     no_error(at)
     assert lm_points(at, "LM: mean reward") == [3, 3]  # sum task: no proxy, so no true-reward line
     assert lm_points(at, "LM: KL to π_ref") == [3]
     assert lm_points(at, "LM: loss") == [3]
     assert lm_points(at, "LM: fraction") == [3, 3]
     assert lm_points(at, "LM: task accuracy") == [2]  # iteration 0 and where the run ended
+    completions = next(d.value for d in at.dataframe if "completion" in d.value.columns)
+    assert len(completions) == 16 and set(completions["reward"]) <= {0.0, 1.0}  # 4 prompts x G = 8, the last
     at.button(key="lm_train_run").click().run()
+    at = wait_for_worker(at)
     assert lm_points(at, "LM: KL to π_ref") == [6]
     assert lm_points(at, "LM: task accuracy") == [4]  # 0, 3, every 5th (5), 6
     at.button(key="lm_reset").click().run()
+    at = wait_for_worker(at)
     assert lm_points(at, "LM: mean reward") == [0, 0] and lm_points(at, "LM: task accuracy") == [1]
     assert points(switch_section(at, "Toy training")) == 1  # the toy's runs did not move
 
 
+def test_language_model_run_shows_progress_while_it_trains_and_stops_on_stop():
+    at = wait_for_worker(open_section("Language model"))
+    at.slider(key="lm_iterations").set_value(200).run()
+    at.button(key="lm_train_run").click().run()
+    worker = at.session_state["lm_worker"]
+    seen = []
+    deadline = time.monotonic() + 120
+    while len(set(seen)) < 3:  # the page redraws the growing run while the worker trains
+        assert time.monotonic() < deadline
+        time.sleep(0.3)
+        at.run()
+        seen.append(sum(lm_points(at, "LM: loss")))
+    assert seen == sorted(seen) and worker.running
+    assert any("Iteration" in str(p.proto.text) for p in at.get("progress"))
+    assert not at.button(key="lm_stop").disabled and at.button(key="lm_train_run").disabled
+    at.button(key="lm_stop").click().run()
+    at_stop = worker.lm.iteration
+    at = wait_for_worker(at)
+    assert worker.snapshot().status == "stopped" and worker.snapshot().iteration <= at_stop + 1
+    assert lm_points(at, "LM: loss") == [worker.snapshot().iteration]
+    no_error(at)
+
+
+def test_two_sessions_train_their_own_language_models():
+    first, second = (wait_for_worker(open_section("Language model", seed=seed)) for seed in ("0", "1"))
+    for at in (first, second):
+        at.slider(key="lm_iterations").set_value(3).run()
+        at.button(key="lm_train_run").click().run()
+    assert first.session_state["lm_worker"] is not second.session_state["lm_worker"]
+    first, second = wait_for_worker(first), wait_for_worker(second)
+    one, two = (chart(at, "LM: loss")["data"][0]["y"] for at in (first, second))
+    assert len(one) == len(two) == 3 and one != two
+    assert first.session_state["lm_worker"].lm.policy is not second.session_state["lm_worker"].lm.policy
+
+
 def test_language_model_section_shows_the_true_reward_of_a_hackable_task():
-    at = open_section("Language model", task="sum_length")
+    at = wait_for_worker(open_section("Language model", task="sum_length"))
     at.slider(key="lm_iterations").set_value(2).run()
     at.button(key="lm_train_run").click().run()
+    at = wait_for_worker(at)
     no_error(at)
     names = [d["name"] for d in chart(at, "LM: mean reward")["data"]]
     assert any(n.startswith("true reward") for n in names) and lm_points(at, "LM: mean reward") == [2] * 4
