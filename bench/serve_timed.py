@@ -2,6 +2,8 @@
 
     python bench/serve_timed.py <log file> run app.py [streamlit options]
 
+``{pid}`` in the log file's name becomes the process id (bench/load_server.py --processes N runs N of them).
+
 Each rerun request a browser sends adds one line to the log when the run that answers it has finished:
 `<seconds> <page> <full|fragment>`, the seconds from the request's arrival at the server until that run's
 "script finished" message was queued for the browser. It includes waiting for the session's previous run (one
@@ -12,6 +14,7 @@ nothing; its requests are answered by the run that replaces it.
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 
@@ -50,6 +53,6 @@ def install_clock(log) -> None:
 
 
 if __name__ == "__main__":
-    log_path = sys.argv.pop(1)
+    log_path = sys.argv.pop(1).replace("{pid}", str(os.getpid()))  # one log a process behind a balancer
     install_clock(open(log_path, "a", buffering=1))
     sys.exit(cli.main())
