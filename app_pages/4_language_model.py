@@ -124,8 +124,8 @@ def side_by_side() -> None:
                 token_fig = lm_view.token_figure(trace, stage, step_index, logp_after)
                 true_rewards = task.true_reward(trace.group) if task.is_hackable else None
                 tokens_box = summary_box = st.container()
-                if presenting:  # one chart high; the summary in a second tab
-                    token_fig.update_layout(height=PRESENT_LM_CHART_PX)
+                if presenting:  # one chart high (taller only where long completions wrap); the summary in a tab
+                    token_fig.update_layout(height=max(PRESENT_LM_CHART_PX, token_fig.layout.height))
                     if name == "Advantages":
                         tokens_box, summary_box = st.tabs(["Tokens", "Reward, advantage, length"])
                 tokens_box.plotly_chart(token_fig, key="lm_tokens")

@@ -894,6 +894,39 @@ def _cell_text(token: str, limit: int = 10) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+# A token cell holds this many characters ("·answ…": the hover has all of it): most of a small model's tokens fit.
+TOKEN_LABEL_CHARS = 5
+TOKEN_CELL_PAD_PX = 4  # the 2-px gap between cells and a pixel of air each side of the label
+TOKEN_COLORBAR_PX = 70  # the colour bar and its tick labels, right of the cells
+# The narrowest width a token heatmap is drawn at when nobody says: the Toy vs language model page's right-hand
+# column at 1280 px with the sidebar open (460 px), and that column presenting (no sidebar) at 1280 px (620 px).
+TOKEN_FIGURE_PX = {False: 460, True: 620}
+
+
+def token_cells_per_line(figure_px: float, font_px: float, chars: int = TOKEN_LABEL_CHARS) -> int:
+    """How many token cells of ``chars`` characters at ``font_px`` fit side by side in a ``figure_px``-wide
+    heatmap (its margins and colour bar taken off): one cell is chars x font x ``CHAR_EM`` + ``TOKEN_CELL_PAD_PX``."""
+    plot = figure_px - MARGIN["l"] - MARGIN["r"] - TOKEN_COLORBAR_PX
+    return max(1, int(plot // (chars * font_px * CHAR_EM + TOKEN_CELL_PAD_PX)))
+
+
+def token_lines(length: int, per_line: int) -> list[tuple[int, int]]:
+    """A completion of ``length`` tokens wrapped into lines of at most ``per_line``: [(first, end), ...]."""
+    return [(k, min(k + per_line, length)) for k in range(0, max(length, 1), per_line)]
+
+
+def token_span(tokens: Sequence[str], start: int, end: int) -> tuple[int, int] | None:
+    """The tokens ``[first, last + 1)`` that hold characters ``[start, end)`` of ``"".join(tokens)``."""
+    first = last = None
+    position = 0
+    for t, token in enumerate(tokens):
+        if position < end and position + len(token) > start:
+            first = t if first is None else first
+            last = t
+        position += len(token)
+    return None if first is None else (first, last + 1)
+
+
 def token_heatmap(
     tokens: Sequence[Sequence[str]],
     values: Sequence[Sequence[float]],
@@ -905,32 +938,50 @@ def token_heatmap(
     extra_hover: Mapping[str, Sequence[Sequence[float]]] | None = None,
     zrange: tuple[float, float] | None = None,
     subtitle: str | None = None,
+    answer_spans: Sequence[tuple[int, int] | None] | None = None,
+    figure_px: float | None = None,
 ) -> go.Figure:
-    """One row per completion, one cell per real token, coloured by ``quantity``; each cell shows its token.
+    """One block of rows per completion, one cell per real token, coloured by ``quantity``; each cell shows its
+    token (at most ``TOKEN_LABEL_CHARS`` characters; the hover has the rest).
 
-    ``center`` is the value drawn white (a diverging scale around it, e.g. 0 for
-    an advantage, 1 for a ratio); ``None`` draws a sequential scale from 0.
-    Padding after a completion's end stays empty.  Hover shows the token, the
-    value and every series in ``extra_hover``.
+    A completion longer than fits ``figure_px`` (default: the narrowest column it is drawn in,
+    ``TOKEN_FIGURE_PX``) wraps onto more rows, as text does; a thin line then parts the completions, and a
+    continued row is labelled with its first token's position. ``answer_spans[i] = (first, end)`` boxes
+    completion i's tokens ``first .. end - 1``: the answer its reward reads. ``center`` is the value drawn white (a
+    diverging scale around it, e.g. 0 for an advantage, 1 for a ratio); ``None`` draws a sequential scale from 0.
+    Padding after a completion's end stays empty. Hover shows the token, the value and every series in
+    ``extra_hover``.
     """
-    rows = len(tokens)
-    width = max([len(t) for t in tokens] + [1])
-    # a cell's label as long as fits its cell (the colour bar takes ~70 px), at least 2 characters ("a…")
     style = text_style()
-    cell_px = (style.figure_px - MARGIN["l"] - MARGIN["r"] - 70) / width
-    limit = max(2, min(10, int(cell_px // (style.min_px * CHAR_EM))))
-    z = [[None] * width for _ in range(rows)]
-    text = [[""] * width for _ in range(rows)]
-    hover = [[""] * width for _ in range(rows)]
-    for i, row in enumerate(tokens):
-        for t, token in enumerate(row):
-            v = float(values[i][t])
-            z[i][t] = v
-            text[i][t] = _cell_text(token, limit)
-            lines = [f"completion {i + 1}, token {t + 1}: {token!r}", f"{quantity} = {v:.6g}"]
-            for name, series in (extra_hover or {}).items():
-                lines.append(f"{name} = {float(series[i][t]):.6g}")
-            hover[i][t] = "<br>".join(lines)
+    presenting = style.min_px >= PRESENT_MIN_PX
+    longest = max([len(t) for t in tokens] + [1])
+    per_line = token_cells_per_line(figure_px or TOKEN_FIGURE_PX[presenting], style.min_px)
+    line_count = -(-longest // per_line)
+    per_line = -(-longest // line_count)  # as many lines, evened out: 24 tokens at 7 a line -> 4 lines of 6
+    blocks = [token_lines(len(row), per_line) for row in tokens]
+    labels = list(row_labels) if row_labels is not None else [str(i + 1) for i in range(len(tokens))]
+    z: list[list[float | None]] = []
+    text: list[list[str]] = []
+    hover: list[list[str]] = []
+    ticks: list[str] = []
+    first_row: list[int] = []  # the grid row each completion starts on
+    for i, (row, lines) in enumerate(zip(tokens, blocks)):
+        first_row.append(len(z))
+        for k, (first, end) in enumerate(lines):
+            z.append([None] * per_line)
+            text.append([""] * per_line)
+            hover.append([""] * per_line)
+            ticks.append(labels[i] if k == 0 else f"↳ {first + 1}")
+            for t in range(first, end):
+                v = float(values[i][t])
+                z[-1][t - first] = v
+                text[-1][t - first] = _cell_text(row[t], TOKEN_LABEL_CHARS)
+                lines_of_hover = [f"completion {i + 1}, token {t + 1}: {row[t]!r}", f"{quantity} = {v:.6g}"]
+                for name, series in (extra_hover or {}).items():
+                    lines_of_hover.append(f"{name} = {float(series[i][t]):.6g}")
+                if answer_spans and answer_spans[i] and answer_spans[i][0] <= t < answer_spans[i][1]:
+                    lines_of_hover.append("part of the answer the reward reads")
+                hover[-1][t - first] = "<br>".join(lines_of_hover)
     finite = [v for r in z for v in r if v is not None]
     if zrange is not None:
         zmin, zmax = zrange
@@ -949,15 +1000,36 @@ def token_heatmap(
         zmin=zmin, zmax=zmax, xgap=2, ygap=2, colorbar=dict(title=dict(text=quantity, side="right"), thickness=12),
         hoverongaps=False,
     )
-    labels = list(row_labels) if row_labels is not None else [str(i + 1) for i in range(rows)]
+    ink = style.color
+    shapes = []
+    if line_count > 1:  # wrapped: a line between completions, so a continued row reads as part of the one above
+        shapes += [dict(type="line", xref="x", yref="y", x0=-0.5, x1=per_line - 0.5, y0=r - 0.5, y1=r - 0.5,
+                        line=dict(color=GUIDE, width=2)) for r in first_row[1:]]
+    boxed = False
+    for i, span in enumerate(answer_spans or []):
+        if not span:
+            continue
+        for k, (first, end) in enumerate(blocks[i]):
+            lo, hi = max(span[0], first), min(span[1], end)
+            if lo < hi:
+                boxed = True
+                r = first_row[i] + k
+                shapes.append(dict(type="rect", xref="x", yref="y", x0=lo - first - 0.5, x1=hi - first - 0.5,
+                                   y0=r - 0.5, y1=r + 0.5, line=dict(color=ink, width=2), fillcolor="rgba(0,0,0,0)"))
+    # a row as tall as its text and some air: 14 px text in 26 px rows, 18 px in 20 px (a projector's chart is short)
+    row_px = style.min_px + (2 if presenting else 12)
+    # the key sits in the bottom margin, empty since the token positions are written on top
+    note = [dict(text="▭ the answer the reward reads", xref="paper", x=0, yref="paper", y=0, yanchor="top",
+                 xanchor="left", yshift=-6, showarrow=False)] if boxed else []
     return _figure(
         [heatmap], title, subtitle=subtitle, top_room=SUBTITLE_ROOM if subtitle else 0,  # its ticks are on top
-        height=max(260, 90 + 34 * rows), showlegend=False,
-        yaxis=dict(autorange="reversed", tickmode="array", tickvals=list(range(rows)), ticktext=labels,
-                   title="completion"),
-        # the ticks say t; an axis title would hit the chart title
-        xaxis=dict(tickmode="array", tickvals=list(range(width)), ticktext=[str(t + 1) for t in range(width)],
-                   side="top"),
+        height=max(260, MARGIN["t"] + MARGIN["b"] + row_px * len(z)),
+        showlegend=False, **({"shapes": shapes} if shapes else {}), **({"annotations": note} if note else {}),
+        yaxis=dict(tickmode="array", tickvals=list(range(len(z))), ticktext=ticks, title="completion",
+                   range=[len(z) - 0.5, -0.5]),  # reversed: completion 1 on top
+        # the ticks say t (within a row); an axis title would hit the chart title
+        xaxis=dict(tickmode="array", tickvals=list(range(per_line)), ticktext=[str(t + 1) for t in range(per_line)],
+                   side="top", range=[-0.5, per_line - 0.5]),
     )
 
 

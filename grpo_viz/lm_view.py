@@ -19,6 +19,7 @@ from . import charts
 from .objectives import kl_estimate
 from .stages import GRPO_BY_NAME, GRPO_STAGES, lengths
 from .stepper import STAGES, IterationTrace
+from .tasks import ANSWER_TAG, NUMBER
 
 # What each stage colours the tokens by, and the value drawn white.
 STAGE_QUANTITY = {stage.name: (stage.lm_quantity, stage.lm_center) for stage in GRPO_STAGES}
@@ -52,7 +53,21 @@ def token_figure(trace: IterationTrace, stage: int, step_index: int,
     labels = row_labels(trace, stage)
     title, subtitle = STAGE_TITLES[STAGES[stage]]
     return charts.token_heatmap(trace.group.tokens, grid.values, grid.quantity, title, subtitle=subtitle,
-                                center=grid.center, row_labels=labels, extra_hover=grid.hover, zrange=grid.zrange)
+                                center=grid.center, row_labels=labels, extra_hover=grid.hover, zrange=grid.zrange,
+                                answer_spans=answer_spans(trace.group.tokens))
+
+
+def answer_spans(tokens: list[list[str]]) -> list[tuple[int, int] | None]:
+    """Each completion's tokens that hold the answer the sum tasks' reward reads (``tasks.extracted_answer``): the
+    number inside <answer></answer>, else the last number; None where there is no number (the toy's words)."""
+    spans = []
+    for row in tokens:
+        text = "".join(row)
+        tagged = ANSWER_TAG.search(text)
+        numbers = list(NUMBER.finditer(text))
+        span = tagged.span(1) if tagged else numbers[-1].span() if numbers else None
+        spans.append(None if span is None else charts.token_span(row, *span))
+    return spans
 
 
 def row_labels(trace: IterationTrace, stage: int) -> list[str]:
