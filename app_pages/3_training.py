@@ -10,18 +10,21 @@ from grpo_viz.config import TOY_STATE, TOY_WORDS
 from grpo_viz.tasks import TASKS
 from grpo_viz.training import (ALGORITHMS, COMPARE_KNOBS, COMPARE_LABELS, DEFAULT_ITERATIONS, HACKED_WORD,
                                HACKING_BETA_CHOICES, HACKING_BETAS, LM_DEFAULT_ITERATIONS, LM_EVAL_PROBLEMS,
-                               LM_EVAL_SAMPLES, LM_MAX_ITERATIONS, MAX_ITERATIONS, PROXY_BONUS, Experiment, LMWorker,
+                               LM_EVAL_SAMPLES, LM_MAX_ITERATIONS, MAX_ITERATIONS, PROXY_BONUS, REPRODUCE_REL,
+                               Experiment, LMWorker, RecordedRun, recorded_runs, reproduction,
                                hacking_outcomes, hacking_run, hacking_sweep, proxy_rewards, run_specs, start_probs)
 from grpo_viz.ui import (LM_POLL_S, STEP_BUTTON_PX, PlayTimer, compact_page, deferred, export_row, lm_sidebar,
                          load_chosen_model, ppo_sidebar, rerun_if_worker_switched, restart_lm_training,
-                         session_lm_worker, settings_notices, settings_sidebar, start_lm_worker, stop_lm_worker,
-                         tour_card, train_to, warn_bad_query_params)
+                         session_lm_worker, session_replay_worker, settings_notices, settings_sidebar,
+                         start_lm_worker, start_reproduction, stop_lm_worker, tour_card, train_to,
+                         warn_bad_query_params)
 
 ALGORITHM_CHOICES = {"GRPO": ("GRPO",), "PPO": ("PPO",), "Both": ("GRPO", "PPO")}
 COMPARE_CHOICES = ("off", *COMPARE_KNOBS)
 KNOB_BOUNDS = {"beta": (0.0, 2.0, 0.01), "epsilon": (0.0, 0.5, 0.01), "lr": (0.01, 5.0, 0.05),
                "group_size": (2, 64, 1), "temperature": (0.1, 3.0, 0.05)}
 SECTIONS = ("Toy training", "Reward hacking", "Language model")
+REPRODUCE_ITERATIONS = {"builtin": 5, "smollm2": 2}  # a recording's first iterations the page trains again live
 TRAINING_QUERY_SPECS = {
     "algorithm": ("choice", tuple(ALGORITHM_CHOICES)),
     "iterations": ("int", 1, MAX_ITERATIONS),
@@ -259,14 +262,90 @@ def lm_section() -> None:
     worker = session_lm_worker(loaded, lm_choice, task, lm_settings, int(n_prompts), int(eval_every))
     if worker.snapshot().status == "idle":
         worker.start(0)  # the start accuracy, measured in the background: the page never waits for it
-    # the fragment polls the worker's snapshot while it runs; its timer is set here, when the page runs in full
-    st.fragment(lm_live, run_every=LM_POLL_S if worker.running else None)(
-        worker, loaded.name, task, int(n_iterations), polling=worker.running)
+    recordings = cached_recorded_runs(lm_choice["kind"], lm_choice["task"]) if task.arithmetic else []
+    recording = recordings[0] if recordings else None
+    replay = session_replay_worker(recording) if recording else None
+    running = worker.running or (replay is not None and replay.running)
+    # the fragment polls the workers' snapshots while one runs; its timer is set here, when the page runs in full
+    st.fragment(lm_live, run_every=LM_POLL_S if running else None)(
+        worker, loaded, task, int(n_iterations), recording, polling=running)
 
 
-def lm_live(worker: LMWorker, model_name: str, task, n_iterations: int, polling: bool) -> None:
-    """The run's controls and charts, drawn from the worker's latest snapshot (every LM_POLL_S while it trains)."""
+@st.cache_data(show_spinner=False, ttl=600)
+def cached_recorded_runs(model: str, task_key: str) -> list[RecordedRun]:
+    return recorded_runs(model, task_key)
+
+
+def recorded_section(loaded, recording: RecordedRun, task, live_iteration: int) -> None:
+    """A recorded run, shown at once and labelled as recorded, with a button that trains its first iterations
+    again live and compares them with the recording, number by number."""
+    s, rec = recording.settings, recording.recorded
+    per_it = recording.seconds_per_iteration
+    box = st.container(border=True)
+    box.markdown(f"**📼 Recorded run, not live:** {recording.model_name} on “{task.title}”, {recording.iterations} "
+                 f"iterations, accuracy **{recording.accuracy[0][1]:.0%} → {recording.accuracy[-1][1]:.0%}**")
+    box.caption(
+        f"Recorded by `scripts/record_run.py` on {rec.get('date', '?')} (commit {rec.get('commit') or '?'}, torch "
+        f"{rec.get('torch', '?')}, {rec.get('threads', '?')} threads"
+        + (f", {per_it:.2f} s an iteration" if per_it else "") + f") with its own settings: "
+        f"{recording.prompts_per_iteration} prompts × G = {s.group_size}, ≤ {s.max_new_tokens} new tokens, "
+        f"lr {s.lm_lr:g}, β = {s.beta:g}, μ = {s.mu}, seed {s.seed}; accuracy on {recording.eval_problems} "
+        f"problems × {recording.eval_samples} samples every {recording.eval_every} iterations."
+        + (" Your live run is below." if live_iteration else ""))
+    cols = recording.columns
+    x_range = [0, recording.iterations]
+    left, right = box.columns([3, 2], gap="medium")
+    left.plotly_chart(charts.lm_reward_chart(cols["iteration"], cols["mean_reward"],
+                                             cols["true_reward"] if task.is_hackable else None, window=20,
+                                             title="Recorded: mean reward of each iteration's groups",
+                                             x_range=x_range), key="rec_reward_chart")
+    acc_x, acc_y = zip(*recording.accuracy)
+    right.plotly_chart(charts.lm_accuracy_chart(acc_x, acc_y, title="Recorded: task accuracy", x_range=x_range),
+                       key="rec_accuracy_chart")
+    k = min(REPRODUCE_ITERATIONS.get(recording.model, 2), recording.iterations)
+    replay = session_replay_worker(recording)
+    box.button(f"▶ Reproduce its first {k} iterations live", key="rec_reproduce", on_click=start_reproduction,
+               args=(loaded, recording, task, k), disabled=replay is not None and replay.running,
+               help="Train a fresh copy of the model with the recording's own settings and seed, here and now, "
+                    "and compare every number with the recording")
+    if replay is None:
+        return
+    snap = replay.snapshot()
+    rows = reproduction(recording, snap.columns, snap.accuracy)
+    if snap.running:
+        box.progress(min(snap.iteration / max(snap.target, 1), 1.0),
+                     text=f"Reproducing live: iteration {snap.iteration} of {snap.target}…")
+    if snap.status == "failed":
+        box.error(f"The reproduction could not run: {snap.error}", icon="🚫")
+    if rows:
+        box.dataframe(pd.DataFrame(rows), hide_index=True, key="rec_reproduction", column_config={
+            "recorded": st.column_config.NumberColumn(format="%.4f"),
+            "live": st.column_config.NumberColumn(format="%.4f"),
+            "recorded loss": st.column_config.NumberColumn(format="%.6f"),
+            "live loss": st.column_config.NumberColumn(format="%.6f"),
+            "largest difference": st.column_config.NumberColumn(format="%.1e")})
+    bad = [r for r in rows if not r["match"]]
+    if bad:
+        box.warning(f"Iteration {bad[0]['iteration']} differs from the recording ({bad[0]['quantity']}): the code "
+                    "or the model changed since it was recorded; `python scripts/record_run.py` records it again.",
+                    icon="⚠️")
+    elif snap.status == "done" and rows:
+        largest = max(r["largest difference"] for r in rows)
+        box.success(f"Live iterations 1–{snap.iteration} match the recording: the same start accuracy and "
+                    f"rewards, KL, loss and clip fractions within a relative {REPRODUCE_REL:g} (largest difference "
+                    f"{largest:.1e}).", icon="✅")
+
+
+def lm_live(worker: LMWorker, loaded, task, n_iterations: int, recording: RecordedRun | None,
+            polling: bool) -> None:
+    """The run's controls and charts, drawn from the workers' latest snapshots (every LM_POLL_S while one
+    trains)."""
+    model_name = loaded.name
     snap = worker.snapshot()
+    replay = session_replay_worker(recording) if recording else None
+    if recording is not None:
+        recorded_section(loaded, recording, task, snap.iteration)
+        st.markdown("**Live run**")
     row = st.container(horizontal=True, vertical_alignment="center")
     row.button(f"⏩ Run {n_iterations}", type="primary", width=130, key="lm_train_run", on_click=start_lm_worker,
                args=(n_iterations,), disabled=snap.running or snap.iteration >= snap.max_iterations,
@@ -275,7 +354,7 @@ def lm_live(worker: LMWorker, model_name: str, task, n_iterations: int, polling:
                disabled=not snap.running or worker.stop_requested, help="Stop after the iteration under way")
     row.button("↺ Reset", width=STEP_BUTTON_PX, key="lm_reset", help="Back to iteration 0 (π_θ = π_ref)",
                on_click=restart_lm_training)
-    rerun_if_worker_switched(worker, polling)
+    rerun_if_worker_switched(worker.running or (replay is not None and replay.running), polling)
     if snap.status == "failed":
         st.error(f"This model cannot train with these settings: {snap.error}", icon="🚫")
     per_it = snap.seconds_per_iteration

@@ -16,12 +16,14 @@ reward is recorded beside it.
 from __future__ import annotations
 
 import atexit
+import json
 import math
 import threading
 import time
 import weakref
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
 
 import pandas as pd
 import torch
@@ -405,7 +407,7 @@ __all__ = [
     "iterations_to_reach", "proxy_rewards", "proxy_spread", "reward_hacking_specs", "run_specs", "start_probs",
     "train", "with_knob",
     "LMTraining", "LM_DEFAULT_ITERATIONS", "LM_MAX_ITERATIONS", "LMSnapshot", "LMWorker", "LMWorkerSlot",
-    "stop_all_workers",
+    "stop_all_workers", "RECORD_FORMAT", "RUNS_DIR", "RecordedRun", "record_run", "recorded_runs", "reproduction",
 ]
 
 
@@ -757,3 +759,152 @@ class LMWorkerSlot:
     def join(self, timeout: float | None = None) -> bool:
         """Wait for every worker's thread to end; True when none is left."""
         return all([worker.join(timeout) for worker in self.workers()])
+
+
+# ---------------------------------------------------------------------------- recorded runs
+#
+# A recorded run is one JSON file in assets/runs/ (scripts/record_run.py writes them), at most ~1 MB:
+#
+#   {"format": "grpo-viz recorded run 1",
+#    "model": "builtin" | "smollm2", "model_name": str, "task": a key of tasks.TASKS,
+#    "settings": every field of config.Settings (seed included), "prompts_per_iteration": int,
+#    "eval_every": int, "eval_problems": int, "eval_samples": int, "eval_seed": int,
+#    "columns": {"iteration": [1..n], "mean_reward", "true_reward", "kl", "loss", "clip_low", "clip_high",
+#                "seconds": [one number per iteration]},
+#    "accuracy": [[iteration, accuracy], ...],
+#    "completions": {"<iteration>": [[prompt, completion, reward], ...], ...} (a few iterations),
+#    "recorded": {"date": ISO date, "torch": version, "threads": int, "commit": git commit or "",
+#                 "seconds": wall time of the whole recording, evaluations included}}
+#
+# Iteration k of a recording is iteration k of a live LMTraining with the same model, task and settings:
+# ``reproduction`` compares the two number by number.
+
+RECORD_FORMAT = "grpo-viz recorded run 1"
+RUNS_DIR = Path(__file__).resolve().parents[1] / "assets" / "runs"
+RECORD_METRICS = ("mean_reward", "true_reward", "kl", "loss", "clip_low", "clip_high")
+# how close a live iteration must come to its recording: sampled completions and rewards are discrete and must
+# agree; the float losses and KLs may differ in their last bits with the number of torch threads
+REPRODUCE_REL, REPRODUCE_ABS = 1e-4, 1e-6
+
+
+@dataclass(frozen=True)
+class RecordedRun:
+    """A run read from a recording (see the format above)."""
+
+    model: str
+    model_name: str
+    task: str
+    settings: Settings
+    prompts_per_iteration: int
+    eval_every: int
+    eval_problems: int
+    eval_samples: int
+    columns: dict
+    accuracy: tuple[tuple[int, float], ...]
+    completions: dict
+    recorded: dict
+    path: str = ""
+
+    @property
+    def iterations(self) -> int:
+        return len(self.columns["iteration"])
+
+    @property
+    def seconds_per_iteration(self) -> float | None:
+        seconds = self.columns.get("seconds") or []
+        return sum(seconds) / len(seconds) if seconds else None
+
+    def training(self, policy, task, chat: bool = False, max_iterations: int = LM_MAX_ITERATIONS) -> LMTraining:
+        """A fresh LMTraining of ``policy`` (a new copy of the recorded model) with the recording's settings."""
+        return LMTraining(policy, task, self.settings, chat=chat, prompts_per_iteration=self.prompts_per_iteration,
+                          eval_every=self.eval_every, max_iterations=max_iterations,
+                          eval_problems=self.eval_problems, eval_samples=self.eval_samples)
+
+    @classmethod
+    def from_dict(cls, data: dict, path: str = "") -> "RecordedRun":
+        if data.get("format") != RECORD_FORMAT:
+            raise ValueError(f"{path or 'This file'} is not a recorded run of this version ({RECORD_FORMAT!r}).")
+        fields = {k: tuple(v) if isinstance(v, list) else v for k, v in data["settings"].items()}
+        return cls(model=data["model"], model_name=data["model_name"], task=data["task"],
+                   settings=Settings(**fields), prompts_per_iteration=int(data["prompts_per_iteration"]),
+                   eval_every=int(data["eval_every"]), eval_problems=int(data["eval_problems"]),
+                   eval_samples=int(data["eval_samples"]), columns=data["columns"],
+                   accuracy=tuple((int(i), float(a)) for i, a in data["accuracy"]),
+                   completions={int(k): [Completion(*c) for c in v] for k, v in data.get("completions", {}).items()},
+                   recorded=data.get("recorded", {}), path=path)
+
+    @classmethod
+    def load(cls, path) -> "RecordedRun":
+        path = Path(path)
+        return cls.from_dict(json.loads(path.read_text()), str(path))
+
+
+def recorded_runs(model: str, task: str, folder: Path | str = RUNS_DIR) -> list[RecordedRun]:
+    """The recordings of ``model`` on ``task`` in ``folder``, longest first (unreadable files are skipped)."""
+    found = []
+    for path in sorted(Path(folder).glob("*.json")):
+        try:
+            run = RecordedRun.load(path)
+        except (ValueError, KeyError, TypeError, OSError):
+            continue
+        if run.model == model and run.task == task:
+            found.append(run)
+    return sorted(found, key=lambda r: -r.iterations)
+
+
+def record_run(lm: LMTraining, iterations: int, model: str, model_name: str, task_key: str,
+               completions_at: Sequence[int] = (), on_iteration: Callable[[LMTraining], object] | None = None,
+               recorded: Mapping | None = None) -> dict:
+    """Train ``lm`` ``iterations`` more (evaluating when due and at the end) and return the recording as a dict
+    (the format above), keeping the completions of the iterations in ``completions_at``."""
+    start = time.perf_counter()
+    kept: dict[str, list] = {}
+    if not lm.accuracy:
+        lm.evaluate_now()
+    target = min(lm.iteration + int(iterations), lm.max_iterations)
+    while lm.iteration < target:
+        lm.train_one()
+        if lm.iteration in completions_at:
+            kept[str(lm.iteration)] = [[c.prompt, c.text, c.reward] for c in lm.latest_completions]
+        if lm.evaluation_due or lm.iteration == target:
+            lm.evaluate_now()
+        if on_iteration is not None:
+            on_iteration(lm)
+    settings = {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(lm.settings).items()}
+    return {
+        "format": RECORD_FORMAT, "model": model, "model_name": model_name, "task": task_key, "settings": settings,
+        "prompts_per_iteration": lm.prompts_per_iteration, "eval_every": lm.eval_every,
+        "eval_problems": lm.eval_problems, "eval_samples": lm.eval_samples, "eval_seed": LM_EVAL_SEED,
+        "columns": lm.columns(), "accuracy": [[i, a] for i, a in lm.accuracy], "completions": kept,
+        "recorded": {"seconds": time.perf_counter() - start, "torch": torch.__version__,
+                     "threads": torch.get_num_threads(), **dict(recorded or {})},
+    }
+
+
+def _close(recorded: float, live: float) -> bool:
+    return abs(recorded - live) <= REPRODUCE_ABS + REPRODUCE_REL * abs(recorded)
+
+
+def reproduction(run: RecordedRun, live_columns: Mapping, live_accuracy: Sequence[tuple[int, float]] = ()
+                 ) -> list[dict]:
+    """One row per live iteration (0: the start accuracy): the recorded and live numbers side by side, the
+    largest absolute difference of the iteration's metrics, and whether every number matches: |recorded - live|
+    <= REPRODUCE_ABS + REPRODUCE_REL |recorded|."""
+    rows = []
+    recorded_acc = dict(run.accuracy)
+    for iteration, live_acc in live_accuracy:
+        if iteration == 0 and 0 in recorded_acc:
+            rows.append({"iteration": 0, "quantity": "start accuracy", "recorded": recorded_acc[0], "live": live_acc,
+                         "largest difference": abs(recorded_acc[0] - live_acc),
+                         "match": _close(recorded_acc[0], live_acc)})
+    for i, iteration in enumerate(live_columns.get("iteration", [])):
+        if iteration > run.iterations:
+            break
+        j = iteration - 1
+        pairs = [(run.columns[m][j], live_columns[m][i]) for m in RECORD_METRICS]
+        rows.append({"iteration": iteration, "quantity": "reward, KL, loss, clip",
+                     "recorded": run.columns["mean_reward"][j], "live": live_columns["mean_reward"][i],
+                     "recorded loss": run.columns["loss"][j], "live loss": live_columns["loss"][i],
+                     "largest difference": max(abs(a - b) for a, b in pairs),
+                     "match": all(_close(a, b) for a, b in pairs)})
+    return rows

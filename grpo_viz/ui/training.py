@@ -10,7 +10,7 @@ import streamlit as st
 
 from ..config import Settings
 from ..policies.loading import LoadedModel, make_policy
-from ..training import LM_EVAL_PROBLEMS, LM_EVAL_SAMPLES, LMTraining, LMWorker, LMWorkerSlot
+from ..training import LM_EVAL_PROBLEMS, LM_EVAL_SAMPLES, LMTraining, LMWorker, LMWorkerSlot, RecordedRun
 
 PLAY_INTERVAL_S = 0.4  # one Play tick: a few iterations, then the charts are redrawn
 TICKS_PER_RUN = 40  # Play reaches the target in about this many ticks, whatever the number of iterations
@@ -130,8 +130,27 @@ def stop_lm_worker() -> None:
     st.session_state.lm_worker.request_stop()
 
 
-def rerun_if_worker_switched(worker: LMWorker, polling: bool) -> None:
-    """A fragment's timer is set when the page runs in full: when the worker starts or ends, run the page in full
-    again so the timer follows it."""
-    if worker.running != polling:
+def rerun_if_worker_switched(running: bool, polling: bool) -> None:
+    """A fragment's timer is set when the page runs in full (``polling``): when a worker starts or ends
+    (``running``: any of the fragment's workers runs now), run the page in full again so the timer follows."""
+    if running != polling:
         st.rerun()
+
+
+def start_reproduction(loaded: LoadedModel, recording: RecordedRun, task, iterations: int) -> None:
+    """A button's callback: a fresh copy of the recorded model, trained ``iterations`` iterations in the background
+    with the recording's own settings (``session_state.replay_worker``), to compare with the recording."""
+    state = st.session_state
+    state.replay_generation = state.get("replay_generation", 0) + 1
+    policy = make_policy(loaded, max_new_tokens=recording.settings.max_new_tokens)
+    worker = LMWorker(recording.training(policy, task, chat=loaded.chat), name=f"lm-replay {loaded.name}")
+    state.replay_worker = worker
+    state.replay_path = recording.path
+    session_worker_slot().put("replay", (recording.path, state.replay_generation), worker)
+    worker.start(int(iterations))
+
+
+def session_replay_worker(recording: RecordedRun) -> LMWorker | None:
+    """The reproduction this session started of ``recording``, if any."""
+    state = st.session_state
+    return state.get("replay_worker") if state.get("replay_path") == recording.path else None

@@ -311,3 +311,24 @@ def test_language_model_section_explains_a_missing_model_folder():
     assert not at.exception
     assert any("model folder" in e.value for e in at.error), [e.value for e in at.error]
     assert charts(switch_section(at, "Toy training"))  # the toy's section does not need the model
+
+
+def test_language_model_section_shows_the_recorded_run_at_once_and_reproduces_it():
+    at = open_section("Language model")
+    recorded = [t for t in titles(at) if t.startswith("Recorded:")]
+    assert recorded == ["Recorded: mean reward of each iteration's groups", "Recorded: task accuracy"]
+    assert any("Recorded run, not live" in str(m.value) for m in at.markdown)
+    assert len(chart(at, "Recorded: mean reward")["data"][0]["x"]) >= 500  # drawn at once: nothing trained yet
+    at = wait_for_worker(at)
+    at.button(key="rec_reproduce").click().run()
+    replay = at.session_state["replay_worker"]
+    assert replay is not at.session_state["lm_worker"]
+    while replay.running:
+        time.sleep(0.2)
+        at.run()
+    at.run()
+    no_error(at)
+    table = next(d.value for d in at.dataframe if "quantity" in d.value.columns)
+    assert list(table["iteration"]) == [0, 1, 2, 3, 4, 5] and table["match"].all()
+    assert any("match the recording" in s.value for s in at.success), [s.value for s in at.success]
+    assert lm_points(at, "LM: mean reward") == [0, 0]  # the session's own live run did not move

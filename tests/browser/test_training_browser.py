@@ -1,5 +1,7 @@
 """Real Chromium plays the Training page and watches its charts grow; screenshots land in artifacts/screenshots/."""
 
+import time
+
 import pytest
 
 from .conftest import DRAWN_JS, SCREENSHOTS, SETTLED_JS
@@ -75,3 +77,44 @@ def test_sections_are_tabs_with_their_own_url(page, app_url):
     settle(page)
     page.wait_for_function(f"() => ({POINTS_JS})() == 3", timeout=10_000)  # iteration 0 and two steps, as left
     assert page.locator("[data-testid='stException']").count() == 0
+
+
+# number of trained iterations drawn in the live LM loss chart
+LM_POINTS_JS = ("() => { const d = Array.from(document.querySelectorAll('.js-plotly-plot')).find(p => p.layout && "
+                "p.layout.title && (p.layout.title.text || '').startsWith('LM: loss')); "
+                "return d && d.data && d.data.length ? d.data[0].x.length : 0 }")
+
+
+def test_language_model_trains_in_the_background_while_the_other_pages_stay_usable(page, app_url):
+    open_training(page, app_url, "?section=Language+model")
+    page.wait_for_function("() => document.body.innerText.includes('accuracy')", timeout=60_000)
+    run = page.get_by_role("button", name="Run 40")
+    run.wait_for(timeout=30_000)
+    page.wait_for_function("() => { const b = Array.from(document.querySelectorAll('button')).find(b => "
+                           "b.innerText.includes('Run 40')); return b && !b.disabled }", timeout=60_000)
+    run.click()
+    page.wait_for_function(f"() => ({LM_POINTS_JS})() >= 1", timeout=60_000)  # charts fill in while it trains
+    first = page.evaluate(LM_POINTS_JS)
+    page.wait_for_function(f"() => ({LM_POINTS_JS})() > {first}", timeout=60_000)
+    # another page of the same session answers while the worker trains
+    started = time.monotonic()
+    page.get_by_role("link", name="Math reference").click()
+    page.wait_for_function("() => location.pathname.endsWith('/math_reference')", timeout=30_000)
+    page.wait_for_function("() => document.querySelectorAll('.katex').length > 3", timeout=30_000)
+    math_seconds = time.monotonic() - started
+    page.wait_for_timeout(1500)
+    page.get_by_role("link", name="Training").click()
+    page.get_by_text("Live run").wait_for(timeout=30_000)
+    page.wait_for_function(f"() => ({LM_POINTS_JS})() > 0", timeout=30_000)
+    back = page.evaluate(LM_POINTS_JS)
+    assert back > first  # it went on training while the math page was open
+    page.get_by_role("button", name="Stop").click()
+    page.wait_for_function("() => document.body.innerText.includes('Run 40') && Array.from("
+                           "document.querySelectorAll('button')).some(b => b.innerText.includes('Run 40') && "
+                           "!b.disabled)", timeout=60_000)
+    stopped = page.evaluate(LM_POINTS_JS)
+    page.wait_for_timeout(2500)
+    assert page.evaluate(LM_POINTS_JS) == stopped < 40  # stopped means stopped
+    assert page.locator("[data-testid='stException']").count() == 0
+    page.screenshot(path=str(SCREENSHOTS / "training_lm_background.png"), full_page=True)
+    assert math_seconds < 15, math_seconds
