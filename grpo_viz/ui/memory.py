@@ -1,17 +1,27 @@
 """A lecture hall's server memory: one full garbage collection every 30 s in a background thread (the imports'
-objects frozen out of the walk), closed sessions past their reconnection time shut down, freed heap handed back."""
+objects frozen out of the walk), closed sessions past their reconnection time shut down, freed heap handed back.
+
+This is the one module that reaches into Streamlit's runtime (``Runtime``'s session manager, its session storage and
+its event loop): Streamlit has no public way to list a server's sessions or to drop the expired ones. On a Streamlit
+whose internals differ it logs a warning once and falls back to Streamlit's own behaviour;
+tests/unit/test_memory_streamlit_internals.py runs it inside a real server and fails loudly instead. What each piece
+gains under load is measured in docs/PERFORMANCE.md ("Issue 21").
+"""
 
 from __future__ import annotations
 
 import ctypes
 import functools
 import gc
+import logging
 import threading
 import time
 from collections.abc import Callable
 
+log = logging.getLogger(__name__)
 
 _COLLECTION_INTERVAL_S = 30.0
+_warned = False
 _collector_started = False
 _collector_lock = threading.Lock()
 
@@ -28,19 +38,23 @@ def _on_runtime_loop(work: Callable[[object], object], runtime=None, timeout_s: 
     """``work(runtime)`` run on the Streamlit runtime's event loop (its session objects are not thread-safe), waited
     for; None outside a Streamlit server, when the server is stopping, or on a Streamlit whose internals differ."""
     try:
-        if runtime is None:
-            from streamlit.runtime import Runtime
+        from streamlit.runtime import Runtime
 
+        if runtime is None:
+            if not Runtime.exists():
+                return None  # not in a server: a notebook, a test, AppTest
             runtime = Runtime.instance()
         loop = runtime._get_async_objs().eventloop
-    except Exception:
+    except Exception as error:
+        _internals_differ(error)
         return None
     done, result = threading.Event(), [None]
 
     def run() -> None:
         try:
             result[0] = work(runtime)
-        except Exception:
+        except Exception as error:
+            _internals_differ(error)
             result[0] = None
         finally:
             done.set()
@@ -51,6 +65,14 @@ def _on_runtime_loop(work: Callable[[object], object], runtime=None, timeout_s: 
         return None
     done.wait(timeout_s)
     return result[0]
+
+
+def _internals_differ(error: Exception) -> None:
+    global _warned
+    if not _warned:
+        _warned = True
+        log.warning("grpo-viz cannot read this Streamlit's sessions (%s: %s): closed sessions are dropped at the "
+                    "next disconnect, and each collection walks every object", type(error).__name__, error)
 
 
 def forget_timed_out_sessions(runtime=None, timeout_s: float = 5.0) -> int:
@@ -83,9 +105,9 @@ def live_session_ids(runtime=None, timeout_s: float = 5.0) -> set[str] | None:
 class FreezingCollector:
     """Full garbage collections that skip the objects of the imports, without keeping a closed session alive.
 
-    A full collection walks every tracked object: ~380k after the app's imports (torch, transformers, plotly,
-    pandas), 166-200 ms holding the GIL, which stalls every student's click; after ``gc.freeze()`` it skips
-    those and takes a few ms. But a frozen object is never collected, and its references keep whatever it points
+    A full collection walks every tracked object, hundreds of thousands after the app's imports (torch,
+    transformers, plotly, pandas), holding the GIL: every student's click waits for it, and Python's own automatic
+    collections walk them too. After ``gc.freeze()`` both skip those objects. But a frozen object is never collected, and its references keep whatever it points
     to: a session alive at the freeze (its objects form reference cycles) would stay in memory after it closed.
     So each freeze remembers the sessions alive at that moment, and once any of them is gone the next collection
     unfreezes, collects everything and freezes again: one full collection, as often as the plain collector at
@@ -114,16 +136,16 @@ def start_garbage_collector(interval_s: float = _COLLECTION_INTERVAL_S) -> None:
     """Once per server process: a full garbage collection every ``interval_s`` seconds, in a background thread.
 
     It replaces Streamlit's ``gc.collect(2)`` after every script run, turned off in .streamlit/config.toml
-    (``runner.postScriptGC = false``): with torch, plotly and pandas loaded a full collection walks ~380k
-    objects, 166-200 ms holding the GIL, which was paid after every click of every student. A closed session's
-    state is mostly reference cycles, which only a full collection frees; every 30 s is soon enough for memory.
-    The imports' objects are frozen out of the walk (``FreezingCollector``), so a collection takes a few ms while
-    no session that was alive at the freeze has closed.
+    (``runner.postScriptGC = false``): with torch, plotly and pandas loaded a full collection walks every object of
+    the imports holding the GIL, after every click of every student. A closed session's state is mostly reference
+    cycles, which only a full collection frees; every 30 s is soon enough for memory. The imports' objects are
+    frozen out of the walk (``FreezingCollector``), so a collection is short while no session that was alive at the
+    freeze has closed.
 
     Closed sessions past their reconnection time are shut down first (``forget_timed_out_sessions``). After each
-    collection glibc is asked to hand freed heap pages back to the system (``malloc_trim``): without
-    it, the memory of closed sessions stayed in the allocator's free lists and the server's resident size kept
-    the high-water mark of every past lecture.
+    collection glibc is asked to hand freed heap pages back to the system (``malloc_trim``): otherwise the
+    memory of closed sessions stays in the allocator's free lists and the server's resident size keeps the
+    high-water mark of every past lecture.
     """
     global _collector_started
     with _collector_lock:
