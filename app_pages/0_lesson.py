@@ -13,7 +13,7 @@ titles = tuple(slide.title for slide in lesson.SLIDES)
 title, switch = st.columns([7, 2.6], vertical_alignment="center")
 presenting = presentation_toggle(switch)
 # the objective's display clips what falls below it: a boxed double sum (the aggregation) needs more room under it
-st.markdown("<style>.st-key-objective .katex-display{padding-bottom:0.6em}</style>", unsafe_allow_html=True)
+st.markdown("<style>[class*='st-key-objective'] .katex-display{padding-bottom:0.6em}</style>", unsafe_allow_html=True)
 if not presenting:
     title.markdown("## The GRPO story, in nine slides")
 

@@ -7,6 +7,7 @@ from grpo_viz.toy_view import toy_stage_figure
 from grpo_viz.config import TOY_STATE, TOY_WORDS
 from grpo_viz.policies.toy import ToyPolicy
 from grpo_viz.predict import PREDICTING_STAGES, prediction
+from grpo_viz.stages import GRPO_STAGES
 from grpo_viz.stepper import STAGES, StepRun
 from grpo_viz.tasks import word_reward
 from grpo_viz.ui import (
@@ -26,6 +27,7 @@ from grpo_viz.ui import (
     stage_cursor,
     tour_card,
 )
+from grpo_viz.ui.stepping import stage_tabs
 
 GLOSSARY = "\n".join(f"- **{symbol}**: {meaning}" for symbol, meaning in explain.SYMBOLS.items())
 
@@ -55,6 +57,7 @@ else:
     help="At Advantages, Clip and Update a question comes before the numbers: answer it, then Next reveals the "
          "answer and scores it. Presenting, it is a question to the room, answered by the next key press.")
 settings_notices(settings)
+predicting = bool(st.session_state.get("predict"))
 
 
 def show_more_updates() -> None:
@@ -80,11 +83,95 @@ def hold_for_prediction() -> bool:
     return True
 
 
-@st.fragment(run_every=autoplay_seconds)
+def stage_view(stage: int, trace, toy) -> None:
+    """One stage: its objective, chart and card (its question first, with Predict first), and its tour and table."""
+    record = GRPO_STAGES[stage]
+    name = record.name
+    with st.container(key=f"objective_{stage}"):  # its size follows the page's width (ui.compact_page)
+        st.latex(explain.objective_latex(stage))
+    # presenting: a narrower chart, and the card's equations beside its text, so a stage fits one screen
+    left, right = st.columns([2, 3] if presenting else [5, 4], gap="medium")
+
+    step_index = trace.mu - 1
+    stepped = trace.mu > 1 and record.per_inner_step
+    if stepped:
+        step_index = (left if presenting else right).slider(
+            "Inner update shown (of μ)", 1, trace.mu, trace.mu, key=f"inner_step_{stage}", on_change=same_inner_step,
+            args=(stage,), help="μ gradient steps are taken on this one group; step 1 always has w = 1.",
+        ) - 1
+
+    question = (prediction(name, trace, step_index, TOY_WORDS, toy.probs_old, toy.probs_after)
+                if predicting and name in PREDICTING_STAGES else None)
+    answers = st.session_state.setdefault("answers", {})
+    if question is not None and question_key(stage) not in answers:
+        st.session_state.open_question = (question_key(stage), question)
+        with st.container(border=True, key="card_predict"):
+            st.markdown(f"#### {stage + 1}. {name}: predict first")
+            st.pills(question.question, question.options, selection_mode="multi" if question.multiple else "single",
+                     key=f"guess_{'_'.join(map(str, question_key(stage)))}")
+            st.caption("A question to the room: the next key press reveals the answer." if presenting else
+                       "Choose, then press **Next** (→) to reveal the answer and your score.")
+        return
+    if predicting:
+        st.session_state.open_question = None
+
+    fig = toy_stage_figure(trace, toy, stage, step_index, TOY_WORDS, TOY_STATE)
+    trajectory = name == "Update" and trace.mu > 1
+    if presenting:  # less the inner-step slider above it; half each when the trajectory shares the column
+        fig.update_layout(height=(PRESENT_CHART_PX - (75 if stepped else 0)) // (2 if trajectory else 1))
+
+    with left:
+        st.plotly_chart(fig, key=f"stage_chart_{stage}")
+        if trajectory:
+            trajectory_fig = charts.trajectory_chart(TOY_WORDS, [p.tolist() for p in toy.probs_per_step],
+                                                     toy.probs_ref.tolist())
+            if presenting:
+                trajectory_fig.update_layout(height=PRESENT_CHART_PX // 2)
+            st.plotly_chart(trajectory_fig, key=f"trajectory_chart_{stage}")
+    with right, st.container(border=True, key=f"card_stage_{stage}"):
+        st.markdown(f"#### {stage + 1}. {name}")
+        if question is not None:
+            right_answer, sentence = answers[question_key(stage)]
+            scored = [r for r in answers.values() if r[0] is not None]
+            tally = f" Your predictions: {sum(r for r, _ in scored)} of {len(scored)} right." if scored else ""
+            st.markdown(("✅ " if right_answer else "❌ " if right_answer is False else "") + sentence + tally)
+        equations, words = st.columns([5, 4]) if presenting else (st.container(), st.container())
+        with equations:
+            latex_lines(explain.stage_latex(stage, trace, step_index, toy))
+        with words:
+            st.markdown(explain.stage_text(stage, trace, step_index, toy))
+            if explain.empty_until_more_updates(stage, trace, step_index) and st.button(
+                    explain.SHOW_MU_LABEL, key=f"show_mu_{stage}", on_click=show_more_updates,
+                    help="Sets μ in the sidebar: the second update on this same group moves the ratios, the clip and "
+                         "the KL."):
+                st.rerun()  # μ is drawn in the sidebar, outside this fragment: the whole page takes the new value
+            if trace.all_rewards_equal and stage >= STAGES.index("Advantages"):
+                st.warning("All rewards in this group are equal (σ = 0): every advantage is 0, so this group gives no "
+                           "policy gradient. Only the KL term can move the policy.", icon="⚖️")
+    if presenting:
+        return
+    tour_card(explain.TOUR[name])
+    table = explain.sample_columns(trace, step_index, stage, toy.probs_after if name == "Update" else None)
+    # Plain Markdown, scrolling past ~12 rows: lighter per click than an interactive grid.
+    with st.container(height=min(trace.group.batch_size, 12) * 28 + 48, border=False, key=f"sample_table_{stage}"):
+        st.markdown(explain.table_markdown(table))
+
+
+def same_inner_step(stage: int) -> None:
+    """The inner-step sliders of the stages that have one move together, as one slider did."""
+    value = st.session_state[f"inner_step_{stage}"]
+    for k, record in enumerate(GRPO_STAGES):
+        if record.per_inner_step:
+            st.session_state[f"inner_step_{k}"] = value
+
+
+@st.fragment(run_every=autoplay_seconds if predicting else None)
 def step_through() -> None:
-    """Everything a Next click changes: rerun alone, so stepping does not redraw the sidebar."""
+    """Everything a stage changes: every stage of this group, one tab each, stepped in the browser (with Predict
+    first, one stage at a time: Next waits for the server to score the guess). Reruns alone, so New group does not
+    redraw the sidebar."""
     chart_style(presenting)  # a fragment's rerun is a new thread: its charts' text sizes are set here
-    if autoplay_due(autoplay_seconds):
+    if predicting and autoplay_due(autoplay_seconds):
         st.session_state.stage = (st.session_state.stage + 1) % len(STAGES)
         if st.session_state.stage == 0:
             run.advance()
@@ -98,84 +185,22 @@ def step_through() -> None:
     trace = run.trace(settings, reward_fn)
     toy = explain.toy_numbers(trace, policy)
 
-    stage = stage_cursor(
-        STAGES, key="stage", on_new_group=run.new_group, on_reset=run.reset, hold_next=hold_for_prediction,
-        last_actions=(("Next iteration ▶", run.advance, "Keep the updated policy and sample a new group from it (→ key)"),),
-    )
+    cursor = dict(key="stage", on_new_group=run.new_group, on_reset=run.reset, last_actions=(
+        ("Next iteration ▶", run.advance, "Keep the updated policy and sample a new group from it (→ key)"),))
+    if predicting:
+        stage_view(stage_cursor(STAGES, hold_next=hold_for_prediction, **cursor), trace, toy)
+    else:
+        views, _ = stage_tabs(STAGES, autoplay_seconds=autoplay_seconds, **cursor)
+        for stage, view in enumerate(views):
+            if view is not None:
+                with view:
+                    stage_view(stage, trace, toy)
     st.query_params["iteration"] = str(run.iteration + 1)
     st.query_params["draw"] = str(run.draw + 1)
-    name = STAGES[stage]
-    with st.container(key="objective"):  # its size follows the page's width (ui.compact_page)
-        st.latex(explain.objective_latex(stage))
-    # presenting: a narrower chart, and the card's equations beside its text, so a stage fits one screen
-    left, right = st.columns([2, 3] if presenting else [5, 4], gap="medium")
-
-    step_index = trace.mu - 1
-    if trace.mu > 1 and name in ("Ratios", "Clip", "KL", "Loss & gradient"):
-        step_index = (left if presenting else right).slider(
-            "Inner update shown (of μ)", 1, trace.mu, trace.mu, key="inner_step",
-            help="μ gradient steps are taken on this one group; step 1 always has w = 1.",
-        ) - 1
-
-    question = (prediction(name, trace, step_index, TOY_WORDS, toy.probs_old, toy.probs_after)
-                if st.session_state.get("predict") and name in PREDICTING_STAGES else None)
-    answers = st.session_state.setdefault("answers", {})
-    if question is not None and question_key(stage) not in answers:
-        st.session_state.open_question = (question_key(stage), question)
-        with st.container(border=True, key="card_predict"):
-            st.markdown(f"#### {stage + 1}. {name}: predict first")
-            st.pills(question.question, question.options, selection_mode="multi" if question.multiple else "single",
-                     key=f"guess_{'_'.join(map(str, question_key(stage)))}")
-            st.caption("A question to the room: the next key press reveals the answer." if presenting else
-                       "Choose, then press **Next** (→) to reveal the answer and your score.")
-        return
-    st.session_state.open_question = None
-
-    fig = toy_stage_figure(trace, toy, stage, step_index, TOY_WORDS, TOY_STATE)
-    trajectory = name == "Update" and trace.mu > 1
-    if presenting:  # less the inner-step slider above it; half each when the trajectory shares the column
-        slider_px = 75 if trace.mu > 1 and name in ("Ratios", "Clip", "KL", "Loss & gradient") else 0
-        fig.update_layout(height=(PRESENT_CHART_PX - slider_px) // (2 if trajectory else 1))
-
-    with left:
-        st.plotly_chart(fig, key="stage_chart")
-        if trajectory:
-            trajectory_fig = charts.trajectory_chart(TOY_WORDS, [p.tolist() for p in toy.probs_per_step],
-                                                     toy.probs_ref.tolist())
-            if presenting:
-                trajectory_fig.update_layout(height=PRESENT_CHART_PX // 2)
-            st.plotly_chart(trajectory_fig, key="trajectory_chart")
-    with right, st.container(border=True, key="card_stage"):
-        st.markdown(f"#### {stage + 1}. {name}")
-        if question is not None:
-            right_answer, sentence = answers[question_key(stage)]
-            scored = [r for r in answers.values() if r[0] is not None]
-            tally = f" Your predictions: {sum(r for r, _ in scored)} of {len(scored)} right." if scored else ""
-            st.markdown(("✅ " if right_answer else "❌ " if right_answer is False else "") + sentence + tally)
-        equations, words = st.columns([5, 4]) if presenting else (st.container(), st.container())
-        with equations:
-            latex_lines(explain.stage_latex(stage, trace, step_index, toy))
-        with words:
-            st.markdown(explain.stage_text(stage, trace, step_index, toy))
-            if explain.empty_until_more_updates(stage, trace, step_index) and st.button(
-                    explain.SHOW_MU_LABEL, key="show_mu", on_click=show_more_updates,
-                    help="Sets μ in the sidebar: the second update on this same group moves the ratios, the clip and "
-                         "the KL."):
-                st.rerun()  # μ is drawn in the sidebar, outside this fragment: the whole page takes the new value
-            if trace.all_rewards_equal and stage >= STAGES.index("Advantages"):
-                st.warning("All rewards in this group are equal (σ = 0): every advantage is 0, so this group gives no "
-                           "policy gradient. Only the KL term can move the policy.", icon="⚖️")
     if presenting:
         return
-
-    tour_card(explain.TOUR[name])
     with st.expander("What every symbol means"):
         st.markdown(GLOSSARY)
-
-    table = explain.sample_columns(trace, step_index, stage, toy.probs_after if name == "Update" else None)
-    # Plain Markdown, scrolling past ~12 rows: lighter per click than an interactive grid.
-    with st.container(height=min(trace.group.batch_size, 12) * 28 + 48, border=False, key="sample_table"):
-        st.markdown(explain.table_markdown(table))
     export_row(
         [("⬇ This iteration (CSV)", deferred(export.trace_csv, trace), "grpo_iteration.csv", True),
          ("⬇ Iteration history (CSV)", deferred(export.history_csv, run, "history"), "grpo_history.csv",

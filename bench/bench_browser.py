@@ -1,9 +1,9 @@
 """Real Chromium against `streamlit run`: grpo-viz beside a bare one-button-one-chart app, in the same run.
 
-    python bench/bench_browser.py [--clicks 31]
+    python bench/bench_browser.py [--clicks 31] [--pages step_through ppo_vs_grpo language_model lesson]
 
-(b) Next click until every chart on the page has new data, median of --clicks clicks, app and bare clicks
-alternating so that both see the same machine load;
+(b) on each stepping page, a Next click until the visible charts hold the next stage's data and are drawn at their
+shown size, median of --clicks clicks, app and bare clicks alternating so that both see the same machine load;
 (c) cold start: a fresh browser context opening the page until its first chart is drawn, median of 5.
 Each prints a line `browser_<what> app_ms=<x> bare_ms=<y> ratio=<x/y>`.
 """
@@ -31,24 +31,35 @@ if st.button("Next"):
     st.session_state.n += 1
 st.plotly_chart(go.Figure(go.Bar(x=["a", "b", "c"], y=[st.session_state.n, 1, 2])))
 '''
-CHARTS_JS = "() => Array.from(document.querySelectorAll('.js-plotly-plot')).map(d => JSON.stringify(d.data)).join('|')"
+# the charts a user sees (a hidden tab's are on the page too), and whether each is drawn at the size it is shown
+SHOWN_PLOTS = ("Array.from(document.querySelectorAll('.js-plotly-plot'))"
+               ".filter(d => d.checkVisibility({visibilityProperty: true}))")
+CHARTS_JS = f"() => {SHOWN_PLOTS}.map(d => JSON.stringify(d.data)).join('|')"
+SHOWN_JS = (f"() => {SHOWN_PLOTS}.every(d => d.querySelector('.main-svg') && d._fullLayout"
+            " && Math.abs(d._fullLayout.width - d.getBoundingClientRect().width) < 3)")
+# each stepping page and its URL, from stage (or slide) 1
+PAGES = {"step_through": "/step_through?stage=1", "ppo_vs_grpo": "/ppo_vs_grpo?stage=1",
+         "language_model": "/language_model?stage=1", "lesson": "/?slide=1"}
 
 
 def one_click_ms(page, button: str = "Next") -> float:
-    """Click ``button`` and wait until every chart on the page holds new data and is drawn."""
+    """Click ``button`` and wait until every chart shown holds new data and is drawn at its shown size."""
     page.wait_for_function(DRAWN_JS)
     before = page.evaluate(CHARTS_JS)
     t0 = time.perf_counter()
     page.get_by_role("button", name=button).first.click()
-    page.wait_for_function(f"() => ({CHARTS_JS})() !== {before!r} && ({DRAWN_JS})()", timeout=30_000)
+    page.wait_for_function(f"() => ({CHARTS_JS})() !== {before!r} && ({DRAWN_JS})() && ({SHOWN_JS})()",
+                           timeout=30_000)
     return (time.perf_counter() - t0) * 1000
 
 
 def stay_before_last_stage(page, k: int) -> None:
-    """Stages 1..8 have a Next button: after 7 clicks go back to stage 1 (not timed)."""
+    """Stages 1..8 have a Next button: after 7 clicks go back to stage 1 (not timed), by the stage bar (tabs, or
+    the segmented control of a page that asks the server)."""
     if k and k % 7 == 0:
-        page.get_by_text("1. Sample group", exact=True).first.click()
-        page.wait_for_timeout(500)
+        tabs = page.locator("[role=tab]")
+        (tabs if tabs.count() else page.locator('[data-testid="stButtonGroup"] button')).first.click()
+        page.wait_for_timeout(1000)
 
 
 def interleaved_click_ms(app_page, bare_page, clicks: int) -> tuple[float, float]:
@@ -96,21 +107,28 @@ def bare_and_app() -> Iterator[tuple[object, str, str]]:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--clicks", type=int, default=31)
-    parser.add_argument("--query", default="stage=1", help="URL parameters for the app's page, e.g. present=1")
+    parser.add_argument("--pages", nargs="+", default=list(PAGES), choices=list(PAGES))
+    parser.add_argument("--query", default="", help="more URL parameters for the app's pages, e.g. present=1")
     args = parser.parse_args()
-    results = {}
+    lines = []
     with bare_and_app() as (browser, bare_url, app_url):
-        pages = {}
-        for name, url in (("bare", bare_url), ("app", app_url)):
-            cold_ms(browser, url, runs=1)  # warm the server's imports and caches
-            results[f"{name}_cold"] = cold_ms(browser, url)
-            pages[name] = browser.new_page(viewport={"width": 1440, "height": 900})
-            pages[name].goto(url + (f"/step_through?{args.query}" if name == "app" else ""))
-            pages[name].wait_for_function(DRAWN_JS, timeout=60_000)
-        results["app_click"], results["bare_click"] = interleaved_click_ms(pages["app"], pages["bare"], args.clicks)
-    for what in ("click", "cold"):
-        app, bare = results[f"app_{what}"], results[f"bare_{what}"]
-        print(f"browser_{what} app_ms={app:.0f} bare_ms={bare:.0f} ratio={app / bare:.2f}")
+        bare = browser.new_page(viewport={"width": 1440, "height": 900})
+        bare.goto(bare_url)
+        bare.wait_for_function(DRAWN_JS, timeout=60_000)
+        cold_ms(browser, app_url, runs=1)  # warm the server's imports and caches
+        for name in args.pages:
+            url = app_url + PAGES[name] + (f"&{args.query}" if args.query else "")
+            cold_ms(browser, url, runs=1)  # this page's own imports and caches
+            app_cold, bare_cold = cold_ms(browser, url), cold_ms(browser, bare_url)
+            page = browser.new_page(viewport={"width": 1440, "height": 900})
+            page.goto(url)
+            page.wait_for_function(DRAWN_JS, timeout=60_000)
+            page.wait_for_timeout(1000)
+            app_click, bare_click = interleaved_click_ms(page, bare, args.clicks)
+            page.close()
+            for what, app, base in (("click", app_click, bare_click), ("cold", app_cold, bare_cold)):
+                lines.append(f"browser_{what} page={name} app_ms={app:.0f} bare_ms={base:.0f} ratio={app / base:.2f}")
+                print(lines[-1], flush=True)
 
 
 if __name__ == "__main__":

@@ -62,6 +62,7 @@ class Stage:
     lm_try_this: Callable[[Task], str] | None = None  # the try-this when the model's task ignores the word rewards
     objective_below: str | None = None  # a boxed equation on its own line under the objective
     empty_with_one_update: Callable[[IterationTrace, int], bool] | None = None  # nothing to show at mu = 1
+    per_inner_step: bool = False  # its numbers differ between the mu inner updates: the page offers a step slider
 
     @property
     def tour(self) -> tuple[str, str, str]:
@@ -741,6 +742,7 @@ GRPO_STAGES: tuple[Stage, ...] = (
     ),
     Stage(
         name="Ratios",
+        per_inner_step=True,
         short="Ratios",
         terms=("ratio",),
         chart=_ratios_chart,
@@ -763,6 +765,7 @@ GRPO_STAGES: tuple[Stage, ...] = (
     ),
     Stage(
         name="Clip",
+        per_inner_step=True,
         short="Clip",
         terms=("clip", "min"),
         chart=_clip_chart,
@@ -785,6 +788,7 @@ GRPO_STAGES: tuple[Stage, ...] = (
     ),
     Stage(
         name="KL",
+        per_inner_step=True,
         short="KL",
         terms=("kl",),
         chart=_kl_chart,
@@ -810,6 +814,7 @@ GRPO_STAGES: tuple[Stage, ...] = (
     ),
     Stage(
         name="Loss & gradient",
+        per_inner_step=True,
         short="Gradient",
         terms=("aggregate",),
         chart=_loss_chart,

@@ -17,12 +17,17 @@ def compact_page() -> None:
         # and smaller still in a narrow card (cqw: % of the card's width), as the objective in a narrow main area;
         # never below 12 px: on a phone the formula scrolls sideways rather than shrinking out of reach
         ".st-key-presenter_keys{display:none}"  # the presenter keys' mount: script only
-        "[class*='st-key-card_'],.st-key-objective{container-type:inline-size}"
+        # a stepping page's stages (ui.stage_tabs) are stacked in one container: the hidden ones are clipped
+        "[class*='st-key-'][class*='_views']{position:relative;overflow:clip}"
+        # its tab bar's tabs hold nothing (their panel would leave a gap), and its style rule takes no row
+        "[class*='st-key-'][class*='_tabs'] [data-testid='stTabPanel']{display:none}"
+        "[data-testid='stElementContainer']:has(style[data-stages]){display:none}"
+        "[class*='st-key-card_'],[class*='st-key-objective']{container-type:inline-size}"
         "[class*='st-key-card_'] .katex{font-size:clamp(12px,4.4cqw,1.0em)}"
-        ".st-key-objective .katex{font-size:clamp(12px,2.05cqw,1.21em)}"
+        "[class*='st-key-objective'] .katex{font-size:clamp(12px,2.05cqw,1.21em)}"
         # the step-through's Markdown table: one line per sample, compact, scrolling sideways if it must
-        ".st-key-sample_table table{font-size:0.85rem;display:block;overflow-x:auto}"
-        ".st-key-sample_table th,.st-key-sample_table td{white-space:nowrap;padding:0.2rem 0.5rem}</style>",
+        "[class*='st-key-sample_table'] table{font-size:0.85rem;display:block;overflow-x:auto}"
+        "[class*='st-key-sample_table'] :is(th,td){white-space:nowrap;padding:0.2rem 0.5rem}</style>",
         unsafe_allow_html=True,
     )
 
@@ -46,8 +51,8 @@ PRESENTATION_CSS = (
     "[data-testid='stButtonGroup'] button{padding-left:0.5rem;padding-right:0.5rem}"
     ".stMainBlockContainer h4{padding:0.1rem 0 0.2rem 0;font-size:1.3rem}"
     ".stMainBlockContainer h5{padding:0;font-size:1.1rem}"
-    ".st-key-objective .katex-display{margin:0;padding:0.2em 0 0.35em 0}"
-    ".st-key-objective .katex{font-size:clamp(12px,1.9cqw,1.1em)}"
+    "[class*='st-key-objective'] .katex-display{margin:0;padding:0.2em 0 0.35em 0}"
+    "[class*='st-key-objective'] .katex{font-size:clamp(12px,1.9cqw,1.1em)}"
     "[class*='st-key-card_'] .katex-display{margin:0.15em 0;padding:0.2em 0}"
     "[class*='st-key-card_'] .katex{font-size:1em}"
     # a card's equations beside its text: as large as the column lets them be (their widest line is ~21 em), never

@@ -63,8 +63,19 @@ def test_presentation_link_reads_like_the_other_switches():
     assert any("`present=yes please` is not 1 or 0" in w.value for w in at.warning)
 
 
-def test_autoplay_advances_a_stage_per_tick():
+def test_autoplay_steps_in_the_browser():
+    """Stages are stepped in the browser: autoplay is the presenter keys' timer, at the chosen speed."""
+    import json
+
     at = new_app(present="1")
+    assert json.loads(at.get("bidi_component")[0].proto.json)["autoplay"] == 0
+    at.toggle(key="autoplay").set_value(True).run()
+    assert json.loads(at.get("bidi_component")[0].proto.json)["autoplay"] == 3.0
+
+
+def test_autoplay_advances_a_stage_per_tick_while_predicting():
+    """With Predict first the server holds the stage (a question waits for its answer): a tick is a rerun."""
+    at = new_app(present="1", predict="true")
     at.toggle(key="autoplay").set_value(True).run()
     assert at.session_state["stage"] == 0
     at.session_state["autoplay_last"] = 0.0  # the last tick was long ago

@@ -17,8 +17,12 @@ PAGES = {
 }
 SIZES = [(1280, 720), (1024, 768)]
 
+# the stage bar: tabs where the browser steps the stages (ui.stage_tabs), else a segmented control
+TABBED = {"step_through"}
+STAGE_BAR = {True: "[role=tab]", False: '[data-testid="stButtonGroup"] button'}
+
 # What scrolls in Streamlit is its main section, not the document: both must fit the window, and every element
-# drawn in the main block (a hidden tab's are not drawn) must lie inside it.
+# shown in the main block (a hidden tab's or stage's are not) must lie inside it.
 FIT_JS = """() => {
   const main = document.querySelector('[data-testid="stMain"]');
   const outside = [];
@@ -31,7 +35,8 @@ FIT_JS = """() => {
   });
   // KaTeX that scrolls (compact_page hides its vertical overflow) is cut; 2 px is KaTeX's own overhang
   const cut = Array.from(document.querySelectorAll('.katex-display'))
-    .filter(k => k.checkVisibility() && (k.scrollWidth > k.clientWidth + 3 || k.scrollHeight > k.clientHeight + 3))
+    .filter(k => k.checkVisibility({visibilityProperty: true})
+                 && (k.scrollWidth > k.clientWidth + 3 || k.scrollHeight > k.clientHeight + 3))
     .map(k => (k.closest('[class*="st-key-"]') || k).className.match(/st-key-\\S+/)
               + ` ${k.scrollWidth}>${k.clientWidth}`);
   return {doc: document.scrollingElement.scrollHeight, main: main.scrollHeight, height: innerHeight,
@@ -44,7 +49,8 @@ SMALLEST_TEXT_JS = """() => {
                                            NodeFilter.SHOW_TEXT);
   for (let node = walker.nextNode(); node; node = walker.nextNode()) {
     const el = node.parentElement;
-    if (!node.textContent.trim() || el.closest('svg, .katex, .js-plotly-plot') || !el.checkVisibility()) continue;
+    if (!node.textContent.trim() || el.closest('svg, .katex, .js-plotly-plot')
+        || !el.checkVisibility({visibilityProperty: true})) continue;
     const px = parseFloat(getComputedStyle(el).fontSize);
     if (px < smallest) { smallest = px; where = node.textContent.trim().slice(0, 30); }
   }
@@ -165,8 +171,11 @@ def walk_every_stage(page, name, size):
         if k < 8:
             page.keyboard.press("PageDown")
     assert min(px for px, _ in smallest) >= 18, smallest
-    assert page.evaluate("() => document.querySelectorAll('[data-testid=\"stButtonGroup\"] button').length") == 8
-    rows = page.evaluate("() => new Set(Array.from(document.querySelectorAll('[data-testid=\"stButtonGroup\"] "
-                         "button')).map(b => Math.round(b.getBoundingClientRect().top))).size")
+    bar = STAGE_BAR[name in TABBED]
+    assert page.locator(bar).count() == 8
+    rows = page.evaluate(f"() => new Set(Array.from(document.querySelectorAll({bar!r}))"
+                         ".map(b => Math.round(b.getBoundingClientRect().top))).size")
     assert rows == 1  # the stage bar is one row
-    page.locator('[data-testid="stButtonGroup"] button').first.click()  # back to stage 1 for the next size
+    assert page.evaluate(f"() => Array.from(document.querySelectorAll({bar!r}))"
+                         ".every(b => b.getBoundingClientRect().right <= innerWidth)")  # none scrolled out of sight
+    page.locator(bar).first.click()  # back to stage 1 for the next size

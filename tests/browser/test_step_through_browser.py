@@ -8,7 +8,9 @@ from .conftest import DRAWN_JS, SCREENSHOTS, SETTLED_JS
 
 pytestmark = pytest.mark.browser
 
-CHART_DATA_JS = "() => Array.from(document.querySelectorAll('.js-plotly-plot')).map(d => JSON.stringify(d.data))"
+# the charts shown: every stage of the group is on the page, the others hidden (ui.stage_tabs)
+CHART_DATA_JS = ("() => Array.from(document.querySelectorAll('.js-plotly-plot'))"
+                 ".filter(d => d.checkVisibility({visibilityProperty: true})).map(d => JSON.stringify(d.data))")
 
 
 def wait_for_stage(page, k):
