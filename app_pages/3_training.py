@@ -13,8 +13,8 @@ from grpo_viz.training import (ALGORITHMS, COMPARE_KNOBS, COMPARE_LABELS, DEFAUL
                                LM_EVAL_SAMPLES, LM_MAX_ITERATIONS, MAX_ITERATIONS, PROXY_BONUS, REPRODUCE_REL,
                                Experiment, LMWorker, RecordedRun, recorded_runs, reproduction,
                                hacking_outcomes, hacking_run, hacking_sweep, proxy_rewards, run_specs, start_probs)
-from grpo_viz.ui import (LM_POLL_S, STEP_BUTTON_PX, PlayTimer, compact_page, deferred, export_row, lm_sidebar,
-                         load_chosen_model, ppo_sidebar, rerun_if_worker_switched, restart_lm_training,
+from grpo_viz.ui import (STEP_BUTTON_PX, PlayTimer, compact_page, deferred, export_row, lm_sidebar,
+                         load_chosen_model, poll_seconds, ppo_sidebar, rerun_if_worker_switched, restart_lm_training,
                          session_lm_worker, session_replay_worker, settings_notices, settings_sidebar,
                          start_lm_worker, start_reproduction, stop_lm_worker, tour_card, train_to,
                          warn_bad_query_params)
@@ -265,10 +265,10 @@ def lm_section() -> None:
     recordings = cached_recorded_runs(lm_choice["kind"], lm_choice["task"]) if task.arithmetic else []
     recording = recordings[0] if recordings else None
     replay = session_replay_worker(recording) if recording else None
-    running = worker.running or (replay is not None and replay.running)
     # the fragment polls the workers' snapshots while one runs; its timer is set here, when the page runs in full
-    st.fragment(lm_live, run_every=LM_POLL_S if running else None)(
-        worker, loaded, task, int(n_iterations), recording, polling=running)
+    run_every = poll_seconds(worker, replay)
+    st.fragment(lm_live, run_every=run_every)(worker, loaded, task, int(n_iterations), recording,
+                                              polling=run_every is not None)
 
 
 @st.cache_data(show_spinner=False, ttl=600)
@@ -284,12 +284,15 @@ def recorded_section(loaded, recording: RecordedRun, task, live_iteration: int) 
     box = st.container(border=True)
     box.markdown(f"**📼 Recorded run, not live:** {recording.model_name} on “{task.title}”, {recording.iterations} "
                  f"iterations, accuracy **{recording.accuracy[0][1]:.0%} → {recording.accuracy[-1][1]:.0%}**")
+    if rec.get("partial"):
+        box.caption(f"Stopped early: the recording holds the first {recording.iterations} iterations.")
     box.caption(
         f"Recorded by `scripts/record_run.py` on {rec.get('date', '?')} (commit {rec.get('commit') or '?'}, torch "
         f"{rec.get('torch', '?')}, {rec.get('threads', '?')} threads"
         + (f", {per_it:.2f} s an iteration" if per_it else "") + f") with its own settings: "
         f"{recording.prompts_per_iteration} prompts × G = {s.group_size}, ≤ {s.max_new_tokens} new tokens, "
         f"lr {s.lm_lr:g}, β = {s.beta:g}, μ = {s.mu}, seed {s.seed}; accuracy on {recording.eval_problems} "
+        + ("held-out " if recording.held_out else "") +
         f"problems × {recording.eval_samples} samples every {recording.eval_every} iterations."
         + (" Your live run is below." if live_iteration else ""))
     cols = recording.columns
@@ -411,8 +414,8 @@ if lm_tab.open:
             "`scripts/measure_lm_grpo.py` measures it): each iteration samples G completions for each of a few "
             "prompts, scores them, and takes μ updates. The sidebar's shared settings apply, with the LM's own "
             "learning rate and completion length. A run trains in the background: the charts and the latest "
-            "completions update while it runs, and the other pages stay usable. Accuracy is the task's true reward on a fixed set of "
-            f"{LM_EVAL_PROBLEMS} problems × {LM_EVAL_SAMPLES} samples (T = 1), in place of the toy's word "
-            "probabilities. Changing a setting starts again."
+            "completions update while it runs, and the other pages stay usable. Accuracy is the task's true reward on "
+            f"a fixed set of {LM_EVAL_PROBLEMS} sums held out of training × {LM_EVAL_SAMPLES} samples (T = 1), in "
+            "place of the toy's word probabilities. Changing a setting starts again."
         )
         lm_section()

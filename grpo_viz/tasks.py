@@ -49,6 +49,8 @@ def word_reward(words: Sequence[str], rewards: Sequence[float]) -> WordReward:
 
 import re  # noqa: E402
 
+ALL_PAIRS = tuple((a, b) for a in range(10) for b in range(10))  # every single-digit sum a + b
+
 SUM_IN_PROMPT = re.compile(r"(\d+)\s*\+\s*(\d+)")
 ANSWER_TAG = re.compile(r"<answer>\s*(-?\d+)\s*</answer>")
 NUMBER = re.compile(r"-?\d+")
@@ -159,11 +161,28 @@ class Task:
             return f"What is {a}+{b}? Put only the final number inside <answer></answer>."
         return f"What is {a}+{b}? Answer with just the number."
 
-    def prompts(self, seed: int, iteration: int, draw: int = 0, n: int = 1, chat: bool = False) -> list[str]:
-        """n prompts for (seed, iteration, draw): the same numbers every time, so a URL reproduces the screen."""
+    def prompts(self, seed: int, iteration: int, draw: int = 0, n: int = 1, chat: bool = False,
+                held_out: Sequence[tuple[int, int]] = ()) -> list[str]:
+        """n prompts for (seed, iteration, draw): the same numbers every time, so a URL reproduces the screen.
+        Sums in ``held_out`` (an evaluation set, see ``evaluation_pairs``) are never drawn."""
         gen = torch.Generator().manual_seed((int(seed) * 1_000_003 + iteration * 7919 + draw) % 2**62)
-        pairs = torch.randint(0, 10, (n, 2), generator=gen).tolist()
-        return [self.prompt(a, b, chat) for a, b in pairs]
+        if not held_out:
+            pairs = torch.randint(0, 10, (n, 2), generator=gen).tolist()
+            return [self.prompt(a, b, chat) for a, b in pairs]
+        excluded = {tuple(p) for p in held_out}
+        allowed = [p for p in ALL_PAIRS if p not in excluded]
+        if not allowed:
+            raise ValueError("Every sum is held out for evaluation: hold out fewer problems.")
+        picks = torch.randint(0, len(allowed), (n,), generator=gen).tolist()
+        return [self.prompt(*allowed[i], chat) for i in picks]
+
+    @staticmethod
+    def evaluation_pairs(problems: int, seed: int = 0) -> list[tuple[int, int]]:
+        """The first ``problems`` sums (a, b) of a fixed shuffle of all 100: what ``accuracy`` evaluates on."""
+        if problems >= len(ALL_PAIRS):
+            return list(ALL_PAIRS)
+        order = torch.randperm(len(ALL_PAIRS), generator=torch.Generator().manual_seed(seed)).tolist()
+        return [ALL_PAIRS[i] for i in order[:problems]]
 
     def with_word_rewards(self, words, rewards) -> "Task":
         """The toy task with the reward per word the sidebar shows."""
@@ -175,10 +194,7 @@ class Task:
     def accuracy(self, policy, samples: int = 8, seed: int = 0, problems: int = 100, temperature: float = 1.0,
                  chat: bool = False) -> float:
         """Mean true reward over ``samples`` completions of each of the first ``problems`` sums (sampled at T)."""
-        pairs = [(a, b) for a in range(10) for b in range(10)]
-        if problems < len(pairs):
-            order = torch.randperm(len(pairs), generator=torch.Generator().manual_seed(seed)).tolist()
-            pairs = [pairs[i] for i in order[:problems]]
+        pairs = self.evaluation_pairs(problems, seed)
         prompts = [self.prompt(a, b, chat) for a, b in pairs]
         gen = torch.Generator().manual_seed(seed)
         group = policy.sample_group(prompts, samples, gen, temperature)

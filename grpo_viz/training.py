@@ -407,7 +407,8 @@ __all__ = [
     "iterations_to_reach", "proxy_rewards", "proxy_spread", "reward_hacking_specs", "run_specs", "start_probs",
     "train", "with_knob",
     "LMTraining", "LM_DEFAULT_ITERATIONS", "LM_MAX_ITERATIONS", "LMSnapshot", "LMWorker", "LMWorkerSlot",
-    "stop_all_workers", "RECORD_FORMAT", "RUNS_DIR", "RecordedRun", "record_run", "recorded_runs", "reproduction",
+    "stop_all_workers", "RECORD_FORMAT", "RUNS_DIR", "RecordedRun", "record_run", "recorded_runs", "recording",
+    "reproduction",
 ]
 
 
@@ -421,8 +422,8 @@ __all__ = [
 
 LM_MAX_ITERATIONS = 200  # a session's LM run never grows past this
 LM_DEFAULT_ITERATIONS = 40
-LM_EVAL_PROBLEMS = 20  # a small fixed evaluation set: 20 problems x 4 samples costs ~0.2 s on the built-in model
-LM_EVAL_SAMPLES = 4
+LM_EVAL_PROBLEMS = 40  # a fixed evaluation set held out of training: 40 sums x 2 samples
+LM_EVAL_SAMPLES = 2
 LM_EVAL_SEED = 12345  # the same problems and sampling stream at every evaluation
 LM_COMPLETIONS_KEPT = 16  # the latest iteration's completions a snapshot carries (the page shows them)
 
@@ -443,12 +444,12 @@ class LMTraining:
     sampled groups, the true reward of the same completions, KL to pi_ref, loss, clip fractions);
     ``accuracy`` one (iteration, accuracy) pair per evaluation: at 0, every ``eval_every`` iterations,
     and wherever ``evaluate_now`` is called. Accuracy is the task's true reward on ``eval_problems`` fixed
-    problems x ``eval_samples`` samples (T = 1).
+    problems x ``eval_samples`` samples (T = 1); with ``held_out`` those problems are never trained on.
     """
 
     def __init__(self, policy, task, settings: Settings, chat: bool = False, prompts_per_iteration: int = 4,
                  eval_every: int = 5, max_iterations: int = LM_MAX_ITERATIONS, eval_problems: int = LM_EVAL_PROBLEMS,
-                 eval_samples: int = LM_EVAL_SAMPLES):
+                 eval_samples: int = LM_EVAL_SAMPLES, held_out: bool = False):
         if prompts_per_iteration < 1 or eval_every < 1 or eval_problems < 1 or eval_samples < 1:
             raise ValueError("Use at least one prompt per iteration, evaluate at least every iteration, and "
                              "evaluate on at least one problem and one sample.")
@@ -456,6 +457,9 @@ class LMTraining:
         self.task, self.settings, self.chat = task, settings, chat
         self.prompts_per_iteration, self.eval_every = int(prompts_per_iteration), int(eval_every)
         self.eval_problems, self.eval_samples = int(eval_problems), int(eval_samples)
+        self.held_out = bool(held_out)
+        self._held_out_pairs = (tuple(task.evaluation_pairs(self.eval_problems, LM_EVAL_SEED))
+                                if self.held_out and task.arithmetic else ())
         self.max_iterations = min(int(max_iterations), StepRun.MAX_HISTORY)
         self.true_rewards: list[float] = []
         self.iteration_seconds: list[float] = []  # wall time of each trained iteration (sampling + updates)
@@ -509,7 +513,8 @@ class LMTraining:
         if self.done:
             raise ValueError(f"This run has reached its limit of {self.max_iterations} iterations; reset it to go on.")
         start = time.perf_counter()
-        prompts = self.task.prompts(self.settings.seed, self.iteration, n=self.prompts_per_iteration, chat=self.chat)
+        prompts = self.task.prompts(self.settings.seed, self.iteration, n=self.prompts_per_iteration, chat=self.chat,
+                                    held_out=self._held_out_pairs)
         trace = self.run.trace(self.settings, self.task.reward, prompts)
         true = self.task.true_reward(trace.group) if self.task.is_hackable else trace.rewards
         self.run.advance()
@@ -590,7 +595,7 @@ class LMSnapshot:
 _RUNNING_WORKERS: "weakref.WeakSet[LMWorker]" = weakref.WeakSet()
 
 
-def stop_all_workers(timeout: float | None = 30.0) -> bool:
+def stop_all_workers(timeout: float | None = 5.0) -> bool:
     """Stop every worker of this process and wait for their threads; True when none is left. Registered at exit:
     a thread still inside torch while the interpreter finalizes aborts the process."""
     workers = list(_RUNNING_WORKERS)
@@ -769,6 +774,7 @@ class LMWorkerSlot:
 #    "model": "builtin" | "smollm2", "model_name": str, "task": a key of tasks.TASKS,
 #    "settings": every field of config.Settings (seed included), "prompts_per_iteration": int,
 #    "eval_every": int, "eval_problems": int, "eval_samples": int, "eval_seed": int,
+#    "held_out": bool (the evaluation's sums are never trained on),
 #    "columns": {"iteration": [1..n], "mean_reward", "true_reward", "kl", "loss", "clip_low", "clip_high",
 #                "seconds": [one number per iteration]},
 #    "accuracy": [[iteration, accuracy], ...],
@@ -804,6 +810,7 @@ class RecordedRun:
     completions: dict
     recorded: dict
     path: str = ""
+    held_out: bool = False
 
     @property
     def iterations(self) -> int:
@@ -818,7 +825,7 @@ class RecordedRun:
         """A fresh LMTraining of ``policy`` (a new copy of the recorded model) with the recording's settings."""
         return LMTraining(policy, task, self.settings, chat=chat, prompts_per_iteration=self.prompts_per_iteration,
                           eval_every=self.eval_every, max_iterations=max_iterations,
-                          eval_problems=self.eval_problems, eval_samples=self.eval_samples)
+                          eval_problems=self.eval_problems, eval_samples=self.eval_samples, held_out=self.held_out)
 
     @classmethod
     def from_dict(cls, data: dict, path: str = "") -> "RecordedRun":
@@ -831,7 +838,7 @@ class RecordedRun:
                    eval_samples=int(data["eval_samples"]), columns=data["columns"],
                    accuracy=tuple((int(i), float(a)) for i, a in data["accuracy"]),
                    completions={int(k): [Completion(*c) for c in v] for k, v in data.get("completions", {}).items()},
-                   recorded=data.get("recorded", {}), path=path)
+                   recorded=data.get("recorded", {}), path=path, held_out=bool(data.get("held_out", False)))
 
     @classmethod
     def load(cls, path) -> "RecordedRun":
@@ -852,33 +859,42 @@ def recorded_runs(model: str, task: str, folder: Path | str = RUNS_DIR) -> list[
     return sorted(found, key=lambda r: -r.iterations)
 
 
+def recording(lm: LMTraining, model: str, model_name: str, task_key: str, completions: Mapping | None = None,
+              recorded: Mapping | None = None) -> dict:
+    """``lm`` as it is now, as a recording (the format above); ``completions``: {iteration: [[prompt, completion,
+    reward], ...]} kept along the way."""
+    settings = {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(lm.settings).items()}
+    return {
+        "format": RECORD_FORMAT, "model": model, "model_name": model_name, "task": task_key, "settings": settings,
+        "prompts_per_iteration": lm.prompts_per_iteration, "eval_every": lm.eval_every,
+        "eval_problems": lm.eval_problems, "eval_samples": lm.eval_samples, "eval_seed": LM_EVAL_SEED,
+        "held_out": lm.held_out, "columns": lm.columns(), "accuracy": [[i, a] for i, a in lm.accuracy],
+        "completions": {str(k): v for k, v in (completions or {}).items()},
+        "recorded": {"torch": torch.__version__, "threads": torch.get_num_threads(), **dict(recorded or {})},
+    }
+
+
 def record_run(lm: LMTraining, iterations: int, model: str, model_name: str, task_key: str,
-               completions_at: Sequence[int] = (), on_iteration: Callable[[LMTraining], object] | None = None,
+               completions_at: Sequence[int] = (), on_iteration: Callable[[LMTraining, dict], object] | None = None,
                recorded: Mapping | None = None) -> dict:
     """Train ``lm`` ``iterations`` more (evaluating when due and at the end) and return the recording as a dict
-    (the format above), keeping the completions of the iterations in ``completions_at``."""
+    (the format above), keeping the completions of the iterations in ``completions_at``. ``on_iteration(lm,
+    kept completions)`` after each iteration can save what is recorded so far (``recording``)."""
     start = time.perf_counter()
-    kept: dict[str, list] = {}
+    kept: dict[int, list] = {}
     if not lm.accuracy:
         lm.evaluate_now()
     target = min(lm.iteration + int(iterations), lm.max_iterations)
     while lm.iteration < target:
         lm.train_one()
         if lm.iteration in completions_at:
-            kept[str(lm.iteration)] = [[c.prompt, c.text, c.reward] for c in lm.latest_completions]
+            kept[lm.iteration] = [[c.prompt, c.text, c.reward] for c in lm.latest_completions]
         if lm.evaluation_due or lm.iteration == target:
             lm.evaluate_now()
         if on_iteration is not None:
-            on_iteration(lm)
-    settings = {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(lm.settings).items()}
-    return {
-        "format": RECORD_FORMAT, "model": model, "model_name": model_name, "task": task_key, "settings": settings,
-        "prompts_per_iteration": lm.prompts_per_iteration, "eval_every": lm.eval_every,
-        "eval_problems": lm.eval_problems, "eval_samples": lm.eval_samples, "eval_seed": LM_EVAL_SEED,
-        "columns": lm.columns(), "accuracy": [[i, a] for i, a in lm.accuracy], "completions": kept,
-        "recorded": {"seconds": time.perf_counter() - start, "torch": torch.__version__,
-                     "threads": torch.get_num_threads(), **dict(recorded or {})},
-    }
+            on_iteration(lm, kept)
+    return recording(lm, model, model_name, task_key, kept,
+                     {"seconds": time.perf_counter() - start, **dict(recorded or {})})
 
 
 def _close(recorded: float, live: float) -> bool:

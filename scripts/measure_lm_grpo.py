@@ -1,77 +1,147 @@
-"""How fast does GRPO make a language model good at its task?  Start accuracy, then iterations to a target.
+"""How fast does GRPO make a language model better at its task?  Held-out reward against iterations and seconds.
 
-    python scripts/measure_lm_grpo.py                       # built-in model, sums, G = 8
-    python scripts/measure_lm_grpo.py --model smollm2 --iterations 20 --problems 20 --group-size 4
+    python scripts/measure_lm_grpo.py                                  # built-in model, 3 seeds, 30 s each
+    python scripts/measure_lm_grpo.py --model smollm2 --seconds 180    # SmolLM2 + LoRA, 3 minutes a seed
+    python scripts/measure_lm_grpo.py --png docs/lm_learning.png       # and the picture (Chromium draws it)
 
-Each iteration is one ``StepRun`` iteration exactly as the app runs it (one
-prompt, G completions, mu inner updates, ``grpo_iteration``), then ``advance``.
-Accuracy is the task's true reward averaged over sampled completions (T = 1).
+Each seed is what pressing Run on Training -> Language model does at the page's defaults: an ``LMTraining``
+(4 prompts x G = 8 an iteration, the sidebar's default settings, sums held out of training) trained for
+``--seconds`` of wall time or ``--iterations``, whichever comes first, with the held-out evaluation (40 sums x 2
+samples, T = 1; the task's true reward in [0, 1]) at iteration 0 and every ``--eval-every`` iterations. The clock
+counts evaluations too: it is the time a class waits. Prints one line per evaluation and a summary per seed
+(reward at 0, best and last, the rise, and when it first rose by ``--rise``); ``--json`` keeps the curves.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
+import tempfile
 import time
 from dataclasses import replace
 from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
 from grpo_viz.config import Settings  # noqa: E402
 from grpo_viz.policies.loading import load_model, make_policy  # noqa: E402
-from grpo_viz.stepper import StepRun  # noqa: E402
 from grpo_viz.tasks import TASKS  # noqa: E402
+from grpo_viz.training import LM_EVAL_PROBLEMS, LM_EVAL_SAMPLES, LMTraining  # noqa: E402
+
+
+def measure_seed(loaded, args, seed: int) -> dict:
+    settings = replace(Settings(), group_size=args.group_size, lm_lr=args.lr, mu=args.mu, beta=args.beta, seed=seed,
+                       max_new_tokens=args.max_new_tokens)
+    lm = LMTraining(make_policy(loaded, max_new_tokens=args.max_new_tokens), TASKS[args.task], settings,
+                    chat=loaded.chat, prompts_per_iteration=args.prompts, eval_every=args.eval_every,
+                    max_iterations=args.iterations, eval_problems=args.problems, eval_samples=args.samples,
+                    held_out=True)
+    start = time.perf_counter()
+    curve = []  # (iteration, seconds since Run, held-out reward)
+
+    def evaluate() -> None:
+        acc = lm.evaluate_now()
+        curve.append((lm.iteration, time.perf_counter() - start, acc))
+        print(f"seed {seed} iteration {lm.iteration}: held-out reward {acc:.3f} ({curve[-1][1]:.0f} s)", flush=True)
+
+    evaluate()
+    while lm.iteration < args.iterations and time.perf_counter() - start < args.seconds:
+        lm.train_one()
+        if lm.evaluation_due:
+            evaluate()
+    if curve[-1][0] != lm.iteration:
+        evaluate()
+    first = curve[0][2]
+    risen = next(((it, s) for it, s, acc in curve if acc >= first + args.rise), None)
+    return {"seed": seed, "curve": curve, "start": first, "best": max(a for *_, a in curve), "last": curve[-1][2],
+            "rise_last": curve[-1][2] - first, "risen_at": risen, "iterations": lm.iteration,
+            "seconds_per_iteration": lm.seconds_per_iteration}
+
+
+def draw(results: list[dict], title: str, png: Path) -> None:
+    """Reward against iterations and against seconds, one line per seed, drawn by Plotly in headless Chromium."""
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("against iterations", "against seconds (evaluations "
+                                                                              "included)"))
+    colors = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e")
+    for k, r in enumerate(results):
+        its, secs, accs = zip(*r["curve"])
+        style = dict(color=colors[k % len(colors)], width=2)
+        fig.add_trace(go.Scatter(x=its, y=accs, mode="lines+markers", name=f"seed {r['seed']}", line=style,
+                                 legendgroup=str(k)), 1, 1)
+        fig.add_trace(go.Scatter(x=secs, y=accs, mode="lines+markers", name=f"seed {r['seed']}", line=style,
+                                 legendgroup=str(k), showlegend=False), 1, 2)
+    fig.update_yaxes(title_text="held-out reward", range=[0, 1.02])
+    fig.update_xaxes(title_text="iteration", row=1, col=1)
+    fig.update_xaxes(title_text="seconds after Run", row=1, col=2)
+    fig.update_layout(title=title, width=1100, height=420, template="plotly_white", margin=dict(t=80))
+    from playwright.sync_api import sync_playwright
+
+    with tempfile.TemporaryDirectory() as tmp:
+        html = Path(tmp) / "figure.html"
+        fig.write_html(html, include_plotlyjs=True, full_html=True)  # plotly.js inlined: no network
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path="/usr/bin/chromium", headless=True, args=[
+                "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                "--disable-sync", "--no-first-run"])
+            page = browser.new_page(viewport={"width": 1120, "height": 440})
+            page.goto(html.as_uri())
+            page.wait_for_selector(".main-svg")
+            png.parent.mkdir(parents=True, exist_ok=True)
+            page.locator(".js-plotly-plot").screenshot(path=str(png))
+            browser.close()
 
 
 def main() -> None:
+    defaults = Settings()
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--model", default="builtin", choices=("builtin", "smollm2", "hf"))
     ap.add_argument("--source", default="", help="folder or cached hub id for --model hf")
-    ap.add_argument("--task", default="sum", choices=sorted(TASKS))
-    ap.add_argument("--iterations", type=int, default=60)
+    ap.add_argument("--task", default="sum", choices=sorted(k for k, t in TASKS.items() if t.arithmetic))
+    ap.add_argument("--seeds", default="0,1,2")
+    ap.add_argument("--seconds", type=float, default=None, help="wall time per seed (default 30 built-in, 180 "
+                    "otherwise)")
+    ap.add_argument("--iterations", type=int, default=500)
     ap.add_argument("--eval-every", type=int, default=5)
-    ap.add_argument("--group-size", type=int, default=8)
-    ap.add_argument("--prompts", type=int, default=1, help="prompts (groups) per iteration")
-    ap.add_argument("--lr", type=float, default=Settings().lm_lr)
-    ap.add_argument("--mu", type=int, default=1)
-    ap.add_argument("--beta", type=float, default=0.04)
-    ap.add_argument("--max-new-tokens", type=int, default=8)
-    ap.add_argument("--problems", type=int, default=100, help="sums in the accuracy evaluation")
-    ap.add_argument("--samples", type=int, default=8, help="samples per sum in the evaluation")
-    ap.add_argument("--target", type=float, default=0.9)
-    ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--group-size", type=int, default=defaults.group_size)
+    ap.add_argument("--prompts", type=int, default=4, help="prompts (groups) per iteration")
+    ap.add_argument("--lr", type=float, default=defaults.lm_lr)
+    ap.add_argument("--mu", type=int, default=defaults.mu)
+    ap.add_argument("--beta", type=float, default=defaults.beta)
+    ap.add_argument("--max-new-tokens", type=int, default=defaults.max_new_tokens)
+    ap.add_argument("--problems", type=int, default=LM_EVAL_PROBLEMS, help="held-out sums in the evaluation")
+    ap.add_argument("--samples", type=int, default=LM_EVAL_SAMPLES, help="samples per sum in the evaluation")
+    ap.add_argument("--rise", type=float, default=0.3, help="report when the held-out reward first rose this much")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--json", default=None, help="write the curves here")
+    ap.add_argument("--png", default=None, help="draw the curves here (e.g. docs/lm_learning.png)")
     args = ap.parse_args()
+    args.seconds = args.seconds or (30.0 if args.model == "builtin" else 180.0)
     torch.set_num_threads(args.threads)
 
     loaded = load_model(args.model, args.source)
-    policy = make_policy(loaded, max_new_tokens=args.max_new_tokens)
-    task = TASKS[args.task]
-    chat = loaded.chat
-    settings = replace(Settings(), group_size=args.group_size, lm_lr=args.lr, mu=args.mu, beta=args.beta, seed=args.seed)
-    run = StepRun(policy)
-
-    def accuracy() -> float:
-        return task.accuracy(policy, samples=args.samples, seed=12345, problems=args.problems, chat=chat)
-
-    start_acc = accuracy()
-    print(f"model={loaded.name} task={task.key} G={args.group_size} lr={args.lr} mu={args.mu} beta={args.beta} "
-          f"start accuracy {start_acc:.3f}", flush=True)
-    reached, t0 = None, time.time()
-    for it in range(1, args.iterations + 1):
-        prompts = task.prompts(args.seed, run.iteration, n=args.prompts, chat=chat)
-        run.trace(settings, task.reward, prompts)
-        run.advance()
-        if it % args.eval_every == 0:
-            acc = accuracy()
-            print(f"iteration {it}: accuracy {acc:.3f} ({time.time() - t0:.0f} s)", flush=True)
-            if reached is None and acc >= args.target:
-                reached = it
-                break
-    print(f"lm_grpo model={loaded.name} start_accuracy={start_acc:.3f} "
-          f"iterations_to_{args.target:g}={reached if reached is not None else f'>{args.iterations}'}")
+    print(f"model={loaded.name} task={args.task} {args.prompts} prompts x G={args.group_size} x "
+          f"{args.max_new_tokens} tokens, lr={args.lr} mu={args.mu} beta={args.beta}, held-out evaluation "
+          f"{args.problems} x {args.samples} every {args.eval_every}, {args.seconds:g} s a seed, "
+          f"{torch.get_num_threads()} threads", flush=True)
+    results = [measure_seed(loaded, args, int(seed)) for seed in args.seeds.split(",")]
+    for r in results:
+        risen = (f"iteration {r['risen_at'][0]} ({r['risen_at'][1]:.0f} s)" if r["risen_at"] else
+                 f"not within {r['iterations']} iterations")
+        print(f"lm_grpo model={loaded.name} seed={r['seed']} start={r['start']:.3f} best={r['best']:.3f} "
+              f"last={r['last']:.3f} rise={r['rise_last']:+.3f} iterations={r['iterations']} "
+              f"s_per_iteration={r['seconds_per_iteration'] or 0:.2f} rose_{args.rise:g}_at={risen}")
+    if args.json:
+        Path(args.json).write_text(json.dumps({"args": vars(args), "model": loaded.name, "results": results}))
+    if args.png:
+        draw(results, f"{loaded.name}, “{TASKS[args.task].title}”: held-out reward after Run "
+                      f"({args.prompts} prompts × G = {args.group_size}, {len(results)} seeds)", Path(args.png))
+        print(f"wrote {args.png}")
 
 
 if __name__ == "__main__":

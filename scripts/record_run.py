@@ -30,7 +30,7 @@ from grpo_viz.config import Settings  # noqa: E402
 from grpo_viz.policies.loading import load_model, make_policy  # noqa: E402
 from grpo_viz.tasks import TASKS  # noqa: E402
 from grpo_viz.training import (LM_EVAL_PROBLEMS, LM_EVAL_SAMPLES, RUNS_DIR, LMTraining, RecordedRun,  # noqa: E402
-                               record_run)
+                               record_run, recording)
 
 MAX_BYTES = 1_000_000
 
@@ -49,8 +49,12 @@ def main() -> None:
     ap.add_argument("--eval-every", type=int, default=5)
     ap.add_argument("--eval-problems", type=int, default=LM_EVAL_PROBLEMS)
     ap.add_argument("--eval-samples", type=int, default=LM_EVAL_SAMPLES)
+    ap.add_argument("--train-on-eval", action="store_true", help="draw training prompts from the evaluation's "
+                    "sums too (default: they are held out, as on the page)")
     ap.add_argument("--completions-every", type=int, default=None, help="keep the completions of every k-th "
                     "iteration (default: about 10 iterations in all, the first included)")
+    ap.add_argument("--save-every", type=int, default=10, help="write what is recorded so far every k iterations "
+                    "(0: only at the end)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--out", default=None, help=f"default: {RUNS_DIR.relative_to(ROOT)}/<model>_<task>.json")
     args = ap.parse_args()
@@ -63,27 +67,37 @@ def main() -> None:
                        seed=args.seed)
     lm = LMTraining(make_policy(loaded, max_new_tokens=args.max_new_tokens), TASKS[args.task], settings,
                     chat=loaded.chat, prompts_per_iteration=args.prompts, eval_every=args.eval_every,
-                    max_iterations=iterations, eval_problems=args.eval_problems, eval_samples=args.eval_samples)
+                    max_iterations=iterations, eval_problems=args.eval_problems, eval_samples=args.eval_samples,
+                    held_out=not args.train_on_eval)
     out = Path(args.out) if args.out else RUNS_DIR / f"{args.model}_{args.task}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True,
                             text=True).stdout.strip()
     started = time.time()
 
-    def report(run: LMTraining) -> None:
+    def save(data: dict) -> int:
+        text = json.dumps(data, separators=(",", ":"))
+        size = len(text.encode())
+        if size > MAX_BYTES:
+            raise SystemExit(f"The recording is {size} bytes, over {MAX_BYTES}: keep fewer completions.")
+        out.write_text(text)
+        return size
+
+    def report(run: LMTraining, kept: dict) -> None:
         acc = run.accuracy[-1]
         print(f"iteration {run.iteration}/{iterations}: reward {run.columns()['mean_reward'][-1]:.3f}, "
               f"accuracy {acc[1]:.3f} at {acc[0]} ({time.time() - started:.0f} s)", flush=True)
+        if args.save_every and run.iteration % args.save_every == 0:  # a slow run stopped early keeps what it did
+            save(recording(run, args.model, loaded.name, args.task, kept,
+                           {"date": date.today().isoformat(), "commit": commit, "partial": True,
+                            "seconds": time.time() - started}))
 
     data = record_run(lm, iterations, args.model, loaded.name, args.task,
                       completions_at=[1, *range(every, iterations + 1, every)], on_iteration=report,
                       recorded={"date": date.today().isoformat(), "commit": commit})
-    text = json.dumps(data, separators=(",", ":"))
-    if len(text.encode()) > MAX_BYTES:
-        raise SystemExit(f"The recording is {len(text.encode())} bytes, over {MAX_BYTES}: keep fewer completions.")
-    out.write_text(text)
+    size = save(data)
     run = RecordedRun.load(out)  # it reads back
-    print(f"wrote {out} ({len(text.encode())} bytes): {run.iterations} iterations, "
+    print(f"wrote {out} ({size} bytes): {run.iterations} iterations, "
           f"{run.seconds_per_iteration:.2f} s an iteration, accuracy {run.accuracy[0][1]:.3f} -> "
           f"{run.accuracy[-1][1]:.3f}")
 

@@ -24,7 +24,7 @@ from .settings import (ALL_QUERY_SPECS, BOOL_SPEC, DEFAULTS, FLAG_SPEC, LM_MODEL
                        settings_sidebar, warn_bad_query_params)
 from .stepping import (AUTOPLAY_SECONDS, MAX_REPLAY_ITERATIONS, NEXT_BUTTON_PX, SHORT_STAGE_NAMES, STEP_BUTTON_PX,
                        autoplay_controls, autoplay_due, presenter_keys, replay_from_url, stage_cursor)
-from .training import (LM_POLL_S, PLAY_INTERVAL_S, TICKS_PER_RUN, PlayTimer, rerun_if_worker_switched,
+from .training import (LM_POLL_S, PLAY_INTERVAL_S, TICKS_PER_RUN, PlayTimer, poll_seconds, rerun_if_worker_switched,
                        restart_lm_training, session_lm_worker, session_replay_worker, session_worker_slot,
                        start_lm_worker, start_reproduction, stop_lm_worker, train_to)
 
@@ -33,7 +33,7 @@ __all__ = [
     "LM_QUERY_SPECS", "MAX_REPLAY_ITERATIONS", "NEXT_BUTTON_PX", "PLAY_INTERVAL_S", "PPO_QUERY_SPECS",
     "PRESENTATION_CSS", "PRESENT_CHART_PX", "PlayTimer", "QUERY_SPECS", "SHORT_STAGE_NAMES", "STEP_BUTTON_PX",
     "TICKS_PER_RUN", "LM_POLL_S", "rerun_if_worker_switched", "session_lm_worker", "session_worker_slot",
-    "start_lm_worker", "stop_lm_worker", "session_replay_worker", "start_reproduction", "autoplay_controls", "autoplay_due", "chart_style", "compact_page",
+    "start_lm_worker", "stop_lm_worker", "session_replay_worker", "start_reproduction", "poll_seconds", "autoplay_controls", "autoplay_due", "chart_style", "compact_page",
     "deferred", "export_row", "forget_timed_out_sessions", "invalid_query_params", "latex_lines", "lazy_expander",
     "live_session_ids", "lm_sidebar", "load_chosen_model", "presentation_on", "presentation_toggle",
     "presenter_keys", "replay_from_url", "restart_lm_training", "settings_dict",

@@ -14,7 +14,8 @@ from ..training import LM_EVAL_PROBLEMS, LM_EVAL_SAMPLES, LMTraining, LMWorker, 
 
 PLAY_INTERVAL_S = 0.4  # one Play tick: a few iterations, then the charts are redrawn
 TICKS_PER_RUN = 40  # Play reaches the target in about this many ticks, whatever the number of iterations
-LM_POLL_S = 1.0  # while a language-model worker runs, the page redraws its snapshot this often
+LM_POLL_S = 1.0  # while a language-model worker runs, the page redraws its snapshot this often, or once an
+LM_POLL_MAX_S = 3.0  # iteration when iterations are slower, up to this: each redraw competes with the worker's CPU
 
 
 class PlayTimer:
@@ -88,14 +89,14 @@ def session_worker_slot() -> LMWorkerSlot:
 
 def session_lm_worker(loaded: LoadedModel, choice: dict, task, lm_settings: Settings, prompts_per_iteration: int,
                       eval_every: int, eval_problems: int = LM_EVAL_PROBLEMS,
-                      eval_samples: int = LM_EVAL_SAMPLES) -> LMWorker:
+                      eval_samples: int = LM_EVAL_SAMPLES, held_out: bool = True) -> LMWorker:
     """This session's language-model run and its background worker (``session_state.lm_worker``): kept while the
     model, task and settings stay; when any of them changes (or Reset), a new run from π_ref, with a toast, and the
     old worker told to stop."""
     state = st.session_state
     state.setdefault("lm_generation", 0)  # Reset bumps it: same settings, a new run
     lm_key = (choice["kind"], choice["source"], task, lm_settings, int(prompts_per_iteration), int(eval_every),
-              int(eval_problems), int(eval_samples), state.lm_generation)
+              int(eval_problems), int(eval_samples), bool(held_out), state.lm_generation)
     slot = session_worker_slot()
     if state.get("lm_training_key") != lm_key or "lm_worker" not in state:
         if "lm_training_key" in state and state.lm_training_key[:-1] != lm_key[:-1]:
@@ -104,7 +105,8 @@ def session_lm_worker(loaded: LoadedModel, choice: dict, task, lm_settings: Sett
         # this session's own trainable copy on the shared read-only base (as on the Toy vs language model page)
         lm = LMTraining(make_policy(loaded, max_new_tokens=lm_settings.max_new_tokens), task, lm_settings,
                         chat=loaded.chat, prompts_per_iteration=int(prompts_per_iteration),
-                        eval_every=int(eval_every), eval_problems=int(eval_problems), eval_samples=int(eval_samples))
+                        eval_every=int(eval_every), eval_problems=int(eval_problems), eval_samples=int(eval_samples),
+                        held_out=held_out)
         state.lm_worker = LMWorker(lm, name=f"lm-worker {loaded.name}")
     if slot.get("lm", lm_key) is not state.lm_worker:
         slot.put("lm", lm_key, state.lm_worker)  # a new run, or a new slot after a reconnection
@@ -154,3 +156,13 @@ def session_replay_worker(recording: RecordedRun) -> LMWorker | None:
     """The reproduction this session started of ``recording``, if any."""
     state = st.session_state
     return state.get("replay_worker") if state.get("replay_path") == recording.path else None
+
+
+def poll_seconds(*workers: LMWorker | None) -> float | None:
+    """The fragment's ``run_every`` for these workers: None when none runs, else about one redraw an iteration of
+    the fastest running one, between LM_POLL_S and LM_POLL_MAX_S seconds."""
+    running = [w for w in workers if w is not None and w.running]
+    if not running:
+        return None
+    per_it = min((w.snapshot().seconds_per_iteration or LM_POLL_S) for w in running)
+    return min(max(per_it, LM_POLL_S), LM_POLL_MAX_S)

@@ -224,7 +224,7 @@ def no_worker_left_behind():
     assert stop_all_workers(timeout=60)
 
 
-def wait_for_worker(at, timeout: float = 120.0) -> AppTest:
+def wait_for_worker(at, timeout: float = 600.0) -> AppTest:
     """Run the page again (as the fragment's timer does in a browser) until the session's worker is idle."""
     worker = at.session_state["lm_worker"]
     deadline = time.monotonic() + timeout
@@ -267,7 +267,7 @@ def test_language_model_run_shows_progress_while_it_trains_and_stops_on_stop():
     at.button(key="lm_train_run").click().run()
     worker = at.session_state["lm_worker"]
     seen = []
-    deadline = time.monotonic() + 120
+    deadline = time.monotonic() + 600
     while len(set(seen)) < 3:  # the page redraws the growing run while the worker trains
         assert time.monotonic() < deadline
         time.sleep(0.3)

@@ -24,7 +24,7 @@ def builtin():
 @pytest.fixture(scope="module")
 def recording(builtin, tmp_path_factory):
     lm = LMTraining(make_policy(builtin, max_new_tokens=6), TASKS["sum"], SETTINGS, prompts_per_iteration=2,
-                    eval_every=2, eval_problems=4, eval_samples=2)
+                    eval_every=2, eval_problems=4, eval_samples=2, held_out=True)
     data = record_run(lm, 4, "builtin", builtin.name, "sum", completions_at=(1, 4), recorded={"date": "today"})
     path = tmp_path_factory.mktemp("runs") / "builtin_sum.json"
     path.write_text(json.dumps(data))
@@ -35,10 +35,11 @@ def test_a_recording_reads_back_with_its_settings_numbers_and_completions(record
     data = json.loads(recording.read_text())
     assert data["format"] == RECORD_FORMAT and data["columns"]["iteration"] == [1, 2, 3, 4]
     run = RecordedRun.load(recording)
-    assert run.settings == SETTINGS and run.iterations == 4 and run.prompts_per_iteration == 2
+    assert run.settings == SETTINGS and run.iterations == 4 and run.prompts_per_iteration == 2 and run.held_out
     assert [it for it, _ in run.accuracy] == [0, 2, 4] and run.seconds_per_iteration > 0
     assert sorted(run.completions) == [1, 4] and len(run.completions[4]) == 8
-    assert run.completions[4][0].prompt in TASKS["sum"].prompts(7, 3, n=2)
+    held = TASKS["sum"].evaluation_pairs(4, 12345)
+    assert run.completions[4][0].prompt in TASKS["sum"].prompts(7, 3, n=2, held_out=held)
     assert [r.path for r in recorded_runs("builtin", "sum", recording.parent)] == [str(recording)]
     assert recorded_runs("smollm2", "sum", recording.parent) == []
     (recording.parent / "junk.json").write_text("{not json")  # unreadable files are skipped, not raised

@@ -137,3 +137,16 @@ def test_a_failing_run_says_why_and_ends_its_thread(builtin):
     worker.join()
     snap = worker.snapshot()
     assert snap.status == "failed" and "reward function broke" in snap.error and not worker.running
+
+
+def test_a_held_out_run_never_trains_on_the_evaluation_sums(builtin):
+    run = new_run(builtin, held_out=True)
+    held = set(TASKS["sum"].evaluation_pairs(run.eval_problems, 12345))
+    assert len(held) == run.eval_problems == 4
+    held_prompts = {TASKS["sum"].prompt(a, b, chat=False) for a, b in held}
+    drawn = [p for it in range(600) for p in TASKS["sum"].prompts(0, it, n=2, held_out=tuple(held))]
+    assert not held_prompts & set(drawn) and len(set(drawn)) == 96  # every other sum is drawn
+    run.train(2)
+    assert not {c.prompt for c in run.latest_completions} & held_prompts
+    # the evaluation set is the one accuracy() scores: the first problems of the same shuffle
+    assert TASKS["sum"].evaluation_pairs(40, 12345)[:4] == TASKS["sum"].evaluation_pairs(4, 12345)
