@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from grpo_viz import charts, explain, export
+from grpo_viz import charts, deck, explain, export
 from grpo_viz.toy_view import toy_stage_figure
 from grpo_viz.config import TOY_STATE, TOY_WORDS
 from grpo_viz.policies.toy import ToyPolicy
@@ -201,8 +201,12 @@ def step_through() -> None:
         return
     with st.expander("What every symbol means"):
         st.markdown(GLOSSARY)
+    # the page kept while the session lives: the download holds it weakly and builds the file only when clicked
+    st.session_state.deck_view = deck.IterationView(trace, toy, run.iteration, run.draw)
     export_row(
-        [("⬇ This iteration (CSV)", deferred(export.trace_csv, trace), "grpo_iteration.csv", True),
+        [("⬇ Download as a page", deferred(deck.iteration_page, st.session_state.deck_view), "grpo_iteration.html",
+          True),
+         ("⬇ This iteration (CSV)", deferred(export.trace_csv, trace), "grpo_iteration.csv", True),
          ("⬇ Iteration history (CSV)", deferred(export.history_csv, run, "history"), "grpo_history.csv",
           bool(run.history))],
         export.trl_script(settings),

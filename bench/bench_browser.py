@@ -46,8 +46,11 @@ def one_click_ms(page, button: str = "Next") -> float:
     """Click ``button`` and wait until every chart shown holds new data and is drawn at its shown size."""
     page.wait_for_function(DRAWN_JS)
     before = page.evaluate(CHARTS_JS)
+    # found before the clock starts: Playwright's search by role walks the whole page (every stage of a group is
+    # on it), which is the test driver's time, not the user's
+    target = page.get_by_role("button", name=button).first.element_handle()
     t0 = time.perf_counter()
-    page.get_by_role("button", name=button).first.click()
+    target.click()
     page.wait_for_function(f"() => ({CHARTS_JS})() !== {before!r} && ({DRAWN_JS})() && ({SHOWN_JS})()",
                            timeout=30_000)
     return (time.perf_counter() - t0) * 1000
