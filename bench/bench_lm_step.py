@@ -5,19 +5,24 @@
     python bench/bench_lm_step.py --model hf --source /path/to/model
 
 "ours" is ``grpo_iteration`` exactly as the app calls it (mu = 1, beta = 0.04):
-sample the group with the KV cache, score it, log-probs under pi_old and
-pi_ref, one forward/backward of the GRPO loss, one optimizer step, and the
-copies of the trainable state the trace keeps.  The "floor" is bare torch in
-the same process: the same sampling loop (same model, same seed, same tokens)
-and one forward/backward of the same model on the sampled sequences.  To
-compare equal work, EOS does not stop sampling here: every completion has
-exactly --new-tokens tokens.
+sample the group, score it, log-probs under pi_old and pi_ref, one
+forward/backward of the GRPO loss, one optimizer step, and the copies of the
+trainable state the trace keeps; once in the app's default precision and once
+in float32 (``--precisions``).  The "floor" is the straightforward transformers
+loop in the same process, in float32: the G copies of the prompt read together,
+one token a step with the KV cache, then one forward/backward of the same model
+on the G whole sequences (no pi_ref forward, no optimizer step).  To compare
+equal work, EOS does not stop sampling here: every completion has exactly
+--new-tokens tokens.  All lines are measured in turn, one repeat of each, so that
+load from other processes hits them alike.
 
 Also prints each extra session's memory: resident memory after building
 --sessions more sessions (own policy + one iteration's trace) divided by
 their number.  The last line is
 
-    lm_step model=<name> median_ms=<x> floor_ms=<y> ratio=<x/y>
+    lm_step model=<name> precision=<p> median_ms=<x> floor_ms=<y> ratio=<x/y>
+
+for the first of --precisions.
 """
 
 from __future__ import annotations
@@ -55,7 +60,7 @@ def floor_sampling(model, prompt_ids, group_size, new_tokens, generator, tempera
         tokens.append(nxt)
         if step == new_tokens - 1:
             break
-        out = model(input_ids=nxt, past_key_values=out.past_key_values, use_cache=True)
+        out = model(input_ids=nxt, cache=out.cache, use_cache=True)
         logits = out.logits[:, -1]
     return torch.cat(tokens, dim=1)
 
@@ -90,6 +95,8 @@ def main() -> None:
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--sessions", type=int, default=4, help="extra sessions for the memory measurement (0 = skip)")
+    ap.add_argument("--precisions", nargs="+", default=[Settings.lm_precision, "float32"],
+                    choices=("float32", "bfloat16"), help="ours in each of these (the first is the last line's)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
 
@@ -98,49 +105,53 @@ def main() -> None:
     load_s = time.perf_counter() - t0
     print(f"model {loaded.name}: {loaded.num_parameters / 1e6:.2f}M parameters, loaded in {load_s:.1f} s "
           f"({loaded.source})")
-    policy = make_policy(loaded, max_new_tokens=args.new_tokens)
-    no_eos(policy)
     task = TASKS["sum"]
     prompt = task.prompts(0, 0, chat=loaded.chat)
+    policies = {}
+    for precision in args.precisions:
+        policies[precision] = make_policy(loaded, max_new_tokens=args.new_tokens, precision=precision)
+        no_eos(policies[precision])
+    floor_policy = make_policy(loaded, max_new_tokens=args.new_tokens, precision="float32")
     settings = replace(Settings(), group_size=args.group_size, mu=1, beta=0.04)
-    prompt_ids = policy.tokenizer.encode_prompt(prompt[0])
-    trainable = policy.parameters()
+    prompt_ids = floor_policy.tokenizer.encode_prompt(prompt[0])
+    trainable = floor_policy.parameters()
     print(f"prompt {prompt[0]!r} ({len(prompt_ids)} tokens), G = {args.group_size}, {args.new_tokens} new tokens, "
-          f"{sum(p.numel() for p in trainable) / 1e6:.3f}M trainable parameters, {args.threads} threads")
+          f"{sum(p.numel() for p in trainable) / 1e6:.3f}M trainable parameters, {args.threads} threads; "
+          f"ours in {', '.join(f'{p} (runs {policies[p].precision})' for p in policies)}")
 
-    # Same tokens in both: same model, same generator stream, same sampling arithmetic.
-    ours_group = policy.sample_group(prompt, args.group_size, make_generator(7, 0), 1.0)
-    floor_ids = floor_step(policy.model, trainable, prompt_ids, args.group_size, args.new_tokens, 7, 1.0)
-    assert torch.equal(ours_group.completion_ids, floor_ids), "the floor must sample the very same tokens"
-
-    ours, floor = [], []
+    times = {name: [] for name in [*policies, "floor"]}
     for k in range(args.warmup + args.repeats):
-        # Interleave the two so that load from other processes hits both alike.
+        for precision, policy in policies.items():
+            t = time.perf_counter()
+            grpo_iteration(policy, task.reward, replace(settings, lm_precision=precision), make_generator(k, 0),
+                           prompts=prompt)
+            times[precision].append((time.perf_counter() - t) * 1000)
         t = time.perf_counter()
-        grpo_iteration(policy, task.reward, settings, make_generator(k, 0), prompts=prompt)
-        a = time.perf_counter() - t
-        t = time.perf_counter()
-        floor_step(policy.model, trainable, prompt_ids, args.group_size, args.new_tokens, k, 1.0)
-        b = time.perf_counter() - t
-        if k >= args.warmup:
-            ours.append(a * 1000)
-            floor.append(b * 1000)
-    median, floor_median = statistics.median(ours), statistics.median(floor)
-    print(f"ours:  median {median:.1f} ms  (min {min(ours):.1f}, max {max(ours):.1f})")
-    print(f"floor: median {floor_median:.1f} ms  (min {min(floor):.1f}, max {max(floor):.1f})")
+        ids = floor_step(floor_policy.model, trainable, prompt_ids, args.group_size, args.new_tokens, k, 1.0)
+        times["floor"].append((time.perf_counter() - t) * 1000)
+        assert ids.shape == (args.group_size, args.new_tokens)
+    medians = {}
+    for name, values in times.items():
+        values = values[args.warmup:]
+        medians[name] = statistics.median(values)
+        label = "floor" if name == "floor" else f"ours {name}"
+        ratio = "" if name == "floor" else f", {medians[name] / statistics.median(times['floor'][args.warmup:]):.2f}x the floor"
+        print(f"{label + ':':16} median {medians[name]:.1f} ms  (min {min(values):.1f}, max {max(values):.1f}){ratio}")
+    main_precision = args.precisions[0]
+    median, floor_median = medians[main_precision], medians["floor"]
 
     if args.sessions:
         before = rss_mb()
         runs = []
         for s in range(args.sessions):
-            p = make_policy(loaded, max_new_tokens=args.new_tokens)
+            p = make_policy(loaded, max_new_tokens=args.new_tokens, precision=main_precision)
             run = StepRun(p)
-            run.trace(replace(settings, seed=s), task.reward, prompt)
+            run.trace(replace(settings, seed=s, lm_precision=main_precision), task.reward, prompt)
             runs.append(run)
         per_session = (rss_mb() - before) / args.sessions
         print(f"memory: {per_session:.1f} MB per extra session (own trainable copy or LoRA adapters, "
               f"the trace of one iteration; resident memory over {args.sessions} sessions)")
-    print(f"lm_step model={args.model} median_ms={median:.1f} floor_ms={floor_median:.1f} "
+    print(f"lm_step model={args.model} precision={main_precision} median_ms={median:.1f} floor_ms={floor_median:.1f} "
           f"ratio={median / floor_median:.2f}")
 
 

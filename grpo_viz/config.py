@@ -74,6 +74,7 @@ class Settings:
     lm_lr: float = 1e-4
     lm_max_grad_norm: float = 1.0  # TRL's default max_grad_norm; 0 = off
     max_new_tokens: int = 24
+    lm_precision: str = "bfloat16"  # a LoRA model's frozen weights; "float32" is exact to 1e-5 against TRL
 
     def with_preset(self, name: str) -> "Settings":
         """These settings with the objective options of preset ``name``."""
@@ -109,6 +110,8 @@ class Settings:
                 problems.append(f"{name} must be a finite number >= 0 (it is {value}).")
         if not (math.isfinite(self.temperature) and self.temperature > 0):
             problems.append(f"temperature must be a finite number > 0 (it is {self.temperature}).")
+        if self.lm_precision not in ("float32", "bfloat16"):
+            problems.append(f"lm_precision must be 'float32' or 'bfloat16' (it is {self.lm_precision!r}).")
         if self.mu < 1 or self.ppo_epochs < 1:
             problems.append("mu and ppo_epochs must be at least 1.")
         if not all(math.isfinite(r) for r in self.rewards):

@@ -127,6 +127,7 @@ def grpo_iteration(
         problems = settings.validate()
         if problems:
             raise ValueError(" ".join(problems))
+        policy.adopt(settings)  # e.g. the precision: sampling, pi_old, pi_theta and pi_ref all compute in it
         start = policy.trainable_state()
         if group is None:
             group = policy.sample_group(prompts, settings.group_size, generator, settings.temperature)

@@ -127,6 +127,10 @@ class Policy(Trainable, abc.ABC):
                 param_group["lr"] = lr  # the slider's current value, not the one saved with the state
         return optimizer
 
+    def adopt(self, settings) -> None:
+        """Compute the way ``settings`` say (a language model's precision); what is computed stays the same. The
+        toy has nothing to adopt."""
+
     def learning_rate(self, settings) -> float:
         """The step size this policy's optimizer takes from ``settings`` (the toy: ``settings.lr``)."""
         return settings.lr

@@ -3,23 +3,32 @@
 The same ``Policy`` interface as the toy, with more tokens and a bigger vocabulary:
 
 - ``sample_group``: for each prompt, G completions drawn token by token from
-  softmax(logits / T) with a seeded ``torch.Generator``, using the KV cache (one
-  new token per forward), up to ``max_new_tokens``, stopping at end-of-sequence.
+  softmax(logits / T) with a seeded ``torch.Generator``, up to ``max_new_tokens``,
+  stopping at end-of-sequence.  The prompt is read once and its keys/values (the KV
+  cache) are shared by the G completions, which then add one token per forward.
   ``mask[i, t] = 1`` for real tokens up to and including the first EOS.
 - ``log_probs``: log pi_theta(o_{i,t} | q, o_{i,<t}) = log_softmax(logits / T)[o_{i,t}],
-  one full forward per prompt's group, differentiable, 0 on padding.
+  differentiable, 0 on padding.  Per prompt, one forward of the prompt (batch 1)
+  and one of the G completions on top of its keys/values: the gradient flows
+  through the shared prompt too, and the result equals one full forward of each
+  prompt + completion (``full_forward_log_probs``, which the tests compare it with).
 - ``reference_log_probs``: the same under pi_ref, which is either a separate
   read-only model (the shared base weights) or, for LoRA, the same model with
   its adapters switched off (TRL's trick with PEFT: no second copy).
 
-A model only has to answer ``model(input_ids=..., past_key_values=..., use_cache=...)``
-with ``.logits`` and ``.past_key_values``: Hugging Face causal LMs and ``TinyGPT`` both do.
+A LoRA policy computes in ``precision`` (float32 or bfloat16): the frozen base weights
+are swapped for a shared bfloat16 copy, while the adapters, the gradients and Adam stay
+float32.  Sampling, pi_old, pi_theta and pi_ref then all run the same arithmetic, so
+on-policy ratios are exactly 1 and pi_theta = pi_ref before the first update.
+
+A model only has to answer ``model(input_ids=..., cache=..., use_cache=..., logits_to_keep=...)``
+with ``.logits`` and ``.cache`` (transformers' Cache API): Hugging Face causal LMs and ``TinyGPT`` both do.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -27,6 +36,8 @@ from torch import Tensor, nn
 
 from .base import Group, Policy
 from .tiny_gpt import WordTokenizer
+
+PRECISIONS = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 
 
 class TokenizerAdapter:
@@ -104,8 +115,14 @@ class LanguageModelPolicy(Policy):
         eos_ids: Sequence[int] = (),
         chat: bool = False,
         default_prompt: str = "The cat",
+        base_weights_in: Callable[[torch.dtype], dict[int, nn.Parameter]] | None = None,
+        precision: str = "float32",
     ):
-        """``reference=None`` means the model is a PEFT model whose pi_ref is "adapters disabled"."""
+        """``reference=None`` means the model is a PEFT model whose pi_ref is "adapters disabled".
+
+        ``base_weights_in(dtype)`` maps each frozen float32 weight (by ``id``) to a shared copy in ``dtype``: with it
+        the policy can compute in bfloat16 (``set_precision``); without it (full finetuning) it stays float32.
+        """
         self.model = model
         self.reference = reference
         self.tokenizer = tokenizer if isinstance(tokenizer, TokenizerAdapter) else TokenizerAdapter(tokenizer, eos_ids, chat)
@@ -117,16 +134,60 @@ class LanguageModelPolicy(Policy):
         self._params = [p for p in model.parameters() if p.requires_grad]
         if not self._params:
             raise ValueError("The policy model has no trainable parameters.")
+        self._base_weights_in = base_weights_in if reference is None else None
+        # (module, name, float32 weight) of every frozen floating weight: what set_precision swaps
+        self._frozen = [(module, name, w) for module in model.modules() for name, w in module._parameters.items()
+                        if w is not None and not w.requires_grad and w.is_floating_point()]
+        self._precision = "float32"
+        self.set_precision(precision)
+
+    # ------------------------------------------------------------ precision
+    @property
+    def precision(self) -> str:
+        """The precision the forwards run in: "float32", or "bfloat16" (a LoRA policy's frozen base weights)."""
+        return self._precision
+
+    @property
+    def can_use_bfloat16(self) -> bool:
+        """Only a LoRA policy: full finetuning would have Adam step bfloat16 weights, whose rounding eats small steps."""
+        return self._base_weights_in is not None
+
+    def set_precision(self, precision: str) -> None:
+        """Compute in ``precision`` from now on (a policy that cannot use bfloat16 stays float32)."""
+        if precision not in PRECISIONS:
+            raise ValueError(f"The precision must be one of {', '.join(PRECISIONS)}, not {precision!r}.")
+        if precision == "bfloat16" and not self.can_use_bfloat16:
+            precision = "float32"
+        if precision == self._precision:
+            return
+        with self.lock:  # a forward of another thread must not see half the weights swapped
+            weights = {} if precision == "float32" else self._base_weights_in(PRECISIONS[precision])
+            for module, name, w in self._frozen:
+                module._parameters[name] = weights.get(id(w), w)
+            self._precision = precision
+
+    def adopt(self, settings) -> None:
+        self.set_precision(settings.lm_precision)
 
     # ------------------------------------------------------------ sampling
+    @staticmethod
+    def _read_prompt(model: nn.Module, prompt_ids: list[int], rows: int) -> tuple[Tensor, object]:
+        """The prompt read once (batch 1): [rows, V] logits of the first completion token, and its keys/values
+        repeated for ``rows`` completions (the cache they continue from)."""
+        # the last position as an index, not logits_to_keep=1: slicing [:, -1:] keeps the prompt's batch stride, and
+        # torch's bfloat16 linear then copies the whole vocabulary matrix (~40x slower than on a compact row)
+        last = torch.tensor([len(prompt_ids) - 1])
+        out = model(input_ids=torch.tensor([prompt_ids]), use_cache=True, logits_to_keep=last)
+        cache = out.cache
+        cache.batch_repeat_interleave(rows)
+        return out.logits[:, -1].expand(rows, -1), cache
+
     @torch.no_grad()
     def _sample_one_prompt(self, prompt_ids: list[int], group_size: int, generator: torch.Generator,
                            temperature: float) -> Tensor:
         """[G, t] sampled ids; after a row's first EOS its remaining positions repeat EOS (padding)."""
         eos = torch.tensor(self.tokenizer.eos_ids)
-        x = torch.tensor([prompt_ids]).expand(group_size, -1)
-        out = self.model(input_ids=x, use_cache=True)
-        logits = out.logits[:, -1]
+        logits, cache = self._read_prompt(self.model, prompt_ids, group_size)
         finished = torch.zeros(group_size, dtype=torch.bool)
         tokens = []
         for step in range(self.max_new_tokens):
@@ -137,8 +198,7 @@ class LanguageModelPolicy(Policy):
             finished |= torch.isin(nxt, eos)
             if bool(finished.all()) or step == self.max_new_tokens - 1:
                 break
-            out = self.model(input_ids=nxt[:, None], past_key_values=out.past_key_values, use_cache=True)
-            logits = out.logits[:, -1]
+            logits = self.model(input_ids=nxt[:, None], cache=cache, use_cache=True).logits[:, -1]
         return torch.stack(tokens, dim=1)
 
     def completion_mask(self, ids: Tensor) -> Tensor:
@@ -179,24 +239,44 @@ class LanguageModelPolicy(Policy):
         return chunks
 
     def _logits(self, model: nn.Module, prompt_ids: list[int], completion_ids: Tensor) -> Tensor:
-        """[n, T, V] logits that predict each completion token (teacher forcing on prompt + completion)."""
-        n = completion_ids.shape[0]
-        x = torch.cat([torch.tensor([prompt_ids]).expand(n, -1), completion_ids[:, :-1]], dim=1)
-        # Causal attention: padding after a row's EOS cannot change the logits before it, so no attention mask.
-        T = completion_ids.shape[1]
-        # logits_to_keep: the vocabulary projection only where a completion token is predicted (the last T
-        # positions), not over the prompt; a large-vocabulary model spends most of a forward there.
-        logits = model(input_ids=x, use_cache=False, logits_to_keep=T).logits
-        return logits[:, -T:]
+        """[n, T, V] logits that predict each completion token (teacher forcing on prompt + completion).
 
-    def _log_probs_with(self, model: nn.Module, group: Group, temperature: float) -> Tensor:
+        The prompt is the same for the n completions: it is read once (batch 1, with gradient) and its keys/values
+        are shared by the n rows, which read only their own T - 1 tokens on top of them (position t's logits
+        predict token t + 1; the prompt's last position predicts token 1). Causal attention: padding after a row's
+        EOS cannot change the logits before it, so no attention mask.
+        """
+        n, T = completion_ids.shape
+        first, cache = self._read_prompt(model, prompt_ids, n)
+        if T == 1:
+            return first[:, None]
+        rest = model(input_ids=completion_ids[:, :-1], cache=cache, use_cache=True).logits
+        return torch.cat([first[:, None], rest], dim=1)
+
+    def _full_logits(self, model: nn.Module, prompt_ids: list[int], completion_ids: Tensor) -> Tensor:
+        """The same [n, T, V] logits from one plain forward of each prompt + completion (no cache): the reference
+        every faster path is tested against."""
+        n, T = completion_ids.shape
+        x = torch.cat([torch.tensor([prompt_ids]).expand(n, -1), completion_ids[:, :-1]], dim=1)
+        return model(input_ids=x, use_cache=False, logits_to_keep=T).logits[:, -T:]
+
+    def _log_probs_with(self, model: nn.Module, group: Group, temperature: float, full: bool = False) -> Tensor:
         rows = []
+        logits_of = self._full_logits if full else self._logits
         for start, end, prompt in self._prompt_chunks(group):
             ids = group.completion_ids[start:end]
-            logits = self._logits(model, self.tokenizer.encode_prompt(prompt), ids)
+            logits = logits_of(model, self.tokenizer.encode_prompt(prompt), ids)
             logp = torch.log_softmax(logits.float() / temperature, dim=-1)
             rows.append(logp.gather(-1, ids.unsqueeze(-1)).squeeze(-1))
         return torch.cat(rows) * group.mask.to(torch.float32)
+
+    def full_forward_log_probs(self, group: Group, temperature: float, reference: bool = False) -> Tensor:
+        """``log_probs`` (or, with ``reference``, ``reference_log_probs``) computed the plain way: one forward of each
+        whole prompt + completion, in the current precision, with gradient unless ``reference``."""
+        if reference:
+            with torch.no_grad(), self._reference_model() as ref:
+                return self._log_probs_with(ref, group, temperature, full=True)
+        return self._log_probs_with(self.model, group, temperature, full=True)
 
     def log_probs(self, group: Group, temperature: float) -> Tensor:
         return self._log_probs_with(self.model, group, temperature)

@@ -34,6 +34,7 @@ import json
 import os
 import re
 import shutil
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,6 +42,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from ..config import Settings
 from .lm import LanguageModelPolicy
 from .tiny_gpt import ASSETS, load_tiny_gpt
 
@@ -56,6 +58,7 @@ WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_mo
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
 
 MODEL_KINDS = ("builtin", "smollm2", "hf")
+DEFAULT_PRECISION = Settings.lm_precision
 
 
 @dataclass
@@ -76,6 +79,19 @@ class LoadedModel:
     @functools.cached_property  # the weights are read-only: counted once, not on every run of a page
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.model.parameters())
+
+    def weights_in(self, dtype: torch.dtype) -> dict[int, nn.Parameter]:
+        """{id(weight): a read-only copy of it in ``dtype``} for every floating weight, made once and shared by every
+        session's policy (a LoRA policy in bfloat16 computes with these instead of the float32 ones)."""
+        with _WEIGHTS_LOCK:
+            copies = self.__dict__.setdefault("_weights_in", {})
+            if dtype not in copies:
+                copies[dtype] = {id(w): nn.Parameter(w.detach().to(dtype), requires_grad=False)
+                                 for w in self.model.parameters() if w.is_floating_point()}
+            return copies[dtype]
+
+
+_WEIGHTS_LOCK = threading.Lock()  # two sessions asking for the bfloat16 copy at once make it once
 
 
 def _freeze(model: nn.Module) -> nn.Module:
@@ -287,8 +303,10 @@ def _structural_copy(model: nn.Module) -> nn.Module:
 
 
 def make_policy(loaded: LoadedModel, *, finetune: str | None = None, max_new_tokens: int = 24,
-                lora_rank: int = 8, lora_alpha: int = 16, seed: int = 0) -> LanguageModelPolicy:
-    """A session's own trainable policy on top of the shared, read-only ``loaded`` model."""
+                lora_rank: int = 8, lora_alpha: int = 16, seed: int = 0,
+                precision: str = DEFAULT_PRECISION) -> LanguageModelPolicy:
+    """A session's own trainable policy on top of the shared, read-only ``loaded`` model, computing in ``precision``
+    (a LoRA policy; full finetuning stays float32)."""
     finetune = finetune or loaded.finetune
     default_prompt = "The cat"
     if finetune == "full":
@@ -315,4 +333,4 @@ def make_policy(loaded: LoadedModel, *, finetune: str | None = None, max_new_tok
     model.eval()  # LoRA dropout is 0 anyway; eval keeps every forward deterministic
     return LanguageModelPolicy(model, loaded.tokenizer, reference=None, max_new_tokens=max_new_tokens,
                                name=f"{loaded.name} + LoRA r={lora_rank}", eos_ids=loaded.eos_ids, chat=loaded.chat,
-                               default_prompt=default_prompt)
+                               default_prompt=default_prompt, base_weights_in=loaded.weights_in, precision=precision)

@@ -2,8 +2,9 @@
 
 About 0.8M parameters (4 layers, width 128), trained in a few minutes on CPU by
 ``scripts/train_tiny_lm.py``.  Its ``forward`` answers like a Hugging Face
-causal LM (``.logits``, ``.past_key_values``, ``use_cache``), so the one
-sampling loop in ``lm.py`` runs it and any Hugging Face model alike.
+causal LM (``cache``, ``use_cache``, ``logits_to_keep`` in; ``.logits``, ``.cache``
+out, the cache having the few methods of transformers' Cache API that ``lm.py``
+calls), so the one sampling loop in ``lm.py`` runs it and any Hugging Face model alike.
 """
 
 from __future__ import annotations
@@ -81,12 +82,36 @@ class TinyGPTConfig:
     max_len: int = 64
 
 
+class KVCache:
+    """Every layer's keys and values so far, [B, heads, S, head_dim] each: the part of transformers' Cache API
+    (``update``, ``get_seq_length``, ``batch_repeat_interleave``) that ``lm.py`` and the attention below use."""
+
+    def __init__(self):
+        self.layers: list[tuple[Tensor, Tensor]] = []
+
+    def get_seq_length(self) -> int:
+        return self.layers[0][0].shape[2] if self.layers else 0
+
+    def update(self, keys: Tensor, values: Tensor, layer_idx: int) -> tuple[Tensor, Tensor]:
+        """Append this step's keys and values to layer ``layer_idx``'s and return all of them."""
+        if layer_idx == len(self.layers):
+            self.layers.append((keys, values))
+        else:
+            past_k, past_v = self.layers[layer_idx]
+            self.layers[layer_idx] = (torch.cat([past_k, keys], dim=2), torch.cat([past_v, values], dim=2))
+        return self.layers[layer_idx]
+
+    def batch_repeat_interleave(self, repeats: int) -> None:
+        """Each row ``repeats`` times: one prompt's keys and values shared by the completions of its group."""
+        self.layers = [(k.repeat_interleave(repeats, 0), v.repeat_interleave(repeats, 0)) for k, v in self.layers]
+
+
 @dataclass
 class CausalLMOutput:
     """What ``lm.py`` reads from any causal LM's forward: [B, L, V] logits and the KV cache."""
 
     logits: Tensor
-    past_key_values: list[tuple[Tensor, Tensor]] | None = None
+    cache: KVCache | None = None
 
 
 class SelfAttention(nn.Module):
@@ -96,12 +121,13 @@ class SelfAttention(nn.Module):
         self.qkv = nn.Linear(cfg.d_model, 3 * cfg.d_model)
         self.proj = nn.Linear(cfg.d_model, cfg.d_model)
 
-    def forward(self, x: Tensor, past: tuple[Tensor, Tensor] | None) -> tuple[Tensor, tuple[Tensor, Tensor]]:
+    def forward(self, x: Tensor, cache: KVCache | None, layer_idx: int) -> Tensor:
         B, L, D = x.shape
         q, k, v = self.qkv(x).view(B, L, 3, self.n_head, D // self.n_head).permute(2, 0, 3, 1, 4)
-        if past is not None:
-            k, v = torch.cat([past[0], k], dim=2), torch.cat([past[1], v], dim=2)
-        if past is None:
+        past = cache is not None and len(cache.layers) > layer_idx  # this layer already holds earlier tokens
+        if cache is not None:
+            k, v = cache.update(k, v, layer_idx)
+        if not past:
             y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
         elif L == 1:  # one new token attends to everything before it: no mask needed
             y = F.scaled_dot_product_attention(q, k, v)
@@ -109,7 +135,7 @@ class SelfAttention(nn.Module):
             S = k.shape[2]
             mask = torch.ones(L, S, dtype=torch.bool, device=x.device).tril(diagonal=S - L)
             y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
-        return self.proj(y.transpose(1, 2).reshape(B, L, D)), (k, v)
+        return self.proj(y.transpose(1, 2).reshape(B, L, D))
 
 
 class Block(nn.Module):
@@ -122,10 +148,9 @@ class Block(nn.Module):
         self.ln2 = nn.LayerNorm(cfg.d_model)
         self.mlp = nn.Sequential(nn.Linear(cfg.d_model, 4 * cfg.d_model), nn.GELU(), nn.Linear(4 * cfg.d_model, cfg.d_model))
 
-    def forward(self, x: Tensor, past: tuple[Tensor, Tensor] | None):
-        a, present = self.attn(self.ln1(x), past)
-        x = x + a
-        return x + self.mlp(self.ln2(x)), present
+    def forward(self, x: Tensor, cache: KVCache | None, layer_idx: int) -> Tensor:
+        x = x + self.attn(self.ln1(x), cache, layer_idx)
+        return x + self.mlp(self.ln2(x))
 
 
 class TinyGPT(nn.Module):
@@ -148,22 +173,30 @@ class TinyGPT(nn.Module):
                 nn.init.zeros_(module.bias)
 
     def forward(
-        self, input_ids: Tensor, past_key_values: list[tuple[Tensor, Tensor]] | None = None, use_cache: bool = False,
+        self, input_ids: Tensor, cache: KVCache | None = None, use_cache: bool = False,
+        logits_to_keep: int | Tensor = 0,
         **_ignored,
     ) -> CausalLMOutput:
-        start = 0 if past_key_values is None else past_key_values[0][0].shape[2]
+        """``cache`` holds the keys and values of the tokens before ``input_ids`` (updated in place); with
+        ``use_cache`` and no cache a new one is started. ``logits_to_keep``: logits of the last k > 0 positions only, or
+        of the positions a 1-D tensor lists."""
+        if use_cache and cache is None:
+            cache = KVCache()
+        start = 0 if cache is None else cache.get_seq_length()
         length = input_ids.shape[1]
         if start + length > self.config.max_len:
             raise ValueError(f"The built-in model reads at most {self.config.max_len} tokens; this input has {start + length}.")
         positions = torch.arange(start, start + length, device=input_ids.device)
         x = self.tok_emb(input_ids) + self.pos_emb(positions)
-        presents = []
         for i, block in enumerate(self.blocks):
-            x, present = block(x, None if past_key_values is None else past_key_values[i])
-            presents.append(present)
+            x = block(x, cache, i)
+        if isinstance(logits_to_keep, Tensor):  # the positions to keep, as transformers takes them
+            x = x[:, logits_to_keep]
+        elif logits_to_keep > 0:
+            x = x[:, -logits_to_keep:]
         # Tied output layer: logits = h E^T, so the model has one vocabulary matrix, not two.
         logits = F.linear(self.ln_f(x), self.tok_emb.weight)
-        return CausalLMOutput(logits=logits, past_key_values=presents if use_cache else None)
+        return CausalLMOutput(logits=logits, cache=cache if use_cache else None)
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())

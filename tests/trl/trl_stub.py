@@ -96,7 +96,7 @@ def trl_policy(loaded, finetune: str, temperature: float, max_new_tokens: int) -
     """
     from grpo_viz.policies.loading import make_policy
 
-    policy = make_policy(loaded, finetune=finetune, max_new_tokens=max_new_tokens)
+    policy = make_policy(loaded, finetune=finetune, max_new_tokens=max_new_tokens, precision="float32")
     add_trl_lm_head(policy.model, temperature)
     if finetune == "lora":
         reference = policy.model

@@ -45,12 +45,12 @@ def test_tiny_gpt_kv_cache_gives_the_same_logits_as_a_full_forward():
     out = model(ids[:, :4], use_cache=True)
     steps = [out.logits]
     for t in range(4, 9):
-        out = model(ids[:, t : t + 1], past_key_values=out.past_key_values, use_cache=True)
+        out = model(ids[:, t : t + 1], cache=out.cache, use_cache=True)
         steps.append(out.logits)
     torch.testing.assert_close(torch.cat(steps, dim=1), full, atol=1e-5, rtol=1e-5)
     # several new tokens after a cache use the shifted causal mask
     out = model(ids[:, :4], use_cache=True)
-    torch.testing.assert_close(model(ids[:, 4:], past_key_values=out.past_key_values).logits, full[:, 4:],
+    torch.testing.assert_close(model(ids[:, 4:], cache=out.cache).logits, full[:, 4:],
                                atol=1e-5, rtol=1e-5)
 
 
@@ -248,9 +248,13 @@ def test_the_same_hf_model_twice_gives_independent_lora_sessions(hf_folders):
         for p in a.parameters():
             p.add_(1.0)
     assert all(torch.equal(p, q) for p, q in zip(b.parameters(), b_start))
-    # the shared base tensors are the very same objects, not copies
+    # the shared base tensors are the very same objects, not copies: in float32 the loaded ones, in bfloat16 the
+    # loaded model's one bfloat16 copy
     base = dict(loaded.model.named_parameters())["transformer.h.0.mlp.c_fc.weight"]
+    a.set_precision("float32")
     assert any(p is base for p in a.model.parameters())
+    a.set_precision("bfloat16")
+    assert any(p is loaded.weights_in(torch.bfloat16)[id(base)] for p in a.model.parameters())
 
 
 def test_loading_errors_are_plain_sentences(tmp_path, hf_folders):
