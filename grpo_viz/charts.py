@@ -231,10 +231,9 @@ class _BuiltFigure(go.Figure):
     """A figure built unvalidated, and only when something reads it: ``to_dict`` hands over its dicts as they are.
 
     ``st.plotly_chart`` calls ``to_dict()`` and only serializes the result. Plotly's ``to_dict`` deep-copies every
-    trace and walks it for numpy arrays to base64-encode: on the language-model page that was a third of the time
-    its four charts took. Even unvalidated, constructing a ``go.Figure`` turns every dict into Plotly's property
-    objects: 13% of the server's script time with 50 students clicking (py-spy), for objects the app never reads.
-    So the figure is constructed on first use of anything else (``fig.layout``, ``fig.data``, ``update_*``,
+    trace and walks it for numpy arrays to base64-encode, and even unvalidated, constructing a ``go.Figure`` turns
+    every dict into Plotly's property objects, which the app never reads; a server request draws up to a group's
+    eight stage figures, so this is a share of every request's CPU (docs/PERFORMANCE.md). So the figure is constructed on first use of anything else (``fig.layout``, ``fig.data``, ``update_*``,
     ``show``), and ``to_dict`` builds nothing while no template is set (the app's case: Streamlit's theme styles
     the chart in the browser); with Plotly's default template (a notebook) it constructs, to apply the template.
     Callers must not change what ``to_dict`` returns (nested dicts are the figure's own).
