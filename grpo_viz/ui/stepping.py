@@ -36,7 +36,7 @@ export default function (component) {
   state.cursor = data.cursor;
   if (data.tabbed) {
     const page = state.pages[data.cursor] || (state.pages[data.cursor] = {});
-    Object.assign(page, {count: data.count, param: data.param, hidden: data.hidden, path: location.pathname});
+    Object.assign(page, {count: data.count, param: data.param, path: location.pathname});
     if (page.goto !== data.goto) { page.goto = data.goto; page.stage = data.stage; page.list = null; }
     state.tabbed = page;
   } else {
@@ -66,25 +66,45 @@ export default function (component) {
   };
   history.replaceState = (s, t, url) => nativeReplace(s, t, withStage(url));
   history.pushState = (s, t, url) => nativePush(s, t, withStage(url));
+  // One stylesheet, never changed: a step only sets attributes on the stages and buttons it changes. Rewriting a
+  // stylesheet makes the browser match every rule against the whole page again (every stage of the group is on it).
   const style = document.createElement('style');
+  style.textContent = '[data-grpo-hidden]{visibility:hidden;pointer-events:none}'
+    + '[data-grpo-hidden] *{visibility:hidden !important}'
+    + '[data-grpo-lifted]{position:absolute;left:0;right:0;top:0;pointer-events:none}'
+    + '[data-grpo-greyed] button{opacity:.4;pointer-events:none}[data-grpo-gone]{display:none !important}';
   document.head.appendChild(style);
+  const MARKS = ['data-grpo-hidden', 'data-grpo-lifted', 'data-grpo-greyed', 'data-grpo-gone'];
+  const mark = (el, name, on) => { if (el && el.hasAttribute(name) !== on) el.toggleAttribute(name, on); };
+  const unmarkAll = () => document.querySelectorAll(MARKS.map((m) => '[' + m + ']').join(','))
+    .forEach((el) => MARKS.forEach((m) => mark(el, m, false)));
 
   // the shown tab, the URL and the buttons follow state.tabbed.stage
   const show = () => {
-    const page = state.tabbed, tabs = tabsOf(), c = state.cursor, data = page;
+    const page = state.tabbed, tabs = tabsOf(), c = state.cursor;
     if (tabs[page.stage] && tabs[page.stage].getAttribute('aria-selected') !== 'true') tabs[page.stage].click();
     page.list = tabs[0] && tabs[0].parentElement;
     const last = page.stage === page.count - 1;
-    style.textContent = (page.stage === 0 ? `.st-key-${c}_back button{opacity:.4;pointer-events:none}` : '')
-      + (last ? `.st-key-${c}_next{display:none}` : `[class*="st-key-${c}_last_"]{display:none}`)
-      + data.hidden.replaceAll('{stage}', page.stage);
+    for (let k = 0; k < page.count; k++) {
+      const v = view(k);
+      if (!v) continue;
+      mark(v, 'data-grpo-hidden', k !== page.stage);
+      // a hidden stage's block leaves the flow (no gap), laid out at the shown one's width
+      const wrapper = v.parentElement;
+      if (wrapper && wrapper.matches('[data-testid="stLayoutWrapper"]')) mark(wrapper, 'data-grpo-lifted', k !== page.stage);
+    }
+    mark(document.querySelector(`.st-key-${c}_back`), 'data-grpo-greyed', page.stage === 0);
+    mark(document.querySelector(`.st-key-${c}_next`), 'data-grpo-gone', last);
+    document.querySelectorAll(`[class*="st-key-${c}_last_"]`).forEach((el) => mark(el, 'data-grpo-gone', !last));
     // the server's own rule shows the stage it drew first: this one takes over
-    document.querySelectorAll(`style[data-stages="${c}"]`).forEach((s) => { if (s.sheet) s.sheet.disabled = true; });
+    document.querySelectorAll(`style[data-stages="${c}"]`).forEach((s) => {
+      if (s.sheet && !s.sheet.disabled) s.sheet.disabled = true;
+    });
     const url = withStage(location.href);
     if (url !== location.pathname + location.search + location.hash) nativeReplace(history.state, '', url);
   };
   state.sync = () => {
-    if (!clientSide()) { style.textContent = ''; return; }
+    if (!clientSide()) { unmarkAll(); return; }
     const page = state.tabbed, tabs = Array.from(tabsOf());
     const selected = tabs.findIndex((t) => t.getAttribute('aria-selected') === 'true');
     // the same tab bar with another tab selected: the user chose it (a click, or the tab bar's own arrow keys);
