@@ -6,25 +6,26 @@ Streamlit's own protocol, as the browser does.
     python bench/load_server.py --url http://host:8501 --students 50  # a server or balancer already running
 
 bench/load_test.py drives real Chromium pages, but on this 2-core machine one Chromium drawing every student's page
-is the bottleneck (a quarter of the cores it takes to draw ten pages would be each student's own laptop in a
-lecture hall). Here nothing is drawn: a student opens the app (the rerun request a browser sends on load), reads
-the buttons from the elements the server sends back, and clicks by sending the same rerun request with the button's
-trigger and its fragment, as the browser does. Two students in three step through GRPO with Next (Next iteration
-at the last stage); one in six is on the Training page pressing Step +1, one in six on Toy vs language model
-pressing Next (the built-in model); who does what is shuffled (a fixed seed), as a hall arrives. Where a page steps
-its stages in the browser (it sends Next and the last stage's Next iteration together, and a tab per stage), a Next
-reveals a stage without a request, and only Next iteration at the last stage reaches the server, as in the browser. All students open the app at the same moment, click for the
-first time at the same moment, then click every --think seconds (±50%, so that they drift apart as a class does).
+is the bottleneck (a quarter of the cores it takes to draw ten pages would be each student's own laptop in a lecture
+hall). Here nothing is drawn: a student opens the app (the rerun request a browser sends on load), reads the buttons
+from the elements the server sends back, and clicks by sending the same rerun request with the button's trigger and
+its fragment, as the browser does. Two students in three step through GRPO with Next (Next iteration at the last
+stage); one in six is on the Training page pressing Step +1, one in six on Toy vs language model pressing Next (the
+built-in model); who does what is shuffled (a fixed seed), as a hall arrives. Where a page steps its stages in the
+browser (it sends Next and the last stage's Next iteration together, and a tab per stage), a Next reveals a stage
+without a request, and only Next iteration at the last stage reaches the server, as in the browser. All students
+open the app at the same moment, click for the first time at the same moment, then click every --think seconds
+(±50%, so that they drift apart as a class does).
 
 For each class size, a fresh server (one torch thread per request, as the Dockerfile runs it; with --processes N,
 deploy/start.py's N processes behind nginx, each student first fetching the page to get the balancer's cookie, as a
-browser does) prints: errors (an
-exception element, a run that did not finish within 30 s, a lost connection), page-load and click latency p50/p95
-(the request sent until that run's "script finished" arrived: the server plus loopback; also apart, the class's
-first click and the later ones, by what was clicked), every request timed from inside the server (bench/serve_timed.py), the cores the server kept busy and its CPU milliseconds per request
-(robust to a busy machine: waiting for a core costs no CPU), the cores this client used (it shares the machine),
-and the server's resident memory (summed over its processes) per session and after the class left. Only the
-server's address is contacted and every loop is bounded in time.
+browser does) prints: errors (an exception element, a run that did not finish within 30 s, a lost connection),
+page-load and click latency p50/p95 (the request sent until that run's "script finished" arrived: the server plus
+loopback; also apart, the class's first click and the later ones, by what was clicked), every request timed from
+inside the server (bench/serve_timed.py), the cores the server kept busy and its CPU milliseconds per request
+(robust to a busy machine: waiting for a core costs no CPU), the cores this client used (it shares the machine), and
+the server's resident memory (summed over its processes) per session and after the class left. Only the server's
+address is contacted and every loop is bounded in time.
 """
 
 from __future__ import annotations
@@ -270,7 +271,8 @@ async def one_class(students: int, seconds: float, think: float, app_dir: Path =
         after = server.rss_mb()
     finally:
         server.stop()
-    in_server = [float(line.split()[0]) for log in clock_dir.glob("runs.*.log") for line in log.read_text().splitlines()]
+    in_server = [float(line.split()[0]) for log in clock_dir.glob("runs.*.log")
+                 for line in log.read_text().splitlines()]
     for e in errors[:10]:
         print("error:", e)
     for kind in (FIRST, LATER):

@@ -166,8 +166,9 @@ def start(processes: int = 2, port: int | None = None, address: str = "127.0.0.1
                                        [free_port() for _ in range(processes)], prefix=folder))
         for app_url, proc in zip(layout.app_urls, layout.apps):
             wait_healthy(app_url, proc)
-        layout.nginx = subprocess.Popen([NGINX, "-p", str(folder), "-c", str(config), "-g", "daemon off;"],
-                                        stdout=out, stderr=None)
+        # -e: its log before the configuration is read goes to stderr too (not /var/log/nginx, root's only)
+        layout.nginx = subprocess.Popen([NGINX, "-e", "stderr", "-p", str(folder), "-c", str(config),
+                                         "-g", "daemon off;"], stdout=out, stderr=None)
         layout.url = f"http://{'127.0.0.1' if address in ('0.0.0.0', '') else address}:{port}"
         wait_healthy(layout.url, layout.nginx, timeout_s=15)
         return layout

@@ -14,7 +14,7 @@ Split by concern, each name re-exported here so a page imports from ``grpo_viz.u
 
 from .cards import latex_lines, settings_notices, tour_card
 from .exports import deferred, export_row
-from .memory import (FreezingCollector, _heap_release, forget_timed_out_sessions, live_session_ids,
+from .memory import (_heap_release, forget_timed_out_sessions,
                      start_garbage_collector)
 from .models import load_chosen_model, shared_model
 from .presentation import (PRESENT_CHART_PX, PRESENTATION_CSS, chart_style, compact_page, presentation_on,
@@ -29,13 +29,13 @@ from .training import (LM_POLL_S, PLAY_INTERVAL_S, TICKS_PER_RUN, PlayTimer, pol
                        start_lm_worker, start_reproduction, stop_lm_worker, train_to)
 
 __all__ = [
-    "ALL_QUERY_SPECS", "AUTOPLAY_SECONDS", "BOOL_SPEC", "DEFAULTS", "FLAG_SPEC", "FreezingCollector", "LM_MODELS",
+    "ALL_QUERY_SPECS", "AUTOPLAY_SECONDS", "BOOL_SPEC", "DEFAULTS", "FLAG_SPEC", "LM_MODELS",
     "LM_QUERY_SPECS", "MAX_REPLAY_ITERATIONS", "NEXT_BUTTON_PX", "PLAY_INTERVAL_S", "PPO_QUERY_SPECS",
     "PRESENTATION_CSS", "PRESENT_CHART_PX", "PlayTimer", "QUERY_SPECS", "SHORT_STAGE_NAMES", "STEP_BUTTON_PX",
     "TICKS_PER_RUN", "LM_POLL_S", "rerun_if_worker_switched", "session_lm_worker", "session_worker_slot",
     "start_lm_worker", "stop_lm_worker", "session_replay_worker", "start_reproduction", "poll_seconds", "autoplay_controls", "autoplay_due", "chart_style", "compact_page",
     "deferred", "export_row", "forget_timed_out_sessions", "invalid_query_params", "latex_lines", "lazy_expander",
-    "live_session_ids", "lm_sidebar", "load_chosen_model", "presentation_on", "presentation_toggle",
+    "lm_sidebar", "load_chosen_model", "presentation_on", "presentation_toggle",
     "presenter_keys", "replay_from_url", "restart_lm_training", "settings_dict",
     "settings_notices", "settings_sidebar", "shared_model", "stage_cursor", "start_garbage_collector",
     "tour_card", "train_to", "warn_bad_query_params",

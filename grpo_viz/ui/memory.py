@@ -1,9 +1,9 @@
-"""A lecture hall's server memory: one full garbage collection every 30 s in a background thread (the imports'
-objects frozen out of the walk), closed sessions past their reconnection time shut down, freed heap handed back.
+"""A lecture hall's server memory: one full garbage collection every 30 s in a background thread, closed sessions
+past their reconnection time shut down first, freed heap handed back to the system after.
 
 This is the one module that reaches into Streamlit's runtime (``Runtime``'s session manager, its session storage and
-its event loop): Streamlit has no public way to list a server's sessions or to drop the expired ones. On a Streamlit
-whose internals differ it logs a warning once and falls back to Streamlit's own behaviour;
+its event loop): Streamlit has no public way to drop the sessions whose reconnection time has passed. On a Streamlit
+whose internals differ it logs a warning once and falls back to Streamlit's own reaping (at the next disconnect);
 tests/unit/test_memory_streamlit_internals.py runs it inside a real server and fails loudly instead. What each piece
 gains under load is measured in docs/PERFORMANCE.md ("Issue 21").
 """
@@ -72,7 +72,7 @@ def _internals_differ(error: Exception) -> None:
     if not _warned:
         _warned = True
         log.warning("grpo-viz cannot read this Streamlit's sessions (%s: %s): closed sessions are dropped at the "
-                    "next disconnect, and each collection walks every object", type(error).__name__, error)
+                    "next disconnect", type(error).__name__, error)
 
 
 def forget_timed_out_sessions(runtime=None, timeout_s: float = 5.0) -> int:
@@ -95,52 +95,13 @@ def forget_timed_out_sessions(runtime=None, timeout_s: float = 5.0) -> int:
     return _on_runtime_loop(reap, runtime, timeout_s) or 0
 
 
-def live_session_ids(runtime=None, timeout_s: float = 5.0) -> set[str] | None:
-    """Ids of the sessions the server holds: connected ones, and closed ones still within their reconnection time.
-    None outside a Streamlit server."""
-    return _on_runtime_loop(lambda runtime: {info.session.id for info in runtime._session_mgr.list_sessions()},
-                            runtime, timeout_s)
-
-
-class FreezingCollector:
-    """Full garbage collections that skip the objects of the imports, without keeping a closed session alive.
-
-    A full collection walks every tracked object, hundreds of thousands after the app's imports (torch,
-    transformers, plotly, pandas), holding the GIL: every student's click waits for it, and Python's own automatic
-    collections walk them too. After ``gc.freeze()`` both skip those objects. But a frozen object is never collected, and its references keep whatever it points
-    to: a session alive at the freeze (its objects form reference cycles) would stay in memory after it closed.
-    So each freeze remembers the sessions alive at that moment, and once any of them is gone the next collection
-    unfreezes, collects everything and freezes again: one full collection, as often as the plain collector at
-    most, and none while a lecture's sessions stay open. ``live_sessions`` returns the live session ids, or None
-    outside a server (then every collection is a plain full one).
-    """
-
-    def __init__(self, live_sessions: Callable[[], set[str] | None] = live_session_ids) -> None:
-        self.live_sessions = live_sessions
-        self.frozen_with: set[str] | None = None  # the sessions alive at the last freeze; None: nothing frozen
-
-    def collect(self) -> None:
-        live = self.live_sessions()
-        if live is None:
-            gc.collect()
-        elif self.frozen_with is None or self.frozen_with - live:
-            gc.unfreeze()
-            gc.collect()
-            gc.freeze()
-            self.frozen_with = live
-        else:
-            gc.collect()  # the frozen objects are skipped
-
-
 def start_garbage_collector(interval_s: float = _COLLECTION_INTERVAL_S) -> None:
     """Once per server process: a full garbage collection every ``interval_s`` seconds, in a background thread.
 
     It replaces Streamlit's ``gc.collect(2)`` after every script run, turned off in .streamlit/config.toml
     (``runner.postScriptGC = false``): with torch, plotly and pandas loaded a full collection walks every object of
     the imports holding the GIL, after every click of every student. A closed session's state is mostly reference
-    cycles, which only a full collection frees; every 30 s is soon enough for memory. The imports' objects are
-    frozen out of the walk (``FreezingCollector``), so a collection is short while no session that was alive at the
-    freeze has closed.
+    cycles, which only a full collection frees; every 30 s is soon enough for memory.
 
     Closed sessions past their reconnection time are shut down first (``forget_timed_out_sessions``). After each
     collection glibc is asked to hand freed heap pages back to the system (``malloc_trim``): otherwise the
@@ -153,13 +114,13 @@ def start_garbage_collector(interval_s: float = _COLLECTION_INTERVAL_S) -> None:
             return
         _collector_started = True
 
-    release, collector = _heap_release(), FreezingCollector()
+    release = _heap_release()
 
     def collect_forever() -> None:
         while True:
             time.sleep(interval_s)
             forget_timed_out_sessions()
-            collector.collect()
+            gc.collect()
             release()
 
     threading.Thread(target=collect_forever, name="grpo-viz-gc", daemon=True).start()

@@ -5,7 +5,6 @@ import gc
 import threading
 import time
 import tomllib
-import weakref
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -75,55 +74,12 @@ def test_closed_sessions_past_their_ttl_are_shut_down_without_waiting_for_anothe
                               _get_async_objs=lambda: SimpleNamespace(eventloop=loop))
     try:
         assert ui.forget_timed_out_sessions(runtime) == 0  # still within their reconnection time
-        assert ui.live_session_ids(runtime) == {"s0", "s1", "s2"}
+        assert {info.session.id for info in storage.list()} == {"s0", "s1", "s2"}
         time.sleep(0.3)
         assert ui.forget_timed_out_sessions(runtime) == 3
-        assert ui.live_session_ids(runtime) == set()
         assert all(s.closed for s in sessions) and not storage._cache._data
     finally:
         loop.call_soon_threadsafe(loop.stop)
         thread.join(5)
         loop.close()
     assert ui.forget_timed_out_sessions() == 0  # no Streamlit server in this process: nothing to do
-
-
-class Cycle:
-    """A session's state, as it mostly is: objects that point at each other, freed only by a full collection."""
-
-    def __init__(self):
-        self.me = self
-
-
-def test_frozen_collections_skip_the_imports_yet_free_a_closed_sessions_state():
-    live = {"lecturer", "student"}
-    collector = ui.FreezingCollector(live_sessions=lambda: set(live))
-    student_state = Cycle()
-    freed = weakref.ref(student_state)
-    try:
-        collector.collect()  # the first collection freezes what exists: the imports, and both sessions' state
-        assert gc.get_freeze_count() > 10_000 and collector.frozen_with == {"lecturer", "student"}
-        later = Cycle()  # made after the freeze: an ordinary collection frees it
-        later_freed = weakref.ref(later)
-        del later
-        collector.collect()
-        assert later_freed() is None and gc.get_freeze_count() > 10_000
-
-        del student_state
-        collector.collect()
-        assert freed() is not None  # frozen while its session lives on, as every session alive at the freeze
-
-        live.discard("student")  # the student closed the tab: the next collection starts a clean freeze
-        collector.collect()
-        assert freed() is None and collector.frozen_with == {"lecturer"}
-    finally:
-        gc.unfreeze()
-
-
-def test_outside_a_server_every_collection_is_a_plain_full_one():
-    collector = ui.FreezingCollector(live_sessions=lambda: None)
-    cycle = Cycle()
-    freed = weakref.ref(cycle)
-    del cycle
-    collector.collect()
-    assert freed() is None and gc.get_freeze_count() == 0
-    assert ui.live_session_ids() is None  # no Streamlit server in this process
