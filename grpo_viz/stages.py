@@ -89,6 +89,17 @@ class CompareStage:
     try_this: str
     question: str
     answer: str
+    # the chart pair the page draws: "group" (one chart of the group both are given), "rewards", "kl", "baseline",
+    # "advantages", "ratios", "gradients" or "update"
+    charts: str = "group"
+    # GRPO's inner step shown: the last where the passes over the group have moved the ratios, else the first
+    # (on-policy, so both sides start from the same policy)
+    grpo_last_step: bool = False
+    # which of the GRPO stage's equation lines show, as [start, stop) ranges (stop None: to the end)
+    grpo_lines: tuple[tuple[int, int | None], ...] = ((0, None),)
+    # what one click fills when the defaults leave the stage empty: "more_updates" (μ > 1, so ratios move past the
+    # clip) or "next_iteration" (π_θ leaves π_ref, so the KL is not 0); "" for none
+    fill: str = ""
 
     @property
     def tour(self) -> tuple[str, str, str]:
@@ -1062,6 +1073,7 @@ COMPARE_STAGES: tuple[CompareStage, ...] = (
         grpo_stage="Sample group",
         ppo_latex=_ppo_sample_group_latex,
         differs=_sample_group_differs,
+        charts="group",
         try_this="Set G to 2: GRPO still works, and PPO would even work with one sample per prompt.",
         question="Why can PPO learn from a single completion per prompt while GRPO cannot?",
         answer=(
@@ -1075,6 +1087,7 @@ COMPARE_STAGES: tuple[CompareStage, ...] = (
         grpo_stage="Score",
         ppo_latex=_ppo_score_latex,
         differs=_score_differs,
+        charts="rewards",
         try_this="Change the reward of “slept” and watch both algorithms' rewards change the same way.",
         question="Do the two algorithms see different rewards for the same sample?",
         answer=(
@@ -1088,6 +1101,7 @@ COMPARE_STAGES: tuple[CompareStage, ...] = (
         grpo_stage="KL",
         ppo_latex=_ppo_kl_latex,
         differs=_kl_differs,
+        charts="kl", fill="next_iteration",
         try_this=(
             "Keep one update (on the last stage), come back here and raise β to 0.5: PPO's rew moves away from its r."
         ),
@@ -1103,6 +1117,7 @@ COMPARE_STAGES: tuple[CompareStage, ...] = (
         grpo_stage="Advantages",
         ppo_latex=_ppo_baseline_latex,
         differs=_baseline_differs,
+        charts="baseline", grpo_lines=((0, 2),),
         try_this="Keep PPO's update a few times and watch V(s) approach the mean reward.",
         question="Which costs more to run at LLM scale, and why?",
         answer=(
@@ -1116,6 +1131,7 @@ COMPARE_STAGES: tuple[CompareStage, ...] = (
         grpo_stage="Advantages",
         ppo_latex=_ppo_advantages_latex,
         differs=_advantages_differs,
+        charts="advantages", grpo_lines=((0, 1), (2, None)),
         try_this="Switch off whitening in PPO options and compare the two advantage columns.",
         question="With β = 0 and whitening on, why are PPO's advantages almost GRPO's?",
         answer=(
@@ -1129,6 +1145,7 @@ COMPARE_STAGES: tuple[CompareStage, ...] = (
         grpo_stage="Clip",
         ppo_latex=_ppo_ratios_clip_latex,
         differs=_ratios_clip_differs,
+        charts="ratios", grpo_last_step=True, fill="more_updates",
         try_this="Set μ and PPO epochs to 4 and count the clipped samples on each side.",
         question="Why does PPO clip at its first epoch less often than at its fourth?",
         answer=(
@@ -1142,6 +1159,7 @@ COMPARE_STAGES: tuple[CompareStage, ...] = (
         grpo_stage="Loss & gradient",
         ppo_latex=_ppo_loss_latex,
         differs=_loss_differs,
+        charts="gradients",
         try_this="Set vf_coef to 0: the policy's gradient is unchanged, only the critic stops learning.",
         question="Does the value loss change the policy's logits?",
         answer=(
@@ -1155,6 +1173,7 @@ COMPARE_STAGES: tuple[CompareStage, ...] = (
         grpo_stage="Update",
         ppo_latex=_ppo_update_latex,
         differs=_update_differs,
+        charts="update", grpo_last_step=True,
         try_this=(
             "Set PPO epochs to 1 (PPO options): at iteration 1 both algorithms then take one step with almost the same "
             "advantages, and their updates agree to three decimals. PPO's extra epochs made the difference."

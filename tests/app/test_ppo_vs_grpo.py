@@ -158,3 +158,16 @@ def test_presentation_mode_toggles_to_the_stepper_and_the_two_charts():
     no_error(at)
     assert "present" not in at.query_params and at.get("download_button")
     assert [c["layout"]["height"] for c in charts(at)] == [400, 400]
+
+
+def test_once_the_browser_asks_every_stage_is_drawn_in_its_own_container():
+    at = open_page(stage="3")
+    assert [m.value for m in at.markdown if str(m.value).startswith("#### ")] == [f"#### 3. {COMPARE_STAGES[2]}"]
+    at.session_state["cmp_stage_everything"] = True  # what the presenter keys' script asks for after the first chart
+    at.run()
+    no_error(at)
+    titles = [m.value for m in at.markdown if str(m.value).startswith("#### ")]
+    assert titles == [f"#### {k + 1}. {name}" for k, name in enumerate(COMPARE_STAGES)]
+    # one shared chart on the first stage, a GRPO / PPO pair on each of the others, each its own
+    assert len(charts(at)) == 1 + 2 * (len(COMPARE_STAGES) - 1)
+    assert at.query_params["stage"] == "3"

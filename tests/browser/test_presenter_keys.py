@@ -18,8 +18,14 @@ PAGES = {
 SIZES = [(1280, 720), (1024, 768)]
 
 # the stage bar: tabs where the browser steps the stages (ui.stage_tabs), else a segmented control
-TABBED = {"step_through"}
-STAGE_BAR = {True: "[role=tab]", False: '[data-testid="stButtonGroup"] button'}
+TABBED = {"step_through", "ppo_vs_grpo"}
+
+
+def stage_bar(name: str) -> str:
+    """The stage bar's buttons (a stage's own tabs, PPO vs GRPO's presenting, are not in it)."""
+    cursor = PAGES[name][1]
+    return f".st-key-{cursor}_tabs [role=tab]" if name in TABBED else '[data-testid="stButtonGroup"] button'
+
 
 # What scrolls in Streamlit is its main section, not the document: both must fit the window, and every element
 # shown in the main block (a hidden tab's or stage's are not) must lie inside it.
@@ -171,7 +177,7 @@ def walk_every_stage(page, name, size):
         if k < 8:
             page.keyboard.press("PageDown")
     assert min(px for px, _ in smallest) >= 18, smallest
-    bar = STAGE_BAR[name in TABBED]
+    bar = stage_bar(name)
     assert page.locator(bar).count() == 8
     rows = page.evaluate(f"() => new Set(Array.from(document.querySelectorAll({bar!r}))"
                          ".map(b => Math.round(b.getBoundingClientRect().top))).size")
