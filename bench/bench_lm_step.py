@@ -78,6 +78,28 @@ def floor_step(model, params, prompt_ids, group_size, new_tokens, seed, temperat
     return ids
 
 
+@torch.no_grad()
+def precision_gap(loaded, task, groups: int, group_size: int, new_tokens: int) -> None:
+    """How far bfloat16 per-token log-probs sit from float32 ones on real groups: ``groups`` groups of the task's
+    prompts sampled in float32 (EOS stops them, as in the app), both precisions scoring the same tokens."""
+    policy = make_policy(loaded, max_new_tokens=new_tokens, precision="float32")
+    if not policy.can_use_bfloat16:
+        return
+    gaps, sums = [], []
+    for g in range(groups):
+        policy.set_precision("float32")
+        group = policy.sample_group(task.prompts(g, 0, chat=loaded.chat)[:1], group_size, make_generator(g, 0), 1.0)
+        exact = policy.log_probs(group, 1.0)
+        policy.set_precision("bfloat16")
+        gap = (policy.log_probs(group, 1.0) - exact)[group.mask.bool()]
+        gaps.append(gap.abs())
+        sums.append(((policy.log_probs(group, 1.0) - exact) * group.mask).sum(-1).abs())
+    gaps, sums = torch.cat(gaps), torch.cat(sums)
+    print(f"bfloat16 - float32 log-probs, {gaps.numel()} sampled tokens in {groups} groups of {group_size}: "
+          f"|gap| median {gaps.median():.4f}, mean {gaps.mean():.4f}, p99 {gaps.quantile(0.99):.4f}, "
+          f"max {gaps.max():.4f}; per completion |sum of gaps| median {sums.median():.4f}, max {sums.max():.4f}")
+
+
 def rss_mb() -> float:
     import psutil
 
@@ -95,6 +117,8 @@ def main() -> None:
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--sessions", type=int, default=4, help="extra sessions for the memory measurement (0 = skip)")
+    ap.add_argument("--gap-groups", type=int, default=0,
+                    help="also measure bfloat16's log-prob gap to float32 on this many sampled groups (0 = skip)")
     ap.add_argument("--precisions", nargs="+", default=[Settings.lm_precision, "float32"],
                     choices=("float32", "bfloat16"), help="ours in each of these (the first is the last line's)")
     args = ap.parse_args()
@@ -119,6 +143,10 @@ def main() -> None:
           f"{sum(p.numel() for p in trainable) / 1e6:.3f}M trainable parameters, {args.threads} threads; "
           f"ours in {', '.join(f'{p} (runs {policies[p].precision})' for p in policies)}")
 
+    if args.gap_groups:
+        precision_gap(loaded, task, args.gap_groups, args.group_size, args.new_tokens)
+    if not args.repeats:
+        return
     times = {name: [] for name in [*policies, "floor"]}
     for k in range(args.warmup + args.repeats):
         for precision, policy in policies.items():
