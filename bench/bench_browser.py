@@ -219,7 +219,8 @@ def main() -> None:
             page.close()
             for what, app, base in (("click", app_click, bare_click), ("cold", app_cold, bare_cold)):
                 how = f" input={args.input}" if what == "click" else ""
-                lines.append(f"browser_{what} page={name}{how} app_ms={app:.0f} bare_ms={base:.0f} ratio={app / base:.2f}")
+                lines.append(f"browser_{what} page={name}{how} app_ms={app:.0f} bare_ms={base:.0f}"
+                             f" ratio={app / base:.2f}")
                 print(lines[-1], flush=True)
 
 

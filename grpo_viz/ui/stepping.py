@@ -79,10 +79,24 @@ export default function (component) {
   const unmarkAll = () => document.querySelectorAll(MARKS.map((m) => '[' + m + ']').join(','))
     .forEach((el) => MARKS.forEach((m) => mark(el, m, false)));
 
-  // the shown tab, the URL and the buttons follow state.tabbed.stage
+  // The tab bar follows once the frame that shows the stage is painted: selecting a tab is React's work on the
+  // bar, which would otherwise come before that frame. Until it has, the bar's old tab is not the user's choice.
+  const selectTab = (page) => {
+    if (page.tabScheduled) return;
+    page.tabScheduled = true;
+    requestAnimationFrame(() => setTimeout(() => {
+      page.tabScheduled = false;
+      const tab = tabsOf()[page.stage];
+      if (state.tabbed === page && tab && tab.getAttribute('aria-selected') !== 'true') tab.click();
+    }, 0));
+  };
+  // the shown stage, the URL and the buttons follow state.tabbed.stage, the tab bar a frame later
   const show = () => {
     const page = state.tabbed, tabs = tabsOf(), c = state.cursor;
-    if (tabs[page.stage] && tabs[page.stage].getAttribute('aria-selected') !== 'true') tabs[page.stage].click();
+    if (tabs[page.stage] && tabs[page.stage].getAttribute('aria-selected') !== 'true') {
+      page.tabWanted = true;
+      selectTab(page);
+    }
     page.list = tabs[0] && tabs[0].parentElement;
     const last = page.stage === page.count - 1;
     for (let k = 0; k < page.count; k++) {
@@ -91,7 +105,9 @@ export default function (component) {
       mark(v, 'data-grpo-hidden', k !== page.stage);
       // a hidden stage's block leaves the flow (no gap), laid out at the shown one's width
       const wrapper = v.parentElement;
-      if (wrapper && wrapper.matches('[data-testid="stLayoutWrapper"]')) mark(wrapper, 'data-grpo-lifted', k !== page.stage);
+      if (wrapper && wrapper.matches('[data-testid="stLayoutWrapper"]')) {
+        mark(wrapper, 'data-grpo-lifted', k !== page.stage);
+      }
     }
     mark(document.querySelector(`.st-key-${c}_back`), 'data-grpo-greyed', page.stage === 0);
     mark(document.querySelector(`.st-key-${c}_next`), 'data-grpo-gone', last);
@@ -109,7 +125,8 @@ export default function (component) {
     const selected = tabs.findIndex((t) => t.getAttribute('aria-selected') === 'true');
     // the same tab bar with another tab selected: the user chose it (a click, or the tab bar's own arrow keys);
     // a new tab bar (a rerun that redrew it) opens at its server default: the browser's stage wins
-    if (selected >= 0 && selected !== page.stage && page.list === tabs[0].parentElement) page.stage = selected;
+    if (selected === page.stage) page.tabWanted = false;
+    else if (selected >= 0 && !page.tabWanted && page.list === tabs[0].parentElement) page.stage = selected;
     show();
   };
   // a step the browser can take: to a stage already on the page
