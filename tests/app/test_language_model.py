@@ -4,6 +4,7 @@ import json
 
 from streamlit.testing.v1 import AppTest
 
+from grpo_viz.stages import SHORT_STAGE_NAMES
 from grpo_viz.stepper import STAGES
 
 from .conftest import ROOT, no_error, next_button
@@ -86,10 +87,12 @@ def test_presentation_mode_toggles_to_the_stepper_and_the_two_columns():
     no_error(at)
     assert at.toggle(key="present").value and at.query_params["present"] == "1"
     assert not at.get("download_button") and not at.get("arrow_data_frame")  # no table, tour or export
-    assert [t.label for t in at.tabs] == ["Chart", "Explanation"]
+    stage_bar = [f"{k + 1}. {SHORT_STAGE_NAMES.get(name, name)}" for k, name in enumerate(STAGES)]
+    assert [t.label for t in at.tabs] == [*stage_bar, "Chart", "Explanation"]
     at.toggle(key="present").set_value(False).run()
     no_error(at)
-    assert "present" not in at.query_params and at.get("download_button") and not at.tabs
+    assert "present" not in at.query_params and at.get("download_button")
+    assert [t.label for t in at.tabs] == [f"{k + 1}. {name}" for k, name in enumerate(STAGES)]  # the stage bar
 
 
 def test_loss_and_gradient_says_what_the_gradient_norm_clip_did():
@@ -102,3 +105,22 @@ def test_loss_and_gradient_says_what_the_gradient_norm_clip_did():
     at.select_slider(key="lm_max_grad_norm").set_value(0.0).run()
     no_error(at)
     assert not [i.value for i in at.info if "max_grad_norm" in i.value]
+
+
+def test_once_the_browser_asks_every_stage_is_drawn_in_its_own_container():
+    at = lm_page(stage="2", mu="2")
+    assert [m.value for m in at.markdown if m.value.startswith("**") and ". " in m.value[:6]] == [f"**2. {STAGES[1]}**"]
+    at.session_state["lm_stage_everything"] = True  # what the presenter keys' script asks for after the first chart
+    at.run()
+    no_error(at)
+    assert [m.value for m in at.markdown if m.value.startswith("**") and ". " in m.value[:6]] == [
+        f"**{k + 1}. {name}**" for k, name in enumerate(STAGES)]
+    heatmaps = [f for f in (json.loads(el.proto.spec) for el in at.get("plotly_chart"))
+                if f["data"] and f["data"][0]["type"] == "heatmap"]
+    assert len({h["layout"]["title"]["text"] for h in heatmaps}) == len(STAGES)  # each stage its own token chart
+    # the inner-step sliders of the stages that have one move together
+    sliders = [s for s in at.slider if s.key.startswith("lm_inner_step_")]
+    assert len(sliders) == 4
+    sliders[0].set_value(1).run()
+    assert {s.value for s in at.slider if s.key.startswith("lm_inner_step_")} == {1}
+    assert at.query_params["stage"] == "2"

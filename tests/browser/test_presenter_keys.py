@@ -18,7 +18,7 @@ PAGES = {
 SIZES = [(1280, 720), (1024, 768)]
 
 # the stage bar: tabs where the browser steps the stages (ui.stage_tabs), else a segmented control
-TABBED = {"step_through", "ppo_vs_grpo"}
+TABBED = {"step_through", "ppo_vs_grpo", "language_model"}
 
 
 def stage_bar(name: str) -> str:
