@@ -250,7 +250,7 @@ def lm_section() -> None:
         return
     task = TASKS[lm_choice["task"]].with_word_rewards(TOY_WORDS, settings.rewards)
     lm_settings = replace(settings, lm_lr=lm_choice["lm_lr"], lm_max_grad_norm=lm_choice["lm_max_grad_norm"],
-                          max_new_tokens=lm_choice["max_new_tokens"])
+                          max_new_tokens=lm_choice["max_new_tokens"], lm_precision=lm_choice["lm_precision"])
     c1, c2, c3 = st.columns([2.2, 1.4, 1.4], vertical_alignment="bottom")
     n_iterations = c1.slider("LM iterations per run", 1, LM_MAX_ITERATIONS, LM_DEFAULT_ITERATIONS, key="lm_iterations",
                              persist_state="session",

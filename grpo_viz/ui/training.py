@@ -103,7 +103,8 @@ def session_lm_worker(loaded: LoadedModel, choice: dict, task, lm_settings: Sett
             st.toast("LM settings changed: the language model starts again from π_ref.", icon="🔄")
         state.lm_training_key = lm_key
         # this session's own trainable copy on the shared read-only base (as on the Toy vs language model page)
-        lm = LMTraining(make_policy(loaded, max_new_tokens=lm_settings.max_new_tokens), task, lm_settings,
+        policy = make_policy(loaded, max_new_tokens=lm_settings.max_new_tokens, precision=lm_settings.lm_precision)
+        lm = LMTraining(policy, task, lm_settings,
                         chat=loaded.chat, prompts_per_iteration=int(prompts_per_iteration),
                         eval_every=int(eval_every), eval_problems=int(eval_problems), eval_samples=int(eval_samples),
                         held_out=held_out)
@@ -144,7 +145,8 @@ def start_reproduction(loaded: LoadedModel, recording: RecordedRun, task, iterat
     with the recording's own settings (``session_state.replay_worker``), to compare with the recording."""
     state = st.session_state
     state.replay_generation = state.get("replay_generation", 0) + 1
-    policy = make_policy(loaded, max_new_tokens=recording.settings.max_new_tokens)
+    policy = make_policy(loaded, max_new_tokens=recording.settings.max_new_tokens,
+                         precision=recording.settings.lm_precision)
     worker = LMWorker(recording.training(policy, task, chat=loaded.chat), name=f"lm-replay {loaded.name}")
     state.replay_worker = worker
     state.replay_path = recording.path
