@@ -23,7 +23,7 @@ PRESENT_TOY_CHART_PX, PRESENT_LM_CHART_PX = 420, 330  # presenting: each column 
 settings = settings_sidebar()
 choice = lm_sidebar({k: t.title for k, t in TASKS.items()})
 lm_settings = replace(settings, lm_lr=choice["lm_lr"], lm_max_grad_norm=choice["lm_max_grad_norm"],
-                      max_new_tokens=choice["max_new_tokens"])
+                      max_new_tokens=choice["max_new_tokens"], lm_precision=choice["lm_precision"])
 
 
 # ---------------------------------------------------------------- the two runs of this session
@@ -38,11 +38,14 @@ if loaded is not None:
     key = (choice["kind"], choice["source"])
     if st.session_state.get("lm_page_run_key") != key:
         # This session's own trainable copy (tiny: deep copy; LoRA: own adapters on the shared base).
-        st.session_state.lm_page_run = StepRun(make_policy(loaded, max_new_tokens=lm_settings.max_new_tokens))
+        st.session_state.lm_page_run = StepRun(make_policy(loaded, max_new_tokens=lm_settings.max_new_tokens,
+                                                                 precision=lm_settings.lm_precision))
         st.session_state.lm_page_run_key = key
         st.session_state.pop("lm_topk_cache", None)
     lm_run = st.session_state.lm_page_run
     lm_run.policy.max_new_tokens = lm_settings.max_new_tokens
+    lm_run.policy.adopt(lm_settings)  # the precision: a change applies from the next forward, no restart
+    st.sidebar.caption(f"The language model computes in {lm_run.policy.precision}.")
 
 
 def both(action: str):
