@@ -3,9 +3,10 @@
 import streamlit as st
 
 from grpo_viz import lesson
-from grpo_viz.ui import chart_style, compact_page, latex_lines, presentation_toggle, stage_cursor
+from grpo_viz.ui import chart_style, compact_page, latex_lines, presentation_toggle
+from grpo_viz.ui.stepping import stage_tabs
 
-PRESENTING_CHART_PX = 470
+PRESENTING_CHART_PX = 460  # at 720 px under the slide bar (tabs) and the objective
 
 compact_page()
 titles = tuple(slide.title for slide in lesson.SLIDES)
@@ -26,20 +27,16 @@ def _start_again() -> None:
     st.session_state.lesson_draw = 0
 
 
-@st.fragment
-def lesson_slides() -> None:
-    """The slide bar and one slide: a click reruns this alone, not the page around it."""
-    chart_style(presenting)  # a fragment's rerun is a new thread: its charts' text sizes are set here
-    index = stage_cursor(titles, key="slide", query_param="slide", on_new_group=_new_group, on_reset=_start_again,
-                         last_actions=(("Start again ▶", _start_again, "Back to the first slide (→ key)"),),
-                         reset_help="Back to the first slide and the first group")
+def slide_view(index: int) -> None:
+    """One slide: the objective, the chart, and the card with its live control."""
     slide = lesson.SLIDES[index]
     value = None
-    objective = st.container(key="objective")  # filled below, once the slide's control has its value
+    objective = st.container(key=f"objective_{index}")  # filled below, once the slide's control has its value
     left, right = st.columns([5, 4], gap="medium")
     with right:
         if slide.control is not None:
             c = slide.control
+            # a server round trip: the slide is rebuilt at the control's value
             value = st.slider(c.label, c.low, c.high, c.default, step=c.step, key=f"lesson_{slide.key}_{c.name}",
                               help=c.help)
     view = lesson.build(slide, value, st.session_state.get("lesson_draw", 0))
@@ -47,8 +44,8 @@ def lesson_slides() -> None:
     if presenting:  # the slide bar, the objective and the chart share one projected screen
         view.figure.update_layout(height=PRESENTING_CHART_PX)
     with left:
-        st.plotly_chart(view.figure, key="lesson_chart")
-    with right, st.container(border=True, key="card_lesson"):
+        st.plotly_chart(view.figure, key=f"lesson_chart_{index}")
+    with right, st.container(border=True, key=f"card_lesson_{index}"):
         st.markdown(f"#### {index + 1}. {slide.heading}")
         latex_lines(view.equations[1:])
         st.markdown(view.text)
@@ -59,6 +56,20 @@ def lesson_slides() -> None:
         links.page_link("app_pages/3_training.py", label="Training", icon="📈")
         links.page_link("app_pages/4_language_model.py", label="Toy vs language model", icon="🤖")
         links.page_link("app_pages/5_math_reference.py", label="Math reference", icon="📐")
+
+
+@st.fragment
+def lesson_slides() -> None:
+    """The slide bar and every slide, each in its own container, stepped in the browser (ui.stage_tabs): a slider or
+    New group reruns this alone, not the page around it."""
+    chart_style(presenting)  # a fragment's rerun is a new thread: its charts' text sizes are set here
+    views, _ = stage_tabs(titles, key="slide", query_param="slide", on_new_group=_new_group, on_reset=_start_again,
+                          last_actions=(("Start again ▶", _start_again, "Back to the first slide (→ key)"),),
+                          reset_help="Back to the first slide and the first group")
+    for index, view in enumerate(views):
+        if view is not None:
+            with view:
+                slide_view(index)
 
 
 lesson_slides()

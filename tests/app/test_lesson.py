@@ -81,3 +81,22 @@ def test_the_app_opens_on_the_lesson():
     at = new_app(LANDING)
     no_error(at)
     assert heading(at) == f"#### 1. {lesson.SLIDES[0].heading}"
+
+
+def test_once_the_browser_asks_every_slide_is_drawn_in_its_own_container():
+    at = new_app(PAGE, slide="2")
+    assert len(at.get("plotly_chart")) == 1
+    at.session_state["slide_everything"] = True  # what the presenter keys' script asks for after the first chart
+    at.run()
+    no_error(at)
+    headings = [str(m.value) for m in at.markdown if str(m.value).startswith("#### ")]
+    assert headings == [f"#### {k + 1}. {slide.heading}" for k, slide in enumerate(lesson.SLIDES)]
+    assert len(at.get("plotly_chart")) == len(lesson.SLIDES)
+    assert at.query_params["slide"] == "2"
+    # a slide's live control is still a round trip: it redraws its own slide
+    control = next(s for s in lesson.SLIDES if s.control is not None)
+    slider = at.slider(key=f"lesson_{control.key}_{control.control.name}")
+    before = chart_data(at)
+    slider.set_value(control.control.high).run()
+    no_error(at)
+    assert chart_data(at) != before

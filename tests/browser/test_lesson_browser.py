@@ -21,7 +21,9 @@ def slide_in_url(page) -> int:
 def wait_for_slide(page, k: int):
     page.wait_for_function(f"() => /[?&]slide={k}(&|$)/.test(location.search)", timeout=20_000)
     # the slide's own card, not the last one's: a fragment's rerun may outlast the URL's change
-    heading = f"() => Array.from(document.querySelectorAll('h4')).some(h => h.textContent.startsWith('{k}. '))"
+    # (every slide is on the page once drawn: the one shown)
+    heading = (f"() => Array.from(document.querySelectorAll('h4')).some(h => h.textContent.startsWith('{k}. ')"
+               " && h.checkVisibility({visibilityProperty: true}))")
     page.wait_for_function(heading, timeout=20_000)
     settle(page)
 
@@ -35,7 +37,8 @@ def test_pagedown_presents_every_slide_on_one_screen(browser, app_url):
         smallest = []
         for k in range(1, len(SLIDES) + 1):
             wait_for_slide(page, k)
-            assert page.locator(".js-plotly-plot").count() == 1
+            assert page.evaluate("() => Array.from(document.querySelectorAll('.js-plotly-plot'))"
+                                 ".filter(d => d.checkVisibility({visibilityProperty: true})).length") == 1
             fit = page.evaluate(FIT_JS)
             smallest.append(page.evaluate(SMALLEST_TEXT_JS))
             page.screenshot(path=str(SCREENSHOTS / f"lesson_{width}x{height}_slide{k}.png"))
