@@ -26,6 +26,13 @@ CHROMIUM_ARGS = [
 DRAWN_JS = "() => document.querySelectorAll('.js-plotly-plot .main-svg').length > 0"
 # the page's script run has ended (Streamlit shows its status widget while a run lasts)
 SETTLED_JS = "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')"
+# every stage of a stepping page's drawn group is on the page, its chart drawn (a session's first run draws only the
+# URL's stage and then asks the server for the rest: until then a rerun may replace what a test reads)
+def every_stage_drawn_js(cursor: str = "stage", stages: int = 8) -> str:
+    return (f"() => Array.from({{length: {stages}}}, (_, k) => document.querySelector("
+            f"'.st-key-{cursor}_view_' + k + ' .js-plotly-plot .main-svg')).every(Boolean)")
+
+
 SCREENSHOTS = ROOT / "artifacts" / "screenshots"  # per-run pictures; README ones are copied to docs/
 
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from .conftest import DRAWN_JS, SCREENSHOTS, SETTLED_JS
+from .conftest import DRAWN_JS, SCREENSHOTS, SETTLED_JS, every_stage_drawn_js
 
 pytestmark = pytest.mark.browser
 
@@ -10,11 +10,11 @@ CHART_DATA_JS = "() => Array.from(document.querySelectorAll('.js-plotly-plot')).
 LATEX_JS = "() => Array.from(document.querySelectorAll('.katex-mathml annotation')).map(a => a.textContent).join('|')"
 
 
-def open_and_read(browser, url, viewport=(1440, 900)):
+def open_and_read(browser, url, viewport=(1440, 900), every_stage=False):
     context = browser.new_context(viewport={"width": viewport[0], "height": viewport[1]})
     page = context.new_page()
     page.goto(url)
-    page.wait_for_function(DRAWN_JS, timeout=60_000)
+    page.wait_for_function(every_stage_drawn_js() if every_stage else DRAWN_JS, timeout=60_000)
     page.wait_for_function(SETTLED_JS, timeout=60_000)
     page.wait_for_timeout(500)
     return context, page, page.evaluate(CHART_DATA_JS), page.evaluate(LATEX_JS)
@@ -22,10 +22,10 @@ def open_and_read(browser, url, viewport=(1440, 900)):
 
 def test_a_shared_link_shows_the_same_numbers_in_a_fresh_browser(browser, app_url):
     link = app_url + "/step_through?seed=4&mu=3&beta=0.1&group_size=12&iteration=3&stage=5"
-    first, page, charts, latex = open_and_read(browser, link)
+    first, page, charts, latex = open_and_read(browser, link, every_stage=True)
     assert "Iteration 3," in page.content()
     first.close()
-    second, _, charts_again, latex_again = open_and_read(browser, link)
+    second, _, charts_again, latex_again = open_and_read(browser, link, every_stage=True)
     second.close()
     assert charts_again == charts and latex_again == latex
 

@@ -4,7 +4,7 @@ import pytest
 
 from grpo_viz.stepper import STAGES
 
-from .conftest import DRAWN_JS, SETTLED_JS
+from .conftest import SETTLED_JS, every_stage_drawn_js
 
 pytestmark = pytest.mark.browser
 
@@ -23,7 +23,7 @@ def test_the_iteration_as_one_page_steps_offline(browser, app_url, tmp_path):
     context = browser.new_context(viewport={"width": 1280, "height": 720})
     page = context.new_page()
     page.goto(app_url + "/step_through?mu=2")
-    page.wait_for_function(DRAWN_JS, timeout=60_000)
+    page.wait_for_function(every_stage_drawn_js(), timeout=60_000)  # no rerun left to replace the download
     page.wait_for_function(SETTLED_JS, timeout=60_000)
     with page.expect_download(timeout=60_000) as download:
         page.get_by_role("button", name="Download as a page").click()
