@@ -175,7 +175,7 @@ def stage_latex(stage: int, trace: IterationTrace, step_index: int, toy: ToyNumb
 # settings (seed 0, iteration 1) the second step moves the ratios (up to 0.495 from 1), clips 7 of 8 samples and gives
 # KL > 0 (up to 0.092).
 SHOW_MU = 2
-SHOW_MU_LABEL = f"Show with μ = {SHOW_MU} ({SHOW_MU} updates on this group)"
+SHOW_MU_LABEL = f"Show with μ = {SHOW_MU}"  # short: a presenting card's column fits it uncut; the help says more
 
 
 def empty_until_more_updates(stage: int, trace: IterationTrace, step_index: int) -> bool:
