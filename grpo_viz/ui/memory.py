@@ -5,7 +5,7 @@ This is the one module that reaches into Streamlit's runtime (``Runtime``'s sess
 its event loop): Streamlit has no public way to drop the sessions whose reconnection time has passed. On a Streamlit
 whose internals differ it logs a warning once and falls back to Streamlit's own reaping (at the next disconnect);
 tests/unit/test_memory_streamlit_internals.py runs it inside a real server and fails loudly instead. What each piece
-gains under load is measured in docs/PERFORMANCE.md ("Issue 21").
+gains under load is measured in docs/PERFORMANCE.md, "what the speed machinery pays".
 """
 
 from __future__ import annotations
