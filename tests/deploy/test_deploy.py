@@ -3,7 +3,6 @@ on its process by the balancer's cookie; the compose file describes the same lay
 
 from __future__ import annotations
 
-import asyncio
 import importlib.util
 import subprocess
 import sys
@@ -13,8 +12,8 @@ from pathlib import Path
 import pytest
 import websockets
 import yaml
-from streamlit.proto.BackMsg_pb2 import BackMsg
-from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
+
+from tests.streamlit_ws import run, run_first_page
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
@@ -24,7 +23,6 @@ spec.loader.exec_module(deploy)
 
 needs_nginx = pytest.mark.skipif(not Path(deploy.NGINX).exists(),
                                  reason="nginx is not installed (apt-get install -y nginx; .ci/run installs it)")
-DONE = {ForwardMsg.FINISHED_SUCCESSFULLY, ForwardMsg.FINISHED_FRAGMENT_RUN_SUCCESSFULLY}
 
 
 @pytest.fixture(scope="module")
@@ -50,22 +48,8 @@ async def open_session(url: str, cookie: str, resume: str = "") -> str:
     subprotocols = ["streamlit", "xsrf-unused", resume] if resume else ["streamlit"]
     async with websockets.connect(url.replace("http", "ws", 1) + "/_stcore/stream", subprotocols=subprotocols,
                                   additional_headers={"Cookie": cookie}, max_size=None, open_timeout=60) as ws:
-        msg = BackMsg()
-        msg.rerun_script.page_name = ""
-        await ws.send(msg.SerializeToString())
-        session_id = ""
-        while True:
-            forward = ForwardMsg()
-            forward.ParseFromString(await asyncio.wait_for(ws.recv(), 120))
-            kind = forward.WhichOneof("type")
-            if kind == "new_session":
-                session_id = forward.new_session.initialize.session_id
-            elif kind == "delta" and forward.delta.WhichOneof("type") == "new_element":
-                element = forward.delta.new_element
-                assert element.WhichOneof("type") != "exception", element.exception.message
-            elif kind == "script_finished" and forward.script_finished != ForwardMsg.FINISHED_EARLY_FOR_RERUN:
-                assert forward.script_finished in DONE
-                return session_id
+        session_id, _ = await run_first_page(ws)
+        return session_id
 
 
 @needs_nginx
@@ -81,10 +65,10 @@ def test_a_websocket_session_runs_through_the_balancer_and_stays_on_its_process(
     with the other process's cookie finds nothing there, so it is the cookie that keeps the tab on its process."""
     mine, other = new_tab_cookie(layout.url), new_tab_cookie(layout.url)
     assert mine != other
-    session = asyncio.run(open_session(layout.url, mine))
+    session = run(open_session(layout.url, mine))
     assert session
-    assert asyncio.run(open_session(layout.url, mine, resume=session)) == session
-    assert asyncio.run(open_session(layout.url, other, resume=session)) != session
+    assert run(open_session(layout.url, mine, resume=session)) == session
+    assert run(open_session(layout.url, other, resume=session)) != session
 
 
 @needs_nginx
@@ -105,7 +89,7 @@ def test_a_tab_whose_process_is_down_is_served_by_another(layout):
     layout.apps[0].terminate()
     layout.apps[0].wait(timeout=30)
     for cookie in cookies:
-        assert asyncio.run(open_session(layout.url, cookie))
+        assert run(open_session(layout.url, cookie))
 
 
 def test_the_compose_file_describes_the_same_layout():

@@ -11,12 +11,12 @@ from pathlib import Path
 
 import pytest
 import websockets
-from streamlit.proto.BackMsg_pb2 import BackMsg
-from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests" / "browser"))
 from conftest import start_streamlit  # noqa: E402
+
+from tests.streamlit_ws import run, run_first_page  # noqa: E402
 
 PROBE = f"""
 import importlib.util
@@ -35,21 +35,7 @@ async def probe(url: str, keep_open: bool = False):
     """One tab's run of the probe script: its session id, and how many closed sessions it shut down."""
     ws = await websockets.connect(url.replace("http", "ws", 1) + "/_stcore/stream", subprotocols=["streamlit"],
                                   max_size=None, open_timeout=60)
-    msg = BackMsg()
-    msg.rerun_script.page_name = ""
-    await ws.send(msg.SerializeToString())
-    text = ""
-    while True:
-        forward = ForwardMsg()
-        forward.ParseFromString(await asyncio.wait_for(ws.recv(), 60))
-        kind = forward.WhichOneof("type")
-        if kind == "delta" and forward.delta.WhichOneof("type") == "new_element":
-            element = forward.delta.new_element
-            assert element.WhichOneof("type") != "exception", element.exception.message
-            if element.WhichOneof("type") == "text":
-                text = element.text.body
-        elif kind == "script_finished" and forward.script_finished != ForwardMsg.FINISHED_EARLY_FOR_RERUN:
-            break
+    _, text = await run_first_page(ws, timeout=60)
     fields = dict(part.split("=", 1) for part in text.split())
     if not keep_open:
         await ws.close()
@@ -82,7 +68,7 @@ def test_a_closed_session_past_its_ttl_is_shut_down_without_another_disconnect(s
         finally:
             await ws.close()
 
-    asyncio.run(scenario())
+    run(scenario())
 
 
 def test_outside_a_server_there_is_nothing_to_reach():
