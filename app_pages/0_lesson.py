@@ -2,8 +2,8 @@
 
 import streamlit as st
 
-from grpo_viz import lesson
-from grpo_viz.ui import chart_style, compact_page, latex_lines, presentation_toggle
+from grpo_viz import deck, lesson
+from grpo_viz.ui import chart_style, compact_page, deferred, latex_lines, presentation_toggle
 from grpo_viz.ui.stepping import stage_tabs
 
 PRESENTING_CHART_PX = 460  # at 720 px under the slide bar (tabs) and the objective
@@ -27,6 +27,10 @@ def _start_again() -> None:
     st.session_state.lesson_draw = 0
 
 
+def control_key(slide: lesson.Slide) -> str:
+    return f"lesson_{slide.key}_{slide.control.name}"
+
+
 def slide_view(index: int) -> None:
     """One slide: the objective, the chart, and the card with its live control."""
     slide = lesson.SLIDES[index]
@@ -37,7 +41,7 @@ def slide_view(index: int) -> None:
         if slide.control is not None:
             c = slide.control
             # a server round trip: the slide is rebuilt at the control's value
-            value = st.slider(c.label, c.low, c.high, c.default, step=c.step, key=f"lesson_{slide.key}_{c.name}",
+            value = st.slider(c.label, c.low, c.high, c.default, step=c.step, key=control_key(slide),
                               help=c.help)
     view = lesson.build(slide, value, st.session_state.get("lesson_draw", 0))
     objective.latex(view.equations[0])
@@ -70,6 +74,17 @@ def lesson_slides() -> None:
         if view is not None:
             with view:
                 slide_view(index)
+    if presenting:
+        return
+    # the lesson at the values its controls have now, kept while the session lives: the download holds it weakly and
+    # builds the file (every slide through lesson.build, as drawn here) only when clicked
+    st.session_state.lesson_deck_view = deck.LessonView(
+        tuple(None if s.control is None else st.session_state.get(control_key(s)) for s in lesson.SLIDES),
+        st.session_state.get("lesson_draw", 0))
+    st.download_button("⬇ Download as a page", deferred(deck.lesson_page, st.session_state.lesson_deck_view),
+                       "grpo_lesson.html", "text/html", on_click="ignore", key="download_grpo_lesson.html",
+                       help="Every slide at these settings as one HTML file that runs offline, from disk or a course "
+                            "website: the slide bar, Back / Next and the presenter keys.")
 
 
 lesson_slides()

@@ -185,6 +185,17 @@ def build_deck(title: str, stages: list[DeckStage], footer: str = "") -> str:
     )
 
 
+KEYS = "Keys: PageDown / PageUp, → / ←, Space (Shift+Space back)."
+
+
+def _file_style():
+    """Charts for the file's white page at a screen's text sizes, whatever thread builds them (a download is built
+    on a worker thread of the server, which starts from the default style)."""
+    from . import charts
+
+    return charts.presentation(False, dark=False)
+
+
 @dataclass
 class IterationView:
     """What the Step through page shows of one drawn group: the trace, the toy's numbers, and where it is."""
@@ -205,16 +216,46 @@ def iteration_page(view: IterationView) -> str:
     trace, toy = view.trace, view.toy
     step = trace.mu - 1
     stages = []
-    for k, record in enumerate(GRPO_STAGES):
-        extra = ()
-        if record.name == "Update" and trace.mu > 1:
-            extra = (charts.trajectory_chart(TOY_WORDS, [p.tolist() for p in toy.probs_per_step],
-                                             toy.probs_ref.tolist()),)
-        stages.append(DeckStage(
-            short=record.short, title=f"{k + 1}. {record.name}",
-            figure=toy_stage_figure(trace, toy, k, step, TOY_WORDS, TOY_STATE), extra_figures=extra,
-            equations=tuple(explain.stage_latex(k, trace, step, toy)), text=explain.stage_text(k, trace, step, toy),
-            objective=explain.objective_latex(k)))
+    with _file_style():
+        for k, record in enumerate(GRPO_STAGES):
+            extra = ()
+            if record.name == "Update" and trace.mu > 1:
+                extra = (charts.trajectory_chart(TOY_WORDS, [p.tolist() for p in toy.probs_per_step],
+                                                 toy.probs_ref.tolist()),)
+            stages.append(DeckStage(
+                short=record.short, title=f"{k + 1}. {record.name}",
+                figure=toy_stage_figure(trace, toy, k, step, TOY_WORDS, TOY_STATE), extra_figures=extra,
+                equations=tuple(explain.stage_latex(k, trace, step, toy)),
+                text=explain.stage_text(k, trace, step, toy), objective=explain.objective_latex(k)))
     return build_deck(f"One GRPO iteration of the toy “{TOY_STATE} …”: iteration {view.iteration + 1}, "
-                      f"group draw {view.draw + 1}", stages,
-                      footer="Made by grpo-viz. Keys: PageDown / PageUp, → / ←, Space (Shift+Space back).")
+                      f"group draw {view.draw + 1}", stages, footer=f"Made by grpo-viz. {KEYS}")
+
+
+@dataclass
+class LessonView:
+    """What the lesson page shows: each slide's live control value (None for a slide without one, or at its
+    default) and the group draw of the slides that sample a group."""
+
+    values: tuple[float | None, ...]  # one per slide of lesson.SLIDES
+    draw: int  # from 0
+
+
+def lesson_page(view: LessonView) -> str:
+    """The lesson as one page: every slide built by ``lesson.build`` at the page's control values and draw, the
+    view the page draws (the objective over the chart; the card's numbers and words beside it)."""
+    from . import lesson
+
+    if len(view.values) != len(lesson.SLIDES):
+        raise ValueError(f"the lesson has {len(lesson.SLIDES)} slides, not {len(view.values)}")
+    stages, settings = [], []
+    with _file_style():
+        for k, (slide, value) in enumerate(zip(lesson.SLIDES, view.values)):
+            shown = lesson.build(slide, value, view.draw)
+            stages.append(DeckStage(short=slide.title, title=f"{k + 1}. {slide.heading}", figure=shown.figure,
+                                    equations=tuple(shown.equations[1:]), text=shown.text,
+                                    objective=shown.equations[0]))
+            if slide.control is not None:  # its symbol ends its label: "Clip ε", "Group size G"
+                settings.append(f"{slide.title}: {slide.control.label.split()[-1]} = "
+                                f"{slide.control.value(value):g}")
+    footer = f"Made by grpo-viz with {', '.join(settings)}; group draw {view.draw + 1}. {KEYS}"
+    return build_deck("The GRPO story, in nine slides", stages, footer=footer)

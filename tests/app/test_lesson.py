@@ -100,3 +100,18 @@ def test_once_the_browser_asks_every_slide_is_drawn_in_its_own_container():
     slider.set_value(control.control.high).run()
     no_error(at)
     assert chart_data(at) != before
+
+
+def test_the_lesson_downloads_as_one_page_at_its_controls_values_but_not_while_presenting():
+    k = next(i for i, s in enumerate(lesson.SLIDES) if s.key == "clip")
+    at = new_app(PAGE, slide=str(k + 1))
+    at.slider(key="lesson_clip_epsilon").set_value(0.4).run()
+    no_error(at)
+    [button] = at.get("download_button")
+    assert button.proto.label == "⬇ Download as a page"
+    view = at.session_state["lesson_deck_view"]  # what the button builds the file from, when clicked
+    assert view.values[k] == 0.4 and view.draw == 0
+    assert len(view.values) == len(lesson.SLIDES)
+    presenting = new_app(PAGE, slide=str(k + 1), present="1")
+    no_error(presenting)
+    assert not presenting.get("download_button")
