@@ -108,6 +108,14 @@ _JS = """
   const tabs = Array.from(document.querySelectorAll('nav button'));
   const back = document.getElementById('back'), next = document.getElementById('next');
   let shown = -1;
+  // an equation wider than its box is set smaller until it fits (KaTeX sizes everything in em), not scrolled
+  const fit = (el) => {
+    el.style.fontSize = '';
+    const box = el.querySelector('.katex-display') || el;
+    const need = Math.max(box.scrollWidth, el.scrollWidth), have = el.clientWidth;
+    if (have > 0 && need > have + 1) el.style.fontSize = (0.98 * have / need) + 'em';
+  };
+  const fitShown = () => { if (shown >= 0) sections[shown].querySelectorAll('[data-tex]').forEach(fit); };
   const draw = (k) => {
     const section = sections[k];
     if (section.dataset.drawn) return;
@@ -127,6 +135,7 @@ _JS = """
     tabs.forEach((t, i) => t.setAttribute('aria-selected', String(i === k)));
     shown = k;
     draw(k);
+    fitShown();
     back.disabled = k === 0;
     next.disabled = k === sections.length - 1;
     history.replaceState(null, '', '#' + (k + 1));
@@ -134,6 +143,7 @@ _JS = """
   tabs.forEach((t, i) => t.addEventListener('click', () => show(i)));
   back.addEventListener('click', () => show(shown - 1));
   next.addEventListener('click', () => show(shown + 1));
+  window.addEventListener('resize', fitShown);
   window.addEventListener('keydown', (e) => {
     if (e.ctrlKey || e.altKey || e.metaKey) return;
     let step = 0;
