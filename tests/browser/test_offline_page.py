@@ -28,7 +28,9 @@ FITS_JS = """() => {
   if (document.documentElement.scrollWidth > innerWidth) bad.push('page ' + document.documentElement.scrollWidth);
   s.querySelectorAll('.card, .charts, .js-plotly-plot, .katex-display').forEach(el => {
     const r = el.getBoundingClientRect();
-    if (r.left < -0.5 || r.right > innerWidth + 0.5 || r.bottom > innerHeight + 0.5) bad.push(el.className + ' ' + r.bottom);
+    if (r.left < -0.5 || r.right > innerWidth + 0.5 || r.bottom > innerHeight + 0.5) {
+      bad.push(el.className + ' ' + r.bottom);
+    }
   });
   s.querySelectorAll('[data-tex]').forEach(el => {
     const box = el.querySelector('.katex-display');
