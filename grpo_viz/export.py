@@ -41,7 +41,7 @@ def frame_csv(table) -> str:
 TRL_MODEL = "HuggingFaceTB/SmolLM2-135M-Instruct"
 # The app trains a Hugging Face model through LoRA adapters (policies.loading.make_policy's defaults).
 LORA_RANK, LORA_ALPHA = 8, 16
-TRL_TASKS = ("sum", "sum_format", "sum_length")
+TRL_TASKS = ("sum", "sum_brief", "sum_format", "sum_length")
 
 
 def trl_config_kwargs(settings: Settings, max_completion_length: int | None = None,
@@ -150,6 +150,16 @@ def format_ok(completions, **kwargs):
     return [float(bool(FORMAT.match(text(completion)))) for completion in completions]
 '''
         return code, ["correct", "format_ok"], [w for w, _ in tasks.ARITHMETIC_FORMAT.reward.parts]
+    if task_key == "sum_brief":
+        brevity = tasks.ARITHMETIC_BRIEF.reward.parts[1][1]
+        code += f'''
+
+def brevity(completions, **kwargs):
+    """A proxy for "just the answer": 1 up to {brevity.short} characters, 0 from {brevity.long} on, a line between."""
+    return [min(max(({brevity.long} - len(text(c).strip())) / {brevity.long - brevity.short}, 0.0), 1.0)
+            for c in completions]
+'''
+        return code, ["correct", "brevity"], [w for w, _ in tasks.ARITHMETIC_BRIEF.reward.parts]
     if task_key == "sum_length":
         target = tasks.ARITHMETIC_LENGTH.reward.target_tokens
         code += f'''

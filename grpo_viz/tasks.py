@@ -104,6 +104,26 @@ class LengthReward:
 
 
 @dataclass(frozen=True)
+class BrevityReward:
+    """A proxy for "just the answer": r = clip((long - c) / (long - short), 0, 1), c = the completion's characters
+    (spaces around it not counted): 1 up to ``short`` characters, 0 from ``long`` on, a straight line between.
+
+    Characters, not tokens: the same length scores the same under any tokenizer. A proxy: an empty or wrong
+    answer is as brief as the right one."""
+
+    short: int = 4
+    long: int = 48
+
+    def __post_init__(self):
+        if not 0 <= self.short < self.long:
+            raise ValueError(f"Give 0 <= short < long characters (short={self.short}, long={self.long}).")
+
+    def __call__(self, group: Group) -> Tensor:
+        chars = torch.tensor([len(t.strip()) for t in group.texts], dtype=torch.float64)
+        return ((self.long - chars) / (self.long - self.short)).clamp(0.0, 1.0)
+
+
+@dataclass(frozen=True)
 class KeywordReward:
     """A hackable proxy: r = 1 if the completion contains ``keyword`` anywhere, right or wrong."""
 
@@ -192,12 +212,16 @@ class Task:
         return Task(self.key, self.title, self.description, fn, fn, arithmetic=False)
 
     def accuracy(self, policy, samples: int = 8, seed: int = 0, problems: int = 100, temperature: float = 1.0,
-                 chat: bool = False) -> float:
-        """Mean true reward over ``samples`` completions of each of the first ``problems`` sums (sampled at T)."""
+                 chat: bool = False, batched: bool = False) -> float:
+        """Mean true reward over ``samples`` completions of each of the first ``problems`` sums (sampled at T).
+
+        ``batched``: the prompts of one length are sampled together (``sample_batched``, where the policy has it):
+        the same distribution in a few forwards instead of one decode loop per prompt, from another random stream."""
         pairs = self.evaluation_pairs(problems, seed)
         prompts = [self.prompt(a, b, chat) for a, b in pairs]
         gen = torch.Generator().manual_seed(seed)
-        group = policy.sample_group(prompts, samples, gen, temperature)
+        sample = policy.sample_batched if batched and hasattr(policy, "sample_batched") else policy.sample_group
+        group = sample(prompts, samples, gen, temperature)
         return float(self.true_reward(group).mean())
 
 
@@ -215,10 +239,18 @@ ARITHMETIC_LENGTH = Task(
     "Reward hacking: GRPO optimizes r = min(|o| / 8, 1), longer looks more thorough; the true reward (correct?) is shown beside it.",
     LengthReward(8), ExactMatchReward(),
 )
+ARITHMETIC_BRIEF = Task(
+    "sum_brief", "Sum: correct and brief",
+    "r = ½ · [the answer is a + b] + ½ · brevity (1 up to 4 characters, 0 from 48 on). The prompt asks for just "
+    "the number; brevity is a proxy for that, and a short wrong answer earns its half too.",
+    WeightedSum(((0.5, ExactMatchReward()), (0.5, BrevityReward()))),
+    WeightedSum(((0.5, ExactMatchReward()), (0.5, BrevityReward()))),
+)
 TOY_TEXT = Task(
     "toy", "“The cat …”: reward per first word",
     "The toy's state as a prompt; the reward of the first word, from the sidebar's reward per word.",
     FirstWordReward(("sat", "slept", "barked"), (1.0, 0.5, 0.0)),
     FirstWordReward(("sat", "slept", "barked"), (1.0, 0.5, 0.0)), arithmetic=False,
 )
-TASKS: dict[str, Task] = {t.key: t for t in (ARITHMETIC, ARITHMETIC_FORMAT, ARITHMETIC_LENGTH, TOY_TEXT)}
+TASKS: dict[str, Task] = {t.key: t for t in (ARITHMETIC, ARITHMETIC_BRIEF, ARITHMETIC_FORMAT, ARITHMETIC_LENGTH,
+                                              TOY_TEXT)}

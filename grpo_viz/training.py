@@ -444,12 +444,14 @@ class LMTraining:
     sampled groups, the true reward of the same completions, KL to pi_ref, loss, clip fractions);
     ``accuracy`` one (iteration, accuracy) pair per evaluation: at 0, every ``eval_every`` iterations,
     and wherever ``evaluate_now`` is called. Accuracy is the task's true reward on ``eval_problems`` fixed
-    problems x ``eval_samples`` samples (T = 1); with ``held_out`` those problems are never trained on.
+    problems x ``eval_samples`` samples (T = 1); with ``held_out`` those problems are never trained on. With
+    ``batched_evaluation`` the problems are sampled in one batch (``Task.accuracy(batched=True)``): the same
+    distribution, another random stream, and a fraction of the time of one decode loop per problem.
     """
 
     def __init__(self, policy, task, settings: Settings, chat: bool = False, prompts_per_iteration: int = 4,
                  eval_every: int = 5, max_iterations: int = LM_MAX_ITERATIONS, eval_problems: int = LM_EVAL_PROBLEMS,
-                 eval_samples: int = LM_EVAL_SAMPLES, held_out: bool = False):
+                 eval_samples: int = LM_EVAL_SAMPLES, held_out: bool = False, batched_evaluation: bool = True):
         if prompts_per_iteration < 1 or eval_every < 1 or eval_problems < 1 or eval_samples < 1:
             raise ValueError("Use at least one prompt per iteration, evaluate at least every iteration, and "
                              "evaluate on at least one problem and one sample.")
@@ -458,6 +460,7 @@ class LMTraining:
         self.prompts_per_iteration, self.eval_every = int(prompts_per_iteration), int(eval_every)
         self.eval_problems, self.eval_samples = int(eval_problems), int(eval_samples)
         self.held_out = bool(held_out)
+        self.batched_evaluation = bool(batched_evaluation)
         self._held_out_pairs = (tuple(task.evaluation_pairs(self.eval_problems, LM_EVAL_SEED))
                                 if self.held_out and task.arithmetic else ())
         self.max_iterations = min(int(max_iterations), StepRun.MAX_HISTORY)
@@ -502,7 +505,7 @@ class LMTraining:
             return self.accuracy[-1][1]
         start = time.perf_counter()
         acc = self.task.accuracy(self.policy, samples=self.eval_samples, seed=LM_EVAL_SEED,
-                                 problems=self.eval_problems, chat=self.chat)
+                                 problems=self.eval_problems, chat=self.chat, batched=self.batched_evaluation)
         self.eval_seconds += time.perf_counter() - start
         self.accuracy.append((self.iteration, acc))
         return acc
@@ -775,6 +778,7 @@ class LMWorkerSlot:
 #    "settings": every field of config.Settings (seed included), "prompts_per_iteration": int,
 #    "eval_every": int, "eval_problems": int, "eval_samples": int, "eval_seed": int,
 #    "held_out": bool (the evaluation's sums are never trained on),
+#    "batched_evaluation": bool (the evaluation samples its problems in one batch; absent in older files: false),
 #    "columns": {"iteration": [1..n], "mean_reward", "true_reward", "kl", "loss", "clip_low", "clip_high",
 #                "seconds": [one number per iteration]},
 #    "accuracy": [[iteration, accuracy], ...],
@@ -811,6 +815,7 @@ class RecordedRun:
     recorded: dict
     path: str = ""
     held_out: bool = False
+    batched_evaluation: bool = False
 
     @property
     def iterations(self) -> int:
@@ -825,7 +830,8 @@ class RecordedRun:
         """A fresh LMTraining of ``policy`` (a new copy of the recorded model) with the recording's settings."""
         return LMTraining(policy, task, self.settings, chat=chat, prompts_per_iteration=self.prompts_per_iteration,
                           eval_every=self.eval_every, max_iterations=max_iterations,
-                          eval_problems=self.eval_problems, eval_samples=self.eval_samples, held_out=self.held_out)
+                          eval_problems=self.eval_problems, eval_samples=self.eval_samples, held_out=self.held_out,
+                          batched_evaluation=self.batched_evaluation)
 
     @classmethod
     def from_dict(cls, data: dict, path: str = "") -> "RecordedRun":
@@ -838,7 +844,8 @@ class RecordedRun:
                    eval_samples=int(data["eval_samples"]), columns=data["columns"],
                    accuracy=tuple((int(i), float(a)) for i, a in data["accuracy"]),
                    completions={int(k): [Completion(*c) for c in v] for k, v in data.get("completions", {}).items()},
-                   recorded=data.get("recorded", {}), path=path, held_out=bool(data.get("held_out", False)))
+                   recorded=data.get("recorded", {}), path=path, held_out=bool(data.get("held_out", False)),
+                   batched_evaluation=bool(data.get("batched_evaluation", False)))
 
     @classmethod
     def load(cls, path) -> "RecordedRun":
@@ -868,7 +875,7 @@ def recording(lm: LMTraining, model: str, model_name: str, task_key: str, comple
         "format": RECORD_FORMAT, "model": model, "model_name": model_name, "task": task_key, "settings": settings,
         "prompts_per_iteration": lm.prompts_per_iteration, "eval_every": lm.eval_every,
         "eval_problems": lm.eval_problems, "eval_samples": lm.eval_samples, "eval_seed": LM_EVAL_SEED,
-        "held_out": lm.held_out, "columns": lm.columns(), "accuracy": [[i, a] for i, a in lm.accuracy],
+        "held_out": lm.held_out, "batched_evaluation": lm.batched_evaluation, "columns": lm.columns(), "accuracy": [[i, a] for i, a in lm.accuracy],
         "completions": {str(k): v for k, v in (completions or {}).items()},
         "recorded": {"torch": torch.__version__, "threads": torch.get_num_threads(), **dict(recorded or {})},
     }
