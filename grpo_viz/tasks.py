@@ -254,3 +254,12 @@ TOY_TEXT = Task(
 )
 TASKS: dict[str, Task] = {t.key: t for t in (ARITHMETIC, ARITHMETIC_BRIEF, ARITHMETIC_FORMAT, ARITHMETIC_LENGTH,
                                               TOY_TEXT)}
+# The task a model starts on: one it visibly learns in a few minutes of Run. The built-in model's corpus has a
+# careful writer for an exact-match reward to find; SmolLM2 rarely gets a sum right or answers with just the
+# number at first, and learns the brief answer long before the arithmetic.
+MODEL_DEFAULT_TASKS = {"smollm2": ARITHMETIC_BRIEF.key}
+
+
+def default_task(model_kind: str) -> str:
+    """The key of the task ``model_kind`` ("builtin", "smollm2", "hf") starts on."""
+    return MODEL_DEFAULT_TASKS.get(model_kind, ARITHMETIC.key)

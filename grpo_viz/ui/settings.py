@@ -12,6 +12,7 @@ import streamlit as st
 
 from ..config import DEFAULT_PRESET, PRESET_FIELDS, PRESETS, TOY_REWARDS, TOY_WORDS, Settings
 from ..objectives import LOSS_TYPES, SCALE_REWARDS
+from ..tasks import default_task
 from .models import model_choices
 
 
@@ -296,6 +297,14 @@ LM_QUERY_SPECS: dict[str, tuple] = {
 }
 
 
+def _task_follows_model() -> None:
+    """The model selectbox's callback: a task still at the last model's default moves to the new model's."""
+    state = st.session_state
+    before = state.get("lm_model_before")
+    if before is not None and state.get("task") == default_task(before):
+        state["task"] = default_task(state["model"])
+
+
 def lm_sidebar(task_titles: dict[str, str]) -> dict:
     """The language model's own knobs under the shared ones: model, task, Adam step, completion length."""
     models = model_choices()  # the server's operator decides which models a link may choose (policies/access.py)
@@ -306,7 +315,11 @@ def lm_sidebar(task_titles: dict[str, str]) -> dict:
     # No format_func: a bound selectbox writes its displayed text to the URL, and short keys make short links.
     kind = sb.selectbox("Model", list(models), key="model", bind="query-params",
                         help="The policy on the right. " + "; ".join(f"{k}: {v}" for k, v in models.items())
-                             + ". Each browser session trains its own copy; the loaded weights are shared read-only.")
+                             + ". Each browser session trains its own copy; the loaded weights are shared read-only.",
+                        on_change=_task_follows_model)
+    st.session_state["lm_model_before"] = kind
+    if "task" not in st.session_state and "task" not in st.query_params and default_task(kind) in task_titles:
+        st.session_state["task"] = default_task(kind)  # a URL's task=, or one chosen before, wins
     sb.caption(models[kind])
     source = ""
     if kind == "hf":

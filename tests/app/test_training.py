@@ -332,3 +332,20 @@ def test_language_model_section_shows_the_recorded_run_at_once_and_reproduces_it
     assert list(table["iteration"]) == [0, 1, 2, 3, 4, 5] and table["match"].all()
     assert any("match the recording" in s.value for s in at.success), [s.value for s in at.success]
     assert lm_points(at, "LM: mean reward") == [0, 0]  # the session's own live run did not move
+
+
+def test_each_model_starts_on_the_task_it_visibly_learns():
+    """SmolLM2 starts on 'Sum: correct and brief' (it learns the brief answer in minutes), the built-in model on the
+    exact sum; switching models moves a task still at the old model's default, never one the user chose."""
+    at = open_page()
+    assert at.selectbox(key="model").value == "builtin" and at.selectbox(key="task").value == "sum"
+    at.selectbox(key="model").set_value("smollm2").run()
+    assert at.selectbox(key="task").value == "sum_brief"
+    at.selectbox(key="model").set_value("builtin").run()
+    assert at.selectbox(key="task").value == "sum"
+    at.selectbox(key="task").set_value("sum_format").run()
+    at.selectbox(key="model").set_value("smollm2").run()
+    assert at.selectbox(key="task").value == "sum_format"
+    no_error(at)
+    assert open_page(model="smollm2").selectbox(key="task").value == "sum_brief"
+    assert open_page(model="smollm2", task="sum").selectbox(key="task").value == "sum"
