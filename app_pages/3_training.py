@@ -9,8 +9,8 @@ from grpo_viz import charts, explain, export, hacking
 from grpo_viz.config import TOY_STATE, TOY_WORDS
 from grpo_viz.tasks import TASKS
 from grpo_viz.training import (ALGORITHMS, COMPARE_KNOBS, COMPARE_LABELS, DEFAULT_ITERATIONS, HACKED_WORD,
-                               HACKING_BETA_CHOICES, HACKING_BETAS, LM_DEFAULT_ITERATIONS, LM_EVAL_PROBLEMS,
-                               LM_EVAL_SAMPLES, LM_MAX_ITERATIONS, MAX_ITERATIONS, PROXY_BONUS, REPRODUCE_REL,
+                               HACKING_BETA_CHOICES, HACKING_BETAS, LM_DEFAULT_ITERATIONS, LM_EVAL_EVERY,
+                               LM_EVAL_PROBLEMS, LM_EVAL_SAMPLES, LM_MAX_ITERATIONS, LM_PROMPTS_PER_ITERATION, MAX_ITERATIONS, PROXY_BONUS, REPRODUCE_REL,
                                Experiment, LMWorker, RecordedRun, recorded_runs, reproduction,
                                hacking_outcomes, hacking_run, hacking_sweep, proxy_rewards, run_specs, start_probs)
 from grpo_viz.ui import (STEP_BUTTON_PX, PlayTimer, compact_page, deferred, export_row, lm_sidebar,
@@ -255,10 +255,14 @@ def lm_section() -> None:
     n_iterations = c1.slider("LM iterations per run", 1, LM_MAX_ITERATIONS, LM_DEFAULT_ITERATIONS, key="lm_iterations",
                              persist_state="session",
                              help=f"How many iterations Run trains (a run stops at {LM_MAX_ITERATIONS} in all).")
-    n_prompts = c2.number_input("Prompts per iteration", 1, 8, 4, key="lm_prompts", persist_state="session",
+    n_prompts = c2.number_input("Prompts per iteration", 1, 8, LM_PROMPTS_PER_ITERATION, key="lm_prompts",
+                                persist_state="session",
                                 help="Groups per iteration: each prompt gets its own G completions and baseline.")
-    eval_every = c3.number_input("Accuracy every k", 1, 50, 5, key="lm_eval_every", persist_state="session",
-                                 help="Evaluating costs about as much as two iterations of the built-in model.")
+    eval_every = c3.number_input("Accuracy every k", 1, 50, LM_EVAL_EVERY, key="lm_eval_every",
+                                 persist_state="session",
+                                 help=f"An evaluation samples its {LM_EVAL_PROBLEMS} held-out sums × {LM_EVAL_SAMPLES} "
+                                      "in one batch: it costs less than one iteration, and counts in the time a "
+                                      "class waits.")
     worker = session_lm_worker(loaded, lm_choice, task, lm_settings, int(n_prompts), int(eval_every))
     if worker.snapshot().status == "idle":
         worker.start(0)  # the start accuracy, measured in the background: the page never waits for it

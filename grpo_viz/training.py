@@ -406,7 +406,8 @@ __all__ = [
     "RunSpec", "TrainingRun", "exact_kl", "hacking_outcome", "hacking_outcomes", "hacking_run", "hacking_sweep",
     "iterations_to_reach", "proxy_rewards", "proxy_spread", "reward_hacking_specs", "run_specs", "start_probs",
     "train", "with_knob",
-    "LMTraining", "LM_DEFAULT_ITERATIONS", "LM_MAX_ITERATIONS", "LMSnapshot", "LMWorker", "LMWorkerSlot",
+    "LMTraining", "LM_DEFAULT_ITERATIONS", "LM_EVAL_EVERY", "LM_MAX_ITERATIONS", "LM_PROMPTS_PER_ITERATION",
+    "LMSnapshot", "LMWorker", "LMWorkerSlot",
     "stop_all_workers", "RECORD_FORMAT", "RUNS_DIR", "RecordedRun", "record_run", "recorded_runs", "recording",
     "reproduction",
 ]
@@ -422,6 +423,8 @@ __all__ = [
 
 LM_MAX_ITERATIONS = 200  # a session's LM run never grows past this
 LM_DEFAULT_ITERATIONS = 40
+LM_PROMPTS_PER_ITERATION = 4  # the Training page's defaults: groups an iteration, and an evaluation every k
+LM_EVAL_EVERY = 5
 LM_EVAL_PROBLEMS = 40  # a fixed evaluation set held out of training: 40 sums x 2 samples
 LM_EVAL_SAMPLES = 2
 LM_EVAL_SEED = 12345  # the same problems and sampling stream at every evaluation

@@ -1,21 +1,26 @@
 """How fast does GRPO make a language model better at its task?  Held-out reward against iterations and seconds.
 
     python scripts/measure_lm_grpo.py                                  # built-in model, 3 seeds, 30 s each
-    python scripts/measure_lm_grpo.py --model smollm2 --seconds 180    # SmolLM2 + LoRA, 3 minutes a seed
-    python scripts/measure_lm_grpo.py --png docs/lm_learning.png       # and the picture (Chromium draws it)
+    python scripts/measure_lm_grpo.py --model smollm2                  # SmolLM2 + LoRA, 3 minutes a seed
+    python scripts/measure_lm_grpo.py --model smollm2 --json s.json    # keep the curves...
+    python scripts/measure_lm_grpo.py --draw s.json b.json --png docs/lm_learning.png  # ...and draw them (Chromium)
 
-Each seed is what pressing Run on Training -> Language model does at the page's defaults: an ``LMTraining``
-(4 prompts x G = 8 an iteration, the sidebar's default settings, sums held out of training) trained for
-``--seconds`` of wall time or ``--iterations``, whichever comes first, with the held-out evaluation (40 sums x 2
-samples, T = 1; the task's true reward in [0, 1]) at iteration 0 and every ``--eval-every`` iterations. The clock
-counts evaluations too: it is the time a class waits. Prints one line per evaluation and a summary per seed
-(reward at 0, best and last, the rise, and when it first rose by ``--rise``); ``--json`` keeps the curves.
+Each seed is what pressing Run on Training -> Language model does at the page's defaults: an ``LMTraining`` (the
+model's default task, ``LM_PROMPTS_PER_ITERATION`` prompts x G an iteration, the sidebar's default settings, sums
+held out of training) trained for ``--seconds`` of wall time or ``--iterations``, whichever comes first, with the
+held-out evaluation (``LM_EVAL_PROBLEMS`` sums x ``LM_EVAL_SAMPLES`` samples, T = 1, batched as the page does; the
+task's true reward in [0, 1]) at iteration 0 and every ``--eval-every`` iterations. The clock counts evaluations
+too: it is the time a class waits. Torch uses ``--threads`` (2, as the page: torch's default on this 2-core
+machine). Prints one line per evaluation and a summary per seed (reward at 0, best and last, the rise, when it
+first rose by ``--rise``, the load average before and after); ``--json`` keeps the curves; ``--draw`` draws
+curves kept earlier (one panel pair per file) without training.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import tempfile
 import time
@@ -28,8 +33,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from grpo_viz.config import Settings  # noqa: E402
 from grpo_viz.policies.loading import load_model, make_policy  # noqa: E402
-from grpo_viz.tasks import TASKS  # noqa: E402
-from grpo_viz.training import LM_EVAL_PROBLEMS, LM_EVAL_SAMPLES, LMTraining  # noqa: E402
+from grpo_viz.tasks import TASKS, default_task  # noqa: E402
+from grpo_viz.training import (LM_EVAL_EVERY, LM_EVAL_PROBLEMS, LM_EVAL_SAMPLES, LM_PROMPTS_PER_ITERATION,  # noqa: E402
+                               LMTraining)
 
 
 def measure_seed(loaded, args, seed: int) -> dict:
@@ -39,6 +45,7 @@ def measure_seed(loaded, args, seed: int) -> dict:
                     chat=loaded.chat, prompts_per_iteration=args.prompts, eval_every=args.eval_every,
                     max_iterations=args.iterations, eval_problems=args.problems, eval_samples=args.samples,
                     held_out=True)
+    load_before = os.getloadavg()[0]
     start = time.perf_counter()
     curve = []  # (iteration, seconds since Run, held-out reward)
 
@@ -57,29 +64,40 @@ def measure_seed(loaded, args, seed: int) -> dict:
     first = curve[0][2]
     risen = next(((it, s) for it, s, acc in curve if acc >= first + args.rise), None)
     return {"seed": seed, "curve": curve, "start": first, "best": max(a for *_, a in curve), "last": curve[-1][2],
-            "rise_last": curve[-1][2] - first, "risen_at": risen, "iterations": lm.iteration,
-            "seconds_per_iteration": lm.seconds_per_iteration}
+            "rise_last": curve[-1][2] - first, "rise_best": max(a for *_, a in curve) - first, "risen_at": risen,
+            "iterations": lm.iteration, "seconds_per_iteration": lm.seconds_per_iteration,
+            "eval_seconds": lm.eval_seconds / max(len(curve), 1), "load": (load_before, os.getloadavg()[0])}
 
 
-def draw(results: list[dict], title: str, png: Path) -> None:
-    """Reward against iterations and against seconds, one line per seed, drawn by Plotly in headless Chromium."""
+def draw(panels: list[tuple[str, list[dict]]], png: Path) -> None:
+    """One row per (title, results): reward against iterations and against seconds, one line per seed, a dotted
+    line at the start + 0.3; drawn by Plotly in headless Chromium."""
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
 
-    fig = make_subplots(rows=1, cols=2, subplot_titles=("against iterations", "against seconds (evaluations "
-                                                                              "included)"))
+    titles = [t for title, _ in panels for t in (f"{title}: against iterations", "against seconds after Run "
+                                                                                 "(evaluations included)")]
+    fig = make_subplots(rows=len(panels), cols=2, subplot_titles=titles, vertical_spacing=0.16)
     colors = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e")
-    for k, r in enumerate(results):
-        its, secs, accs = zip(*r["curve"])
-        style = dict(color=colors[k % len(colors)], width=2)
-        fig.add_trace(go.Scatter(x=its, y=accs, mode="lines+markers", name=f"seed {r['seed']}", line=style,
-                                 legendgroup=str(k)), 1, 1)
-        fig.add_trace(go.Scatter(x=secs, y=accs, mode="lines+markers", name=f"seed {r['seed']}", line=style,
-                                 legendgroup=str(k), showlegend=False), 1, 2)
-    fig.update_yaxes(title_text="held-out reward", range=[0, 1.02])
-    fig.update_xaxes(title_text="iteration", row=1, col=1)
-    fig.update_xaxes(title_text="seconds after Run", row=1, col=2)
-    fig.update_layout(title=title, width=1100, height=420, template="plotly_white", margin=dict(t=80))
+    for row, (_, results) in enumerate(panels, start=1):
+        for k, r in enumerate(results):
+            its, secs, accs = zip(*r["curve"])
+            style = dict(color=colors[k % len(colors)], width=2)
+            fig.add_trace(go.Scatter(x=its, y=accs, mode="lines+markers", name=f"seed {r['seed']}", line=style,
+                                     legendgroup=str(k), showlegend=row == 1), row, 1)
+            fig.add_trace(go.Scatter(x=secs, y=accs, mode="lines+markers", name=f"seed {r['seed']}", line=style,
+                                     legendgroup=str(k), showlegend=False), row, 2)
+        start = sum(r["start"] for r in results) / len(results)
+        for col in (1, 2):
+            fig.add_hline(y=start + 0.3, line=dict(color="#888", dash="dot", width=1), row=row, col=col,
+                          annotation_text="start + 0.3" if col == 2 else None, annotation_position="bottom right")
+        fig.update_yaxes(title_text="held-out reward", range=[0, 1.02], row=row, col=1)
+        fig.update_yaxes(range=[0, 1.02], row=row, col=2)
+        fig.update_xaxes(title_text="iteration", row=row, col=1)
+        fig.update_xaxes(title_text="seconds", row=row, col=2)
+    height = 360 * len(panels) + 60
+    fig.update_layout(width=1100, height=height, template="plotly_white", margin=dict(t=60, b=50),
+                      legend=dict(orientation="h", y=1.0 + 40 / height, x=1, xanchor="right", yanchor="bottom"))
     from playwright.sync_api import sync_playwright
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -89,7 +107,7 @@ def draw(results: list[dict], title: str, png: Path) -> None:
             browser = p.chromium.launch(executable_path="/usr/bin/chromium", headless=True, args=[
                 "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                 "--disable-sync", "--no-first-run"])
-            page = browser.new_page(viewport={"width": 1120, "height": 440})
+            page = browser.new_page(viewport={"width": 1120, "height": height + 20})
             page.goto(html.as_uri())
             page.wait_for_selector(".main-svg")
             png.parent.mkdir(parents=True, exist_ok=True)
@@ -97,19 +115,26 @@ def draw(results: list[dict], title: str, png: Path) -> None:
             browser.close()
 
 
+def panel_title(data: dict) -> str:
+    a = data["args"]
+    return (f"{data['model']}, “{TASKS[a['task']].title}”, {a['prompts']} prompts × G = {a['group_size']}, "
+            f"lr {a['lr']:g}")
+
+
 def main() -> None:
     defaults = Settings()
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--model", default="builtin", choices=("builtin", "smollm2", "hf"))
     ap.add_argument("--source", default="", help="folder or cached hub id for --model hf")
-    ap.add_argument("--task", default="sum", choices=sorted(k for k, t in TASKS.items() if t.arithmetic))
+    ap.add_argument("--task", default=None, choices=sorted(k for k, t in TASKS.items() if t.arithmetic),
+                    help="default: the model's default task on the page (tasks.default_task)")
     ap.add_argument("--seeds", default="0,1,2")
     ap.add_argument("--seconds", type=float, default=None, help="wall time per seed (default 30 built-in, 180 "
                     "otherwise)")
     ap.add_argument("--iterations", type=int, default=500)
-    ap.add_argument("--eval-every", type=int, default=5)
+    ap.add_argument("--eval-every", type=int, default=LM_EVAL_EVERY)
     ap.add_argument("--group-size", type=int, default=defaults.group_size)
-    ap.add_argument("--prompts", type=int, default=4, help="prompts (groups) per iteration")
+    ap.add_argument("--prompts", type=int, default=LM_PROMPTS_PER_ITERATION, help="prompts (groups) per iteration")
     ap.add_argument("--lr", type=float, default=defaults.lm_lr)
     ap.add_argument("--mu", type=int, default=defaults.mu)
     ap.add_argument("--beta", type=float, default=defaults.beta)
@@ -120,27 +145,38 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--json", default=None, help="write the curves here")
     ap.add_argument("--png", default=None, help="draw the curves here (e.g. docs/lm_learning.png)")
+    ap.add_argument("--draw", nargs="+", default=None, metavar="JSON",
+                    help="do not train: draw these --json files into --png, one row each")
     args = ap.parse_args()
+    if args.draw:
+        if not args.png:
+            ap.error("--draw needs --png")
+        panels = [json.loads(Path(f).read_text()) for f in args.draw]
+        draw([(panel_title(d), d["results"]) for d in panels], Path(args.png))
+        print(f"wrote {args.png}")
+        return
     args.seconds = args.seconds or (30.0 if args.model == "builtin" else 180.0)
+    args.task = args.task or default_task(args.model)
     torch.set_num_threads(args.threads)
 
     loaded = load_model(args.model, args.source)
     print(f"model={loaded.name} task={args.task} {args.prompts} prompts x G={args.group_size} x "
           f"{args.max_new_tokens} tokens, lr={args.lr} mu={args.mu} beta={args.beta}, held-out evaluation "
           f"{args.problems} x {args.samples} every {args.eval_every}, {args.seconds:g} s a seed, "
-          f"{torch.get_num_threads()} threads", flush=True)
+          f"{torch.get_num_threads()} threads, load {os.getloadavg()[0]:.1f}", flush=True)
     results = [measure_seed(loaded, args, int(seed)) for seed in args.seeds.split(",")]
     for r in results:
         risen = (f"iteration {r['risen_at'][0]} ({r['risen_at'][1]:.0f} s)" if r["risen_at"] else
                  f"not within {r['iterations']} iterations")
         print(f"lm_grpo model={loaded.name} seed={r['seed']} start={r['start']:.3f} best={r['best']:.3f} "
               f"last={r['last']:.3f} rise={r['rise_last']:+.3f} iterations={r['iterations']} "
-              f"s_per_iteration={r['seconds_per_iteration'] or 0:.2f} rose_{args.rise:g}_at={risen}")
+              f"s_per_iteration={r['seconds_per_iteration'] or 0:.2f} s_per_evaluation={r['eval_seconds']:.2f} "
+              f"rose_{args.rise:g}_at={risen} load={r['load'][0]:.1f}->{r['load'][1]:.1f}")
+    data = {"args": vars(args), "model": loaded.name, "results": results}
     if args.json:
-        Path(args.json).write_text(json.dumps({"args": vars(args), "model": loaded.name, "results": results}))
+        Path(args.json).write_text(json.dumps(data))
     if args.png:
-        draw(results, f"{loaded.name}, “{TASKS[args.task].title}”: held-out reward after Run "
-                      f"({args.prompts} prompts × G = {args.group_size}, {len(results)} seeds)", Path(args.png))
+        draw([(panel_title(data), results)], Path(args.png))
         print(f"wrote {args.png}")
 
 

@@ -10,7 +10,7 @@ from dataclasses import fields, replace
 
 import streamlit as st
 
-from ..config import DEFAULT_PRESET, PRESET_FIELDS, PRESETS, TOY_REWARDS, TOY_WORDS, Settings
+from ..config import DEFAULT_PRESET, PRESET_FIELDS, PRESETS, TOY_REWARDS, TOY_WORDS, Settings, default_lm_lr
 from ..objectives import LOSS_TYPES, SCALE_REWARDS
 from ..tasks import default_task
 from .models import model_choices
@@ -297,12 +297,14 @@ LM_QUERY_SPECS: dict[str, tuple] = {
 }
 
 
-def _task_follows_model() -> None:
-    """The model selectbox's callback: a task still at the last model's default moves to the new model's."""
+def _defaults_follow_model() -> None:
+    """The model selectbox's callback: a task or Adam step still at the last model's default is forgotten, so its
+    widget starts again at the new model's default (one the user chose stays)."""
     state = st.session_state
     before = state.get("lm_model_before")
-    if before is not None and state.get("task") == default_task(before):
-        state["task"] = default_task(state["model"])
+    for key, default in (("task", default_task), ("lm_lr", default_lm_lr)):
+        if before is not None and key in state and state[key] == default(before):
+            del state[key]
 
 
 def lm_sidebar(task_titles: dict[str, str]) -> dict:
@@ -316,10 +318,8 @@ def lm_sidebar(task_titles: dict[str, str]) -> dict:
     kind = sb.selectbox("Model", list(models), key="model", bind="query-params",
                         help="The policy on the right. " + "; ".join(f"{k}: {v}" for k, v in models.items())
                              + ". Each browser session trains its own copy; the loaded weights are shared read-only.",
-                        on_change=_task_follows_model)
+                        on_change=_defaults_follow_model)
     st.session_state["lm_model_before"] = kind
-    if "task" not in st.session_state and "task" not in st.query_params and default_task(kind) in task_titles:
-        st.session_state["task"] = default_task(kind)  # a URL's task=, or one chosen before, wins
     sb.caption(models[kind])
     source = ""
     if kind == "hf":
@@ -327,13 +327,18 @@ def lm_sidebar(task_titles: dict[str, str]) -> dict:
                                placeholder="/path/to/model or org/name",
                                help="Offline only: a folder with config.json + weights + tokenizer, or a hub id "
                                     "already in the local Hugging Face cache. No code from the folder is run.")
-    task = sb.selectbox("Task", list(task_titles), key="task", bind="query-params",
+    tasks = list(task_titles)
+    task = sb.selectbox("Task", tasks, index=tasks.index(default_task(kind)) if default_task(kind) in tasks else 0,
+                        key="task", bind="query-params",
                         help="Prompts and the reward GRPO optimizes. "
                              + "; ".join(f"{k}: {v}" for k, v in task_titles.items()))
     sb.caption(task_titles[task])
     lm_lr = sb.select_slider("LM learning rate (Adam)", [1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 5e-2],
-                             value=DEFAULTS.lm_lr, key="lm_lr", bind="query-params", format_func=lambda v: f"{v:g}",
-                             help="Adam's step on the LM's trainable weights (η above is the toy's SGD step).")
+                             value=default_lm_lr(kind), key="lm_lr", bind="query-params",
+                             format_func=lambda v: f"{v:g}",
+                             help="Adam's step on the LM's trainable weights (η above is the toy's SGD step). Each "
+                                  "model starts at its own: LoRA's adapters, which start at zero, take a larger "
+                                  "one than full finetuning of the built-in model.")
     max_grad_norm = sb.select_slider(
         "Max gradient norm", [0.0, 0.1, 0.3, 1.0, 3.0, 10.0], value=DEFAULTS.lm_max_grad_norm, key="lm_max_grad_norm",
         bind="query-params", format_func=lambda v: "off" if v == 0 else f"{v:g}",

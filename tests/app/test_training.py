@@ -334,18 +334,25 @@ def test_language_model_section_shows_the_recorded_run_at_once_and_reproduces_it
     assert lm_points(at, "LM: mean reward") == [0, 0]  # the session's own live run did not move
 
 
-def test_each_model_starts_on_the_task_it_visibly_learns():
-    """SmolLM2 starts on 'Sum: correct and brief' (it learns the brief answer in minutes), the built-in model on the
-    exact sum; switching models moves a task still at the old model's default, never one the user chose."""
+def test_each_model_starts_on_the_task_and_step_it_visibly_learns_with():
+    """SmolLM2 starts on 'Sum: correct and brief' at LoRA's Adam step, the built-in model on the exact sum at its
+    own; switching models moves a task or step still at the old model's default, never one the user chose."""
     at = open_page()
-    assert at.selectbox(key="model").value == "builtin" and at.selectbox(key="task").value == "sum"
+
+    def shown():
+        return at.selectbox(key="task").value, at.select_slider(key="lm_lr").value
+
+    assert at.selectbox(key="model").value == "builtin" and shown() == ("sum", 3e-4)
     at.selectbox(key="model").set_value("smollm2").run()
-    assert at.selectbox(key="task").value == "sum_brief"
+    assert shown() == ("sum_brief", 1e-3)
     at.selectbox(key="model").set_value("builtin").run()
-    assert at.selectbox(key="task").value == "sum"
+    assert shown() == ("sum", 3e-4)
     at.selectbox(key="task").set_value("sum_format").run()
+    at.select_slider(key="lm_lr").set_value(1e-4).run()
     at.selectbox(key="model").set_value("smollm2").run()
-    assert at.selectbox(key="task").value == "sum_format"
+    assert shown() == ("sum_format", 1e-4)
     no_error(at)
-    assert open_page(model="smollm2").selectbox(key="task").value == "sum_brief"
-    assert open_page(model="smollm2", task="sum").selectbox(key="task").value == "sum"
+    at = open_page(model="smollm2")
+    assert shown() == ("sum_brief", 1e-3)
+    at = open_page(model="smollm2", task="sum", lm_lr="0.0003")
+    assert shown() == ("sum", 3e-4)
