@@ -74,7 +74,7 @@ class Settings:
     # model's (full finetuning), a LoRA model starts at LORA_LM_LR (``default_lm_lr``)
     lm_lr: float = 3e-4
     lm_max_grad_norm: float = 1.0  # TRL's default max_grad_norm; 0 = off
-    max_new_tokens: int = 24
+    max_new_tokens: int = 16  # a short answer's room, and SmolLM2's rambling cut short (each token costs a decode step)
     lm_precision: str = "bfloat16"  # a LoRA model's frozen weights; "float32" is exact to 1e-5 against TRL
 
     def with_preset(self, name: str) -> "Settings":

@@ -407,6 +407,7 @@ __all__ = [
     "iterations_to_reach", "proxy_rewards", "proxy_spread", "reward_hacking_specs", "run_specs", "start_probs",
     "train", "with_knob",
     "LMTraining", "LM_DEFAULT_ITERATIONS", "LM_EVAL_EVERY", "LM_MAX_ITERATIONS", "LM_PROMPTS_PER_ITERATION",
+    "LM_WORKER_THREADS",
     "LMSnapshot", "LMWorker", "LMWorkerSlot",
     "stop_all_workers", "RECORD_FORMAT", "RUNS_DIR", "RecordedRun", "record_run", "recorded_runs", "recording",
     "reproduction",
@@ -423,11 +424,12 @@ __all__ = [
 
 LM_MAX_ITERATIONS = 200  # a session's LM run never grows past this
 LM_DEFAULT_ITERATIONS = 40
-LM_PROMPTS_PER_ITERATION = 4  # the Training page's defaults: groups an iteration, and an evaluation every k
+LM_PROMPTS_PER_ITERATION = 2  # the Training page's defaults: groups an iteration, and an evaluation every k
 LM_EVAL_EVERY = 5
 LM_EVAL_PROBLEMS = 40  # a fixed evaluation set held out of training: 40 sums x 2 samples
 LM_EVAL_SAMPLES = 2
 LM_EVAL_SEED = 12345  # the same problems and sampling stream at every evaluation
+LM_WORKER_THREADS = 1  # torch's intra-op threads in a worker (see LMWorker._work)
 LM_COMPLETIONS_KEPT = 16  # the latest iteration's completions a snapshot carries (the page shows them)
 
 
@@ -684,6 +686,10 @@ class LMWorker:
 
     # -- the thread
     def _work(self, target: int) -> None:
+        # One intra-op thread: a server's cores are shared (other sessions, the page itself), and two torch threads
+        # that wait on each other there while one is descheduled lose far more than a second core gains. Threads
+        # started after this one (Streamlit's script threads) take the same setting.
+        torch.set_num_threads(LM_WORKER_THREADS)
         lm = self.lm
         try:
             if not lm.accuracy:

@@ -10,8 +10,8 @@ model's default task, ``LM_PROMPTS_PER_ITERATION`` prompts x G an iteration, the
 held out of training) trained for ``--seconds`` of wall time or ``--iterations``, whichever comes first, with the
 held-out evaluation (``LM_EVAL_PROBLEMS`` sums x ``LM_EVAL_SAMPLES`` samples, T = 1, batched as the page does; the
 task's true reward in [0, 1]) at iteration 0 and every ``--eval-every`` iterations. The clock counts evaluations
-too: it is the time a class waits. Torch uses ``--threads`` (2, as the page: torch's default on this 2-core
-machine). Prints one line per evaluation and a summary per seed (reward at 0, best and last, the rise, when it
+too: it is the time a class waits. Torch uses ``--threads`` (default ``LM_WORKER_THREADS``, as the page's
+worker). Prints one line per evaluation and a summary per seed (reward at 0, best and last, the rise, when it
 first rose by ``--rise``, the load average before and after); ``--json`` keeps the curves; ``--draw`` draws
 curves kept earlier (one panel pair per file) without training.
 """
@@ -31,11 +31,11 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from grpo_viz.config import Settings  # noqa: E402
+from grpo_viz.config import Settings, default_lm_lr  # noqa: E402
 from grpo_viz.policies.loading import load_model, make_policy  # noqa: E402
 from grpo_viz.tasks import TASKS, default_task  # noqa: E402
 from grpo_viz.training import (LM_EVAL_EVERY, LM_EVAL_PROBLEMS, LM_EVAL_SAMPLES, LM_PROMPTS_PER_ITERATION,  # noqa: E402
-                               LMTraining)
+                               LM_WORKER_THREADS, LMTraining)
 
 
 def measure_seed(loaded, args, seed: int) -> dict:
@@ -75,9 +75,12 @@ def draw(panels: list[tuple[str, list[dict]]], png: Path) -> None:
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
 
-    titles = [t for title, _ in panels for t in (f"{title}: against iterations", "against seconds after Run "
-                                                                                 "(evaluations included)")]
-    fig = make_subplots(rows=len(panels), cols=2, subplot_titles=titles, vertical_spacing=0.16)
+    titles = [t for _ in panels for t in ("against iterations", "against seconds after Run (evaluations included)")]
+    fig = make_subplots(rows=len(panels), cols=2, subplot_titles=titles, vertical_spacing=0.2)
+    fig.update_annotations(font_size=13)
+    for row, (title, _) in enumerate(panels):  # each row's heading, left-aligned above its two panels
+        fig.add_annotation(text=title, x=0, xref="paper", xanchor="left", y=fig.layout.annotations[2 * row].y,
+                           yref="paper", yanchor="bottom", yshift=22, showarrow=False, font_size=14)
     colors = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e")
     for row, (_, results) in enumerate(panels, start=1):
         for k, r in enumerate(results):
@@ -89,14 +92,14 @@ def draw(panels: list[tuple[str, list[dict]]], png: Path) -> None:
                                      legendgroup=str(k), showlegend=False), row, 2)
         start = sum(r["start"] for r in results) / len(results)
         for col in (1, 2):
-            fig.add_hline(y=start + 0.3, line=dict(color="#888", dash="dot", width=1), row=row, col=col,
-                          annotation_text="start + 0.3" if col == 2 else None, annotation_position="bottom right")
+            label = dict(annotation_text="start + 0.3", annotation_position="bottom right") if col == 2 else {}
+            fig.add_hline(y=start + 0.3, line=dict(color="#888", dash="dot", width=1), row=row, col=col, **label)
         fig.update_yaxes(title_text="held-out reward", range=[0, 1.02], row=row, col=1)
         fig.update_yaxes(range=[0, 1.02], row=row, col=2)
         fig.update_xaxes(title_text="iteration", row=row, col=1)
         fig.update_xaxes(title_text="seconds", row=row, col=2)
-    height = 360 * len(panels) + 60
-    fig.update_layout(width=1100, height=height, template="plotly_white", margin=dict(t=60, b=50),
+    height = 380 * len(panels) + 60
+    fig.update_layout(width=1100, height=height, template="plotly_white", margin=dict(t=80, b=50),
                       legend=dict(orientation="h", y=1.0 + 40 / height, x=1, xanchor="right", yanchor="bottom"))
     from playwright.sync_api import sync_playwright
 
@@ -117,8 +120,8 @@ def draw(panels: list[tuple[str, list[dict]]], png: Path) -> None:
 
 def panel_title(data: dict) -> str:
     a = data["args"]
-    return (f"{data['model']}, “{TASKS[a['task']].title}”, {a['prompts']} prompts × G = {a['group_size']}, "
-            f"lr {a['lr']:g}")
+    return (f"<b>{data['model']}</b>, “{TASKS[a['task']].title}”: {a['prompts']} prompts × G = {a['group_size']} × "
+            f"{a['max_new_tokens']} tokens, lr {a['lr']:g}, {len(data['results'])} seeds")
 
 
 def main() -> None:
@@ -135,14 +138,15 @@ def main() -> None:
     ap.add_argument("--eval-every", type=int, default=LM_EVAL_EVERY)
     ap.add_argument("--group-size", type=int, default=defaults.group_size)
     ap.add_argument("--prompts", type=int, default=LM_PROMPTS_PER_ITERATION, help="prompts (groups) per iteration")
-    ap.add_argument("--lr", type=float, default=defaults.lm_lr)
+    ap.add_argument("--lr", type=float, default=None, help="default: the model's on the page (config.default_lm_lr)")
     ap.add_argument("--mu", type=int, default=defaults.mu)
     ap.add_argument("--beta", type=float, default=defaults.beta)
     ap.add_argument("--max-new-tokens", type=int, default=defaults.max_new_tokens)
     ap.add_argument("--problems", type=int, default=LM_EVAL_PROBLEMS, help="held-out sums in the evaluation")
     ap.add_argument("--samples", type=int, default=LM_EVAL_SAMPLES, help="samples per sum in the evaluation")
     ap.add_argument("--rise", type=float, default=0.3, help="report when the held-out reward first rose this much")
-    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=LM_WORKER_THREADS, help="torch threads (default: the page's "
+                    "worker's)")
     ap.add_argument("--json", default=None, help="write the curves here")
     ap.add_argument("--png", default=None, help="draw the curves here (e.g. docs/lm_learning.png)")
     ap.add_argument("--draw", nargs="+", default=None, metavar="JSON",
@@ -157,6 +161,7 @@ def main() -> None:
         return
     args.seconds = args.seconds or (30.0 if args.model == "builtin" else 180.0)
     args.task = args.task or default_task(args.model)
+    args.lr = args.lr or default_lm_lr(args.model)
     torch.set_num_threads(args.threads)
 
     loaded = load_model(args.model, args.source)

@@ -119,3 +119,21 @@ def test_the_trl_scripts_rewards_for_correct_and_brief_are_the_apps():
                               else namespace[name](texts) for name in names))]
     assert script == pytest.approx(ARITHMETIC_BRIEF.reward(group_of([prompt] * len(texts), texts)).tolist())
     assert "def brevity" in export.trl_script(Settings(), "sum_brief")
+
+
+def test_a_worker_trains_with_the_workers_torch_threads(loaded):
+    from grpo_viz.training import LM_WORKER_THREADS, LMWorker
+
+    lm = LMTraining(make_policy(loaded["builtin"], max_new_tokens=4), ARITHMETIC, Settings(group_size=2),
+                    prompts_per_iteration=1, eval_problems=2, eval_samples=1)
+    seen = []
+    train_one = lm.train_one
+
+    def counting_train_one():
+        seen.append(torch.get_num_threads())
+        train_one()
+
+    lm.train_one = counting_train_one
+    worker = LMWorker(lm, name="lm-worker threads")
+    assert worker.start(2) and worker.join(60)
+    assert seen == [LM_WORKER_THREADS] * 2 and worker.snapshot().status == "done"
