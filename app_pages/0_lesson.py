@@ -6,7 +6,7 @@ from grpo_viz import deck, lesson
 from grpo_viz.ui import chart_style, compact_page, deferred, latex_lines, presentation_toggle
 from grpo_viz.ui.stepping import stage_tabs
 
-PRESENTING_CHART_PX = 460  # at 720 px under the slide bar (tabs) and the objective
+PRESENTING_CHART_PX = 450  # at 720 px under the slide bar (tabs) and the objective
 
 compact_page()
 titles = tuple(slide.title for slide in lesson.SLIDES)
@@ -36,7 +36,8 @@ def slide_view(index: int) -> None:
     slide = lesson.SLIDES[index]
     value = None
     objective = st.container(key=f"objective_{index}")  # filled below, once the slide's control has its value
-    left, right = st.columns([5, 4], gap="medium")
+    # presenting: half the width each, so the card's equations stay at projector size
+    left, right = st.columns([1, 1] if presenting else [5, 4], gap="medium")
     with right:
         if slide.control is not None:
             c = slide.control

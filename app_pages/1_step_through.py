@@ -89,7 +89,7 @@ def stage_view(stage: int, trace, toy) -> None:
     name = record.name
     with st.container(key=f"objective_{stage}"):  # its size follows the page's width (ui.compact_page)
         st.latex(explain.objective_latex(stage))
-    # presenting: a narrower chart, and the card's equations beside its text, so a stage fits one screen
+    # presenting: a narrower chart and a wider card, whose equations take its full width at projector size
     left, right = st.columns([2, 3] if presenting else [5, 4], gap="medium")
 
     step_index = trace.mu - 1
@@ -135,19 +135,16 @@ def stage_view(stage: int, trace, toy) -> None:
             scored = [r for r in answers.values() if r[0] is not None]
             tally = f" Your predictions: {sum(r for r, _ in scored)} of {len(scored)} right." if scored else ""
             st.markdown(("✅ " if right_answer else "❌ " if right_answer is False else "") + sentence + tally)
-        equations, words = st.columns([5, 4]) if presenting else (st.container(), st.container())
-        with equations:
-            latex_lines(explain.stage_latex(stage, trace, step_index, toy))
-        with words:
-            st.markdown(explain.stage_text(stage, trace, step_index, toy))
-            if explain.empty_until_more_updates(stage, trace, step_index) and st.button(
-                    explain.SHOW_MU_LABEL, key=f"show_mu_{stage}", on_click=show_more_updates,
-                    help="Sets μ in the sidebar: the second update on this same group moves the ratios, the clip and "
-                         "the KL."):
-                st.rerun()  # μ is drawn in the sidebar, outside this fragment: the whole page takes the new value
-            if trace.all_rewards_equal and stage >= STAGES.index("Advantages"):
-                st.warning("All rewards in this group are equal (σ = 0): every advantage is 0, so this group gives no "
-                           "policy gradient. Only the KL term can move the policy.", icon="⚖️")
+        latex_lines(explain.stage_latex(stage, trace, step_index, toy))
+        st.markdown(explain.stage_text(stage, trace, step_index, toy))
+        if explain.empty_until_more_updates(stage, trace, step_index) and st.button(
+                explain.SHOW_MU_LABEL, key=f"show_mu_{stage}", on_click=show_more_updates,
+                help="Sets μ in the sidebar: the second update on this same group moves the ratios, the clip and "
+                     "the KL."):
+            st.rerun()  # μ is drawn in the sidebar, outside this fragment: the whole page takes the new value
+        if trace.all_rewards_equal and stage >= STAGES.index("Advantages"):
+            st.warning("All rewards in this group are equal (σ = 0): every advantage is 0, so this group gives no "
+                       "policy gradient. Only the KL term can move the policy.", icon="⚖️")
     if presenting:
         return
     tour_card(explain.TOUR[name])

@@ -20,6 +20,7 @@ from grpo_viz.ui.stepping import stage_tabs
 
 compact_page()
 PRESENT_TOY_CHART_PX, PRESENT_LM_CHART_PX = 420, 330  # presenting: each column one screen high at 720 px
+PRESENT_LM_MAX_PX, PRESENT_TABS_PX = 440, 45  # the token chart's most under the model's heading; a tab bar
 settings = settings_sidebar()
 choice = lm_sidebar({k: t.title for k, t in TASKS.items()})
 lm_settings = replace(settings, lm_lr=choice["lm_lr"], lm_max_grad_norm=choice["lm_max_grad_norm"],
@@ -113,7 +114,8 @@ def side_by_side() -> None:
                                    key=f"lm_inner_step_{stage}", on_change=same_inner_step, args=(stage,),
                                    help="Both policies take μ steps on their group; step 1 always has w = 1.") - 1
 
-        left, right = st.columns([4, 6], gap="medium")
+        # presenting: half the width each, so the toy's card equations stay at projector size
+        left, right = st.columns([1, 1] if presenting else [4, 6], gap="medium")
         with left:
             st.markdown(f"#### Toy: “{TOY_STATE} …” · iteration {toy_run.iteration + 1}")
             toy_fig = toy_stage_figure(toy_trace, toy, stage, step_index, TOY_WORDS, TOY_STATE, narrow=True)
@@ -138,14 +140,19 @@ def side_by_side() -> None:
             else:
                 policy = lm_run.policy
                 st.markdown(f"#### {policy.name} · iteration {lm_run.iteration + 1}")
-                st.caption(f"Prompt: **{prompts[0]}**" + (" (sent through the chat template)" if loaded.chat else "")
-                           + f" · task: {task.title} — {task.description}")
+                if presenting:  # the task's full description would push the chart off the screen
+                    st.caption(f"Prompt: **{prompts[0]}** · task: {task.title}")
+                else:
+                    st.caption(f"Prompt: **{prompts[0]}**" + (" (sent through the chat template)" if loaded.chat
+                                                               else "") + f" · task: {task.title} — {task.description}")
                 logp_after = None
                 if name == "Update":
                     logp_after = policy.log_probs_under(trace.group, lm_settings.temperature, trace.state_after)
-                token_fig = lm_view.token_figure(trace, stage, step_index, logp_after)
+                # presenting: one screen high at most (long completions show their first tokens); the summary in a tab
+                token_fig = lm_view.token_figure(trace, stage, step_index, logp_after, max_height=(
+                    PRESENT_LM_MAX_PX - (PRESENT_TABS_PX if name == "Advantages" else 0)) if presenting else None)
                 tokens_box = summary_box = st.container()
-                if presenting:  # one chart high (taller only where long completions wrap); the summary in a tab
+                if presenting:
                     token_fig.update_layout(height=max(PRESENT_LM_CHART_PX, token_fig.layout.height))
                     if name == "Advantages":
                         tokens_box, summary_box = st.tabs(["Tokens", "Reward, advantage, length"])

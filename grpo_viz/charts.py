@@ -897,15 +897,18 @@ def _cell_text(token: str, limit: int = 10) -> str:
 TOKEN_LABEL_CHARS = 5
 TOKEN_CELL_PAD_PX = 4  # the 2-px gap between cells and a pixel of air each side of the label
 TOKEN_COLORBAR_PX = 70  # the colour bar and its tick labels, right of the cells
+NOTE_LINE_PX = 24  # one more line of the key under the cells
 # The narrowest width a token heatmap is drawn at when nobody says: the Toy vs language model page's right-hand
-# column at 1280 px with the sidebar open (460 px), and that column presenting (no sidebar) at 1280 px (620 px).
-TOKEN_FIGURE_PX = {False: 460, True: 620}
+# column at 1280 px with the sidebar open (460 px), and that column presenting (no sidebar) at 1024 px (470 px).
+TOKEN_FIGURE_PX = {False: 460, True: 470}
 
 
-def token_cells_per_line(figure_px: float, font_px: float, chars: int = TOKEN_LABEL_CHARS) -> int:
+def token_cells_per_line(figure_px: float, font_px: float, chars: int = TOKEN_LABEL_CHARS,
+                         left_px: float = MARGIN["l"]) -> int:
     """How many token cells of ``chars`` characters at ``font_px`` fit side by side in a ``figure_px``-wide
-    heatmap (its margins and colour bar taken off): one cell is chars x font x ``CHAR_EM`` + ``TOKEN_CELL_PAD_PX``."""
-    plot = figure_px - MARGIN["l"] - MARGIN["r"] - TOKEN_COLORBAR_PX
+    heatmap (its margins and colour bar taken off; ``left_px``: the row labels' margin): one cell is
+    chars x font x ``CHAR_EM`` + ``TOKEN_CELL_PAD_PX``."""
+    plot = figure_px - left_px - MARGIN["r"] - TOKEN_COLORBAR_PX
     return max(1, int(plot // (chars * font_px * CHAR_EM + TOKEN_CELL_PAD_PX)))
 
 
@@ -939,6 +942,7 @@ def token_heatmap(
     subtitle: str | None = None,
     answer_spans: Sequence[tuple[int, int] | None] | None = None,
     figure_px: float | None = None,
+    max_height: int | None = None,
 ) -> go.Figure:
     """One block of rows per completion, one cell per real token, coloured by ``quantity``; each cell shows its
     token (at most ``TOKEN_LABEL_CHARS`` characters; the hover has the rest).
@@ -949,16 +953,32 @@ def token_heatmap(
     completion i's tokens ``first .. end - 1``: the answer its reward reads. ``center`` is the value drawn white (a
     diverging scale around it, e.g. 0 for an advantage, 1 for a ratio); ``None`` draws a sequential scale from 0.
     Padding after a completion's end stays empty. Hover shows the token, the value and every series in
-    ``extra_hover``.
+    ``extra_hover``. ``max_height`` (px): a figure that would be taller (long completions wrapped onto many rows)
+    shows each completion's first tokens only, as many rows of them as fit, and says so under the cells.
     """
     style = text_style()
     presenting = style.min_px >= PRESENT_MIN_PX
     longest = max([len(t) for t in tokens] + [1])
-    per_line = token_cells_per_line(figure_px or TOKEN_FIGURE_PX[presenting], style.min_px)
+    labels = list(row_labels) if row_labels is not None else [str(i + 1) for i in range(len(tokens))]
+    # Plotly widens the left margin to the longest row label ("3: r=0.909"), and the axis title beside it
+    left_px = max(MARGIN["l"], max(len(label) for label in labels + [""]) * style.min_px * CHAR_EM + 30)
+    per_line = token_cells_per_line(figure_px or TOKEN_FIGURE_PX[presenting], style.min_px, left_px=left_px)
     line_count = -(-longest // per_line)
     per_line = -(-longest // line_count)  # as many lines, evened out: 24 tokens at 7 a line -> 4 lines of 6
-    blocks = [token_lines(len(row), per_line) for row in tokens]
-    labels = list(row_labels) if row_labels is not None else [str(i + 1) for i in range(len(tokens))]
+    # a row as tall as its text and some air: 14 px text in 26 px rows, 18 px in 20 px (a projector's chart is short)
+    row_px = style.min_px + (2 if presenting else 12)
+    shown = longest
+    if max_height is not None:
+        # room for the rows, less the key's second line under them
+        rows_fit = max(1, (max_height - MARGIN["t"] - MARGIN["b"] - NOTE_LINE_PX
+                           - (SUBTITLE_ROOM if subtitle else 0)) // row_px)
+        lines_each = max(1, rows_fit // max(len(tokens), 1))
+        if lines_each < line_count:
+            per_line = token_cells_per_line(figure_px or TOKEN_FIGURE_PX[presenting], style.min_px, left_px=left_px)
+            shown = lines_each * per_line
+    top_room = SUBTITLE_ROOM if subtitle else 0
+    blocks = [token_lines(min(len(row), shown), per_line) for row in tokens]
+    line_count = max(len(lines) for lines in blocks)
     z: list[list[float | None]] = []
     text: list[list[str]] = []
     hover: list[list[str]] = []
@@ -980,6 +1000,8 @@ def token_heatmap(
                     lines_of_hover.append(f"{name} = {float(series[i][t]):.6g}")
                 if answer_spans and answer_spans[i] and answer_spans[i][0] <= t < answer_spans[i][1]:
                     lines_of_hover.append("part of the answer the reward reads")
+                if k == len(lines) - 1 and t == end - 1 and end < len(row):  # the row's last shown token
+                    lines_of_hover.append(f"… and {len(row) - end} more tokens: {''.join(row[end:])!r}")
                 hover[-1][t - first] = "<br>".join(lines_of_hover)
     finite = [v for r in z for v in r if v is not None]
     if zrange is not None:
@@ -1015,14 +1037,16 @@ def token_heatmap(
                 r = first_row[i] + k
                 shapes.append(dict(type="rect", xref="x", yref="y", x0=lo - first - 0.5, x1=hi - first - 0.5,
                                    y0=r - 0.5, y1=r + 0.5, line=dict(color=ink, width=2), fillcolor="rgba(0,0,0,0)"))
-    # a row as tall as its text and some air: 14 px text in 26 px rows, 18 px in 20 px (a projector's chart is short)
-    row_px = style.min_px + (2 if presenting else 12)
     # the key sits in the bottom margin, empty since the token positions are written on top
-    note = [dict(text="▭ the answer the reward reads", xref="paper", x=0, yref="paper", y=0, yanchor="top",
-                 xanchor="left", yshift=-6, showarrow=False)] if boxed else []
+    keys = (["▭ the answer the reward reads"] if boxed else []) + (
+        [f"first {shown} tokens (hover: the rest)"] if shown < longest else [])
+    note = [dict(text="<br>".join(keys), xref="paper", x=0, yref="paper", y=0, yanchor="top", align="left",
+                 xanchor="left", yshift=-6, showarrow=False)] if keys else []
+    bottom = MARGIN["b"] + NOTE_LINE_PX * (len(keys) - 1)
     return _figure(
-        [heatmap], title, subtitle=subtitle, top_room=SUBTITLE_ROOM if subtitle else 0,  # its ticks are on top
-        height=max(260, MARGIN["t"] + MARGIN["b"] + row_px * len(z)),
+        [heatmap], title, subtitle=subtitle, top_room=top_room,  # its ticks are on top
+        height=min(max(260, MARGIN["t"] + bottom + row_px * len(z)), (max_height or 10**6) - top_room),
+        margin={"b": bottom},
         showlegend=False, **({"shapes": shapes} if shapes else {}), **({"annotations": note} if note else {}),
         yaxis=dict(tickmode="array", tickvals=list(range(len(z))), ticktext=ticks, title="completion",
                    range=[len(z) - 0.5, -0.5]),  # reversed: completion 1 on top

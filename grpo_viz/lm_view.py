@@ -48,13 +48,14 @@ STAGE_TITLES = {stage.name: (stage.lm_title, stage.lm_subtitle) for stage in GRP
 
 
 def token_figure(trace: IterationTrace, stage: int, step_index: int,
-                 logp_after: torch.Tensor | None = None) -> go.Figure:
+                 logp_after: torch.Tensor | None = None, max_height: int | None = None) -> go.Figure:
+    """The stage's quantity on every token of the group (``charts.token_heatmap``), at most ``max_height`` px tall."""
     grid = token_grid(trace, stage, step_index, logp_after)
     labels = row_labels(trace, stage)
     title, subtitle = STAGE_TITLES[STAGES[stage]]
     return charts.token_heatmap(trace.group.tokens, grid.values, grid.quantity, title, subtitle=subtitle,
                                 center=grid.center, row_labels=labels, extra_hover=grid.hover, zrange=grid.zrange,
-                                answer_spans=answer_spans(trace.group.tokens))
+                                answer_spans=answer_spans(trace.group.tokens), max_height=max_height)
 
 
 def answer_spans(tokens: list[list[str]]) -> list[tuple[int, int] | None]:

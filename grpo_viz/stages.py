@@ -200,9 +200,8 @@ def zero_loss_text(trace: IterationTrace, step_index: int) -> str | None:
     step = trace.steps[step_index]
     if step_index > 0 or abs(float(step.trace.loss)) >= 5e-7 or float(step.grad_logp.abs().max()) < 1e-9:
         return None
-    return ("**L is 0 but the gradient is not:** on the first inner step every ratio is 1, so L's value is minus the "
-            "mean advantage, and the advantages cancel within the group. Its gradient does not cancel: each sample's "
-            "term is pushed by its own A_i.")
+    return ("**L is 0 but the gradient is not:** at the first inner step every ratio is 1, so L is minus the mean "
+            "advantage, 0 in a group; each sample's own A_i still pushes it.")
 
 
 def pushed_down_text(trace: IterationTrace, toy: ToyNumbers) -> str | None:
@@ -585,10 +584,12 @@ def _loss_latex(trace: IterationTrace, step_index: int, toy: ToyNumbers | None =
     if toy is not None:
         # One token per completion: every loss type is the plain mean of the G per-sample losses.
         total = _f(float((t.per_token_loss * t.mask).sum()))
-        out[1] = rf"\mathcal{{L}} = \frac{{{total}}}{{{trace.group.batch_size}}} = {_f(float(t.loss), 6)}"
+        # the values inline (a slash, not a fraction): one text line each, so the card fits a projected screen
+        out[1] = rf"\mathcal{{L}} = {total} / {trace.group.batch_size} = {_f(float(t.loss), 6)}"
         g = toy.grad_logits[step_index]
         out.append(formulas.SOFTMAX_GRADIENT)
-        out += _rows([rf"\frac{{\partial\mathcal{{L}}}}{{\partial z_{{{_tex_word(w)}}}}} = {_f(float(v))}" for w, v in zip(toy.words, g)], 2)
+        out += _rows([rf"\partial\mathcal{{L}}/\partial z_{{{_tex_word(w)}}} = {_f(float(v))}"
+                      for w, v in zip(toy.words, g)], 2)
     return out
 
 
@@ -605,8 +606,8 @@ def _loss_text(trace: IterationTrace, step_index: int, toy: ToyNumbers | None = 
     clip = gradient_norm_text(trace.steps[step_index])
     zero = zero_loss_text(trace, step_index)
     return (
-        f"The loss ({s.loss_type}) {agg}; for the toy every completion is one token, so all loss types agree here. "
-        "Gradient descent moves each logit against ∂L/∂z: green words are pushed up, red ones down."
+        f"The loss ({s.loss_type}) {agg}; with one token a completion, all loss types agree. "
+        "Descent moves each logit against ∂L/∂z: green words go up, red ones down."
         + ("" if zero is None else " " + zero)
         + ("" if clip is None else " " + clip)
     )

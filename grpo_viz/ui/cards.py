@@ -17,7 +17,7 @@ def settings_notices(settings: Settings) -> None:
 def latex_lines(lines: list[str]) -> None:
     """Equations one under the other, typeset as one block: one KaTeX render per card, not one per line."""
     if lines:
-        st.latex(r"\begin{gathered}" + r"\\[0.6em]".join(lines) + r"\end{gathered}")
+        st.latex(r"\begin{gathered}" + r"\\[0.4em]".join(lines) + r"\end{gathered}")
 
 
 def tour_card(tour: tuple[str, str, str]) -> None:

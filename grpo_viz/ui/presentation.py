@@ -52,13 +52,15 @@ PRESENTATION_CSS = (
     ".stMainBlockContainer h4{padding:0.1rem 0 0.2rem 0;font-size:1.3rem}"
     ".stMainBlockContainer h5{padding:0;font-size:1.1rem}"
     "[class*='st-key-objective'] .katex-display{margin:0;padding:0.2em 0 0.35em 0}"
-    "[class*='st-key-objective'] .katex{font-size:clamp(12px,1.9cqw,1.1em)}"
-    "[class*='st-key-card_'] .katex-display{margin:0.15em 0;padding:0.2em 0}"
-    "[class*='st-key-card_'] .katex{font-size:1em}"
-    # a card's equations beside its text: as large as the column lets them be (their widest line is ~21 em), never
-    # cut; 17 px in a 1280 px window, ~14 px at 1024
-    "[class*='st-key-card_'] [data-testid='stColumn']{container-type:inline-size}"
-    "[class*='st-key-card_'] [data-testid='stColumn'] .katex{font-size:clamp(12px,4.6cqw,1em)}"
+    "[class*='st-key-objective'] .katex{font-size:clamp(12px,1.88cqw,1.2em)}"
+    "[class*='st-key-card_'] .katex-display{margin:0.1em 0;padding:0.15em 0 0.3em 0}"
+    # a card's equations take its full width, as large as it lets them be (their widest line is ~23 em), never cut
+    "[class*='st-key-card_'] .katex{font-size:clamp(12px,4.2cqw,1.25em)}"
+    "[class*='st-key-card_grpo'] .katex,[class*='st-key-card_ppo'] .katex{font-size:clamp(12px,4.7cqw,1.3em)}"
+    # sub- and superscripts at 80% of their equation (KaTeX: 70%), their own scripts at 65% (50%): a subscript read
+    # from the back of a hall is as large as the text around it
+    ".katex .sizing.reset-size6.size3{font-size:0.8em}.katex .sizing.reset-size6.size1{font-size:0.65em}"
+    ".katex .sizing.reset-size3.size1{font-size:0.82em}"
     "[data-testid='stAlert'] [data-testid='stAlertContainer']{padding:0.5rem 0.75rem}"
     ".stTabs [data-baseweb='tab-list'] button{height:2rem}"
 )

@@ -149,3 +149,21 @@ def test_the_wrapped_boxed_figure_is_what_plotly_validation_gives(monkeypatch):
     validated = sent()
     monkeypatch.setattr(charts, "VALIDATE_FIGURES", False)
     assert sent() == validated
+
+
+def test_a_chart_capped_in_height_shows_each_completions_first_tokens_and_says_so():
+    """Presenting, a group of long completions keeps to one screen: each completion's first tokens, as many rows of
+    them as fit under ``max_height``, the rest named in its last cell's hover and the key under the cells."""
+    tokens, _, fig = build([24] * 8, presenting=True, max_height=440)
+    layout = fig["layout"]
+    assert layout["height"] <= 440  # the subtitle's room included
+    heat = fig["data"][0]
+    shown = [[label for label, _ in row] for row in unwrap(fig, 8)]
+    assert {len(row) for row in shown} == {len(shown[0])} and 0 < len(shown[0]) < 24
+    rest = [h for row in heat["customdata"] for h in row if "more tokens" in h]
+    assert len(rest) == 8 and f"and {24 - len(shown[0])} more tokens" in rest[0]
+    assert f"first {len(shown[0])} tokens" in layout["annotations"][0]["text"]
+    # short completions are not cut, and say nothing about it
+    _, _, short = build([3] * 8, presenting=True, max_height=440)
+    assert all(len(row) == 3 for row in unwrap(short, 8))
+    assert not any("tokens" in a["text"] for a in short["layout"].get("annotations", []))
