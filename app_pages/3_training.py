@@ -420,6 +420,8 @@ if lm_tab.open:
             "learning rate and completion length. A run trains in the background: the charts and the latest "
             "completions update while it runs, and the other pages stay usable. Accuracy is the task's true reward on "
             f"a fixed set of {LM_EVAL_PROBLEMS} sums held out of training × {LM_EVAL_SAMPLES} samples (T = 1), in "
-            "place of the toy's word probabilities. Changing a setting starts again."
+            "place of the toy's word probabilities. Changing a setting starts again. Each model starts on a task "
+            "and learning rate it visibly learns with: SmolLM2 on “Sum: correct and brief”, whose brevity half a "
+            "short wrong answer earns too, so watch the completions as well as the reward."
         )
         lm_section()
