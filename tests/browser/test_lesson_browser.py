@@ -9,7 +9,7 @@ import pytest
 from grpo_viz.lesson import SLIDES
 
 from .conftest import SCREENSHOTS
-from .test_presenter_keys import (FIT_JS, SIZES, SMALLEST_TEXT_JS, assert_projector_equations, drag, open_presenting,
+from .test_presenter_keys import (FIT_JS, SIZES, SMALLEST_TEXT_JS, assert_projector_sizes, drag, open_presenting,
                                   settle)
 
 pytestmark = pytest.mark.browser
@@ -42,7 +42,7 @@ def test_pagedown_presents_every_slide_on_one_screen(browser, app_url):
                                  ".filter(d => d.checkVisibility({visibilityProperty: true})).length") == 1
             fit = page.evaluate(FIT_JS)
             smallest.append(page.evaluate(SMALLEST_TEXT_JS))
-            assert_projector_equations(page, f"slide {k} at {width}x{height}")
+            assert_projector_sizes(page, f"slide {k} at {width}x{height}")
             page.screenshot(path=str(SCREENSHOTS / f"lesson_{width}x{height}_slide{k}.png"))
             assert fit["doc"] <= fit["height"] and fit["main"] <= fit["height"], (k, fit)
             assert not fit["outside"] and not fit["cut"], (k, fit)

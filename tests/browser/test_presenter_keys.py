@@ -79,9 +79,25 @@ EQUATION_PX_JS = """() => {
 }"""
 
 
-def assert_projector_equations(page, where: str) -> None:
+# The smallest text of the shown charts (ticks, bar labels, legends, token cells)
+CHART_TEXT_PX_JS = """() => {
+  let smallest = 99, what = '';
+  for (const t of document.querySelectorAll('.js-plotly-plot text')) {
+    if (!t.textContent.trim() || !t.checkVisibility({visibilityProperty: true})
+        || t.getBoundingClientRect().width === 0) continue;
+    const px = parseFloat(getComputedStyle(t).fontSize);
+    if (px < smallest) { smallest = px; what = t.textContent.slice(0, 25); }
+  }
+  return [smallest, what];
+}"""
+
+
+def assert_projector_sizes(page, where: str) -> None:
+    """Equations at 18 px or more (their first-level scripts 14), and every chart's text at 18 px or more."""
     px = page.evaluate(EQUATION_PX_JS)
     assert px["base"] >= 18 and px["script"] >= 14, (where, px)
+    chart = page.evaluate(CHART_TEXT_PX_JS)
+    assert chart[0] >= 18, (where, chart)
 
 
 def open_presenting(browser, url, viewport=(1280, 720)):
@@ -191,7 +207,7 @@ def walk_every_stage(page, name, size):
         wait_for_stage(page, k)
         fit = page.evaluate(FIT_JS)
         smallest.append(page.evaluate(SMALLEST_TEXT_JS))
-        assert_projector_equations(page, f"{name} {size} stage {k}")
+        assert_projector_sizes(page, f"{name} {size} stage {k}")
         page.screenshot(path=str(SCREENSHOTS / f"present_{name}_{size[0]}x{size[1]}_stage{k}.png"))
         assert fit["doc"] <= fit["height"] and fit["main"] <= fit["height"], (k, fit)
         assert not fit["outside"] and not fit["cut"], (k, fit)
@@ -226,5 +242,5 @@ def test_equations_behind_a_tab_or_expander_are_projector_size(browser, app_url,
             el.click()
         page.wait_for_timeout(500)
         assert page.locator(".katex:visible").count() > 0
-        assert_projector_equations(page, f"{name} {width}x{height}")
+        assert_projector_sizes(page, f"{name} {width}x{height}")
     context.close()
