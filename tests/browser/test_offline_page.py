@@ -40,6 +40,20 @@ FITS_JS = """() => {
 }"""
 
 
+def open_offline(browser, saved):
+    """The saved file opened from disk in a context with the network off and every http(s) request aborted (and
+    recorded), its page errors recorded too."""
+    offline = browser.new_context(viewport={"width": 1280, "height": 720})
+    offline.set_offline(True)
+    asked: list[str] = []
+    offline.route("http*://**", lambda route: (asked.append(route.request.url), route.abort()))
+    page = offline.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(saved.as_uri())
+    return offline, page, asked, errors
+
+
 def test_the_iteration_as_one_page_steps_offline(browser, app_url, tmp_path):
     context = browser.new_context(viewport={"width": 1280, "height": 720})
     page = context.new_page()
@@ -52,14 +66,7 @@ def test_the_iteration_as_one_page_steps_offline(browser, app_url, tmp_path):
     download.value.save_as(saved)
     context.close()
 
-    offline = browser.new_context(viewport={"width": 1280, "height": 720})
-    offline.set_offline(True)
-    asked = []
-    offline.route("http*://**", lambda route: (asked.append(route.request.url), route.abort()))
-    page = offline.new_page()
-    errors = []
-    page.on("pageerror", lambda e: errors.append(str(e)))
-    page.goto(saved.as_uri())
+    offline, page, asked, errors = open_offline(browser, saved)
     for k, name in enumerate(STAGES):
         page.wait_for_function(f"() => ({SHOWN_JS})()?.title === {f'{k + 1}. {name}'!r}", timeout=20_000)
         page.wait_for_function(f"() => ({SHOWN_JS})().charts > 0", timeout=20_000)
@@ -99,14 +106,7 @@ def test_the_lesson_as_one_page_steps_offline_at_the_slides_values(browser, app_
     download.value.save_as(saved)
     context.close()
 
-    offline = browser.new_context(viewport={"width": 1280, "height": 720})
-    offline.set_offline(True)
-    asked = []
-    offline.route("http*://**", lambda route: (asked.append(route.request.url), route.abort()))
-    page = offline.new_page()
-    errors = []
-    page.on("pageerror", lambda e: errors.append(str(e)))
-    page.goto(saved.as_uri())
+    offline, page, asked, errors = open_offline(browser, saved)
     assert "Clip: ε = 0.6" in page.inner_text("footer")
     for k, slide in enumerate(SLIDES):
         title = f"{k + 1}. {slide.heading}"
