@@ -137,3 +137,17 @@ def test_a_worker_trains_with_the_workers_torch_threads(loaded):
     worker = LMWorker(lm, name="lm-worker threads")
     assert worker.start(2) and worker.join(60)
     assert seen == [LM_WORKER_THREADS] * 2 and worker.snapshot().status == "done"
+
+
+def test_the_committed_smollm2_recording_is_on_its_default_task_at_the_pages_defaults():
+    from grpo_viz.config import default_lm_lr
+    from grpo_viz.tasks import default_task
+    from grpo_viz.training import LM_EVAL_EVERY, LM_PROMPTS_PER_ITERATION, RUNS_DIR, recorded_runs
+
+    run = recorded_runs("smollm2", default_task("smollm2"), RUNS_DIR)[0]
+    assert run.batched_evaluation and run.held_out and run.eval_problems >= 32
+    assert (run.settings.lm_lr, run.prompts_per_iteration, run.eval_every) == (
+        default_lm_lr("smollm2"), LM_PROMPTS_PER_ITERATION, LM_EVAL_EVERY)
+    assert run.settings.max_new_tokens == Settings().max_new_tokens
+    (first_it, first), *_, (last_it, last) = run.accuracy
+    assert first_it == 0 and last_it == run.iterations and last - first >= 0.3
