@@ -21,7 +21,8 @@ from grpo_viz.ui.stepping import stage_tabs
 compact_page()
 PRESENT_TOY_CHART_PX, PRESENT_LM_CHART_PX = 420, 330  # presenting: each column one screen high at 720 px
 PRESENT_LM_MAX_PX, PRESENT_TABS_PX = 440, 45  # the token chart's most under the model's heading; a tab bar
-settings = settings_sidebar()
+PRESENT_NOTICE_PX = 110  # a notice under the chart, three lines of 18 px in a half-page column
+settings = settings_sidebar(wait_for_first_chart=True)
 choice = lm_sidebar({k: t.title for k, t in TASKS.items()})
 lm_settings = replace(settings, lm_lr=choice["lm_lr"], lm_max_grad_norm=choice["lm_max_grad_norm"],
                       max_new_tokens=choice["max_new_tokens"], lm_precision=choice["lm_precision"])
@@ -148,30 +149,35 @@ def side_by_side() -> None:
                 logp_after = None
                 if name == "Update":
                     logp_after = policy.log_probs_under(trace.group, lm_settings.temperature, trace.state_after)
+                # the notices under the chart, known first: presenting, the chart leaves them their room
+                notices = []
+                if trace.all_rewards_equal and stage >= STAGES.index("Advantages"):
+                    notices.append((st.warning, "All rewards equal (σ = 0): every advantage is 0, so no policy "
+                                    "gradient; only the KL term acts. Try 🎲 New group.", "⚖️"))
+                norm_text = explain.gradient_norm_text(trace.steps[step_index])
+                if name == "Loss & gradient" and norm_text is not None:
+                    notices.append((st.info, norm_text, "📏"))
+                if name == "Ratios" and step_index == 0:
+                    notices.append((st.info, "At the first update on a fresh group π_θ is π_old, so every ratio is "
+                                    "exactly 1 here too.", "ℹ️"))
                 # presenting: one screen high at most (long completions show their first tokens); the summary in a tab
                 token_fig = lm_view.token_figure(trace, stage, step_index, logp_after, max_height=(
-                    PRESENT_LM_MAX_PX - (PRESENT_TABS_PX if name == "Advantages" else 0)) if presenting else None)
+                    PRESENT_LM_MAX_PX - (PRESENT_TABS_PX if name == "Advantages" else 0)
+                    - PRESENT_NOTICE_PX * len(notices)) if presenting else None)
                 tokens_box = summary_box = st.container()
                 if presenting:
-                    token_fig.update_layout(height=max(PRESENT_LM_CHART_PX, token_fig.layout.height))
+                    token_fig.update_layout(height=max(PRESENT_LM_CHART_PX - PRESENT_NOTICE_PX * len(notices),
+                                                       token_fig.layout.height))
                     if name == "Advantages":
                         tokens_box, summary_box = st.tabs(["Tokens", "Reward, advantage, length"])
                 tokens_box.plotly_chart(token_fig, key=f"lm_tokens_{stage}")
                 if name == "Advantages":  # reward, advantage and length: shown once the advantages exist
                     summary_fig = lm_view.summary_figure(trace, true_rewards)
                     if presenting:
-                        summary_fig.update_layout(height=PRESENT_LM_CHART_PX)
+                        summary_fig.update_layout(height=PRESENT_LM_CHART_PX - PRESENT_NOTICE_PX * len(notices))
                     summary_box.plotly_chart(summary_fig, key=f"lm_summary_{stage}")
-                if trace.all_rewards_equal and stage >= STAGES.index("Advantages"):
-                    st.warning("Every completion of this group got the same reward (σ = 0): all advantages are 0 "
-                               "and the group gives no policy gradient; only the KL term acts. Try 🎲 New group.",
-                               icon="⚖️")
-                norm_text = explain.gradient_norm_text(trace.steps[step_index])
-                if name == "Loss & gradient" and norm_text is not None:
-                    st.info(norm_text, icon="📏")
-                if name == "Ratios" and step_index == 0:
-                    st.info("At the first update on a fresh group π_θ is π_old, so every ratio is exactly 1 here "
-                            "too.", icon="ℹ️")
+                for show, text, icon in notices:
+                    show(text, icon=icon)
         if presenting:  # a projector shows the stepper and the two columns only
             return
         if trace is not None:

@@ -1045,7 +1045,9 @@ def token_heatmap(
     bottom = MARGIN["b"] + NOTE_LINE_PX * (len(keys) - 1)
     return _figure(
         [heatmap], title, subtitle=subtitle, top_room=top_room,  # its ticks are on top
-        height=min(max(260, MARGIN["t"] + bottom + row_px * len(z)), (max_height or 10**6) - top_room),
+        # capped at max_height, but never fewer px than its rows need (one row of each completion at the least)
+        height=max(min(max(260, MARGIN["t"] + bottom + row_px * len(z)), (max_height or 10**6) - top_room),
+                   MARGIN["t"] + bottom + row_px * len(z)),
         margin={"b": bottom},
         showlegend=False, **({"shapes": shapes} if shapes else {}), **({"annotations": note} if note else {}),
         yaxis=dict(tickmode="array", tickvals=list(range(len(z))), ticktext=ticks, title="completion",

@@ -200,7 +200,7 @@ def test_every_stage_fits_the_projector(browser, app_url, name):
     context.close()
 
 
-def walk_every_stage(page, name, size):
+def walk_every_stage(page, name, size, shot: str | None = None):
     """PageDown from stage 1 to 8 (back to 1 with PageUp); on each, nothing scrolls or lies outside the window."""
     smallest = []
     for k in range(1, 9):
@@ -208,7 +208,7 @@ def walk_every_stage(page, name, size):
         fit = page.evaluate(FIT_JS)
         smallest.append(page.evaluate(SMALLEST_TEXT_JS))
         assert_projector_sizes(page, f"{name} {size} stage {k}")
-        page.screenshot(path=str(SCREENSHOTS / f"present_{name}_{size[0]}x{size[1]}_stage{k}.png"))
+        page.screenshot(path=str(SCREENSHOTS / f"present_{shot or name}_{size[0]}x{size[1]}_stage{k}.png"))
         assert fit["doc"] <= fit["height"] and fit["main"] <= fit["height"], (k, fit)
         assert not fit["outside"] and not fit["cut"], (k, fit)
         if k < 8:
@@ -243,4 +243,22 @@ def test_equations_behind_a_tab_or_expander_are_projector_size(browser, app_url,
         page.wait_for_timeout(500)
         assert page.locator(".katex:visible").count() > 0
         assert_projector_sizes(page, f"{name} {width}x{height}")
+    context.close()
+
+
+def test_a_language_models_long_completions_fit_the_projector(browser, app_url, tmp_path_factory):
+    """A random tiny GPT-2 rarely ends early: a group of 8 completions of 32 tokens. Presenting, its token chart shows
+    each completion's first tokens and says so, and every stage still fits both screens."""
+    from urllib.parse import quote
+
+    from ..unit.lm_fixtures import build_model
+
+    folder = build_model(tmp_path_factory.mktemp("long_lm"))
+    context, page = open_presenting(
+        browser, f"{app_url}/language_model?present=1&stage=1&model=hf&model_path={quote(str(folder))}"
+        "&max_new_tokens=32", SIZES[0])
+    assert page.get_by_text("tokens (hover: the rest)").count() > 0
+    for size in SIZES:
+        page.set_viewport_size({"width": size[0], "height": size[1]})
+        walk_every_stage(page, "language_model", size, shot="language_model_long")
     context.close()
