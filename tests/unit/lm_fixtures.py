@@ -52,3 +52,13 @@ def build_model(folder: Path, style: str = "gpt2", seed: int = 0) -> Path:
         raise ValueError(style)
     model.save_pretrained(folder)
     return folder
+
+
+def load_test_models(root: Path) -> dict:
+    """The three model kinds a test of the language-model path runs on: random GPT-2 and Qwen2 folders built under
+    ``root`` and loaded as a visitor's folder would be, and the repository's built-in tiny GPT."""
+    from grpo_viz.policies.loading import load_builtin, load_hf
+
+    models = {style: load_hf(str(build_model(root / style, style))) for style in ("gpt2", "qwen2")}
+    models["builtin"] = load_builtin()
+    return models

@@ -19,10 +19,10 @@ import torch
 
 from grpo_viz.config import Settings
 from grpo_viz.objectives import group_advantages, grpo_loss
-from grpo_viz.policies.loading import load_builtin, load_hf, make_policy
+from grpo_viz.policies.loading import make_policy
 from grpo_viz.stepper import grpo_iteration, make_generator
 
-from .lm_fixtures import build_model
+from .lm_fixtures import load_test_models
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -37,10 +37,7 @@ CASES = [("builtin", "float32"), ("gpt2", "float32"), ("gpt2", "bfloat16"), ("qw
 
 @pytest.fixture(scope="module")
 def loaded(tmp_path_factory):
-    root = tmp_path_factory.mktemp("fast_path")
-    models = {style: load_hf(str(build_model(root / style, style))) for style in ("gpt2", "qwen2")}
-    models["builtin"] = load_builtin()
-    return models
+    return load_test_models(tmp_path_factory.mktemp("fast_path"))
 
 
 def moved_policy(loaded_model, precision: str, max_new_tokens: int = 6):

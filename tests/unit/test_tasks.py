@@ -7,12 +7,12 @@ import torch
 
 from grpo_viz.config import Settings
 from grpo_viz.policies.base import Group
-from grpo_viz.policies.loading import load_builtin, load_hf, make_policy
+from grpo_viz.policies.loading import make_policy
 from grpo_viz.stepper import make_generator
 from grpo_viz.tasks import ARITHMETIC, ARITHMETIC_BRIEF, TASKS, BrevityReward
 from grpo_viz.training import LM_EVAL_SEED, LMTraining, RecordedRun, recording
 
-from .lm_fixtures import build_model
+from .lm_fixtures import load_test_models
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -43,10 +43,7 @@ def test_correct_and_brief_gives_half_for_the_right_sum_and_half_for_brevity():
 
 @pytest.fixture(scope="module")
 def loaded(tmp_path_factory):
-    root = tmp_path_factory.mktemp("tasks")
-    models = {style: load_hf(str(build_model(root / style, style))) for style in ("gpt2", "qwen2")}
-    models["builtin"] = load_builtin()
-    return models
+    return load_test_models(tmp_path_factory.mktemp("tasks"))
 
 
 PROMPTS = {"builtin": ["3+4=", "5+1=", "The cat", "2+2="], "gpt2": ["The cat", "the mat .", "The cat sat"],
