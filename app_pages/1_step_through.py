@@ -32,7 +32,7 @@ from grpo_viz.ui.stepping import stage_tabs
 GLOSSARY = "\n".join(f"- **{symbol}**: {meaning}" for symbol, meaning in explain.SYMBOLS.items())
 
 compact_page()
-settings = settings_sidebar()
+settings = settings_sidebar(wait_for_first_chart=True)
 reward_fn = word_reward(TOY_WORDS, settings.rewards)
 
 if "toy_run" not in st.session_state:

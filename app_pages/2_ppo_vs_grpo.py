@@ -18,7 +18,7 @@ from grpo_viz.ui.stepping import stage_tabs
 
 compact_page()
 PRESENT_COMPARE_CHART_PX = 290  # presenting: two charts under the stage's sentence, at 720 px
-settings = ppo_sidebar(settings_sidebar())
+settings = ppo_sidebar(settings_sidebar(wait_for_first_chart=True))
 
 if "compare_run" not in st.session_state:
     st.session_state.compare_run = CompareRun(ToyPolicy())

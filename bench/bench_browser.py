@@ -1,6 +1,6 @@
 """Real Chromium against `streamlit run`: grpo-viz beside a bare one-button-one-chart app, in the same run.
 
-    python bench/bench_browser.py [--clicks 31] [--input mouse|key|dispatch]
+    python bench/bench_browser.py [--clicks 31] [--cold-runs 5] [--input mouse|key|dispatch]
                                   [--pages step_through ppo_vs_grpo language_model lesson]
 
 (b) on each stepping page, a Next click until the charts shown hold the next stage's data and are drawn at their
@@ -26,6 +26,7 @@ redraw; for a page that steps in the browser, the style change and the frame.
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import tempfile
@@ -197,7 +198,8 @@ def bare_and_app() -> Iterator[tuple[object, str, str]]:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--clicks", type=int, default=31)
+    parser.add_argument("--clicks", type=int, default=31, help="Next clicks a page (0: cold starts only)")
+    parser.add_argument("--cold-runs", type=int, default=5, help="cold starts a page, each app and bare")
     parser.add_argument("--pages", nargs="+", default=list(PAGES), choices=list(PAGES))
     parser.add_argument("--input", default="mouse", choices=("mouse", "key", "dispatch"),
                         help="how Next is pressed (the module's docstring)")
@@ -213,7 +215,11 @@ def main() -> None:
         for name in args.pages:
             url = app_url + PAGES[name] + (f"&{args.query}" if args.query else "")
             cold_ms(browser, url, runs=1)  # this page's own imports and caches
-            app_cold, bare_cold = interleaved_cold_ms(browser, url, bare_url)
+            app_cold, bare_cold = interleaved_cold_ms(browser, url, bare_url, args.cold_runs)
+            results = [("cold", app_cold, bare_cold)]
+            if not args.clicks:  # cold starts only
+                report(lines, name, results, args.input)
+                continue
             page = browser.new_page(viewport={"width": 1440, "height": 900})
             page.add_init_script(INPUT_CLOCK_JS)
             page.goto(url)
@@ -221,11 +227,17 @@ def main() -> None:
             page.wait_for_timeout(1000)
             app_click, bare_click = interleaved_click_ms(page, bare, args.clicks, args.input)
             page.close()
-            for what, app, base in (("click", app_click, bare_click), ("cold", app_cold, bare_cold)):
-                how = f" input={args.input}" if what == "click" else ""
-                lines.append(f"browser_{what} page={name}{how} app_ms={app:.0f} bare_ms={base:.0f}"
-                             f" ratio={app / base:.2f}")
-                print(lines[-1], flush=True)
+            report(lines, name, [("click", app_click, bare_click), *results], args.input)
+
+
+def report(lines: list[str], name: str, results, how: str) -> None:
+    """One line a measurement: ``browser_<what> page=<page> app_ms=<x> bare_ms=<y> ratio=<x/y>``, with the load."""
+    load = os.getloadavg()[0]
+    for what, app, base in results:
+        via = f" input={how}" if what == "click" else ""
+        lines.append(f"browser_{what} page={name}{via} app_ms={app:.0f} bare_ms={base:.0f}"
+                     f" ratio={app / base:.2f} load={load:.1f}")
+        print(lines[-1], flush=True)
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ import math
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import fields, replace
+from types import SimpleNamespace
 
 import streamlit as st
 
@@ -126,6 +127,56 @@ def _parse_url_value(raw: str, like: object) -> object:
     return raw
 
 
+# A session's first run on a page stepped in the browser draws its first chart before the sidebar's widgets: the
+# browser loads and lays out each kind of widget on its first use, and the ~60 of the sidebar held the first chart
+# back by 1.5-2 s. The sidebar's settings come from the URL (and a preset link's values) exactly as its widgets
+# would give them, and its widgets come with the run the browser asks for once that chart is drawn
+# (``stepping.stage_tabs``). Only a browser asks: Streamlit's frontend sends its time zone with each run, AppTest
+# and protocol-level clients do not, so their sidebar is drawn at once.
+SIDEBAR_WAITING = "_sidebar_waiting"  # this run's sidebar waits for the first chart
+SIDEBAR_NOW = "_sidebar_now"  # from now on the sidebar draws its widgets: the first chart is drawn
+
+
+def sidebar_waiting() -> bool:
+    """True while this run's sidebar waits for the first chart (``settings_sidebar(wait_for_first_chart=True)``)."""
+    return bool(st.session_state.get(SIDEBAR_WAITING))
+
+
+def _wait_for_first_chart(wanted: bool) -> bool:
+    """Whether this run's sidebar waits: a page that steps in the browser asked for it, a browser drives the session,
+    no chart of this session was drawn yet, and every URL value of the sidebar's widgets is one they take as it is
+    (a bad one is left to the widgets and their warnings)."""
+    waiting = (wanted and st.context.timezone is not None and not st.session_state.get(SIDEBAR_NOW)
+               and not invalid_query_params(st.query_params.to_dict()))
+    st.session_state[SIDEBAR_WAITING] = waiting
+    return waiting
+
+
+def _bound_value(name: str, default: object) -> object:
+    """What the widget bound to URL parameter ``name`` starts a session at: the URL's value (checked already), else
+    one put in session_state before it (a preset link's), else its default."""
+    raw = st.query_params.get(name)
+    if raw is not None:
+        return _parse_url_value(raw, default)
+    return st.session_state.get(name, default)
+
+
+def _settings_before_widgets() -> Settings:
+    """The shared knobs as ``settings_sidebar``'s widgets will give them, without drawing them."""
+    for name in ("seed", "importance_sampling_level", "kl_ratio_correction"):
+        _setting_from_url(name)
+        _setting_to_url(name, st.session_state[name])
+    names = ("group_size", "epsilon_low", "epsilon_high", "beta", "loss_type", "scale_rewards", "lr", "mu",
+             "temperature")
+    state = st.session_state
+    return replace(
+        DEFAULTS, **{name: _bound_value(name, getattr(DEFAULTS, name)) for name in names},
+        seed=int(state.seed), importance_sampling_level=state.importance_sampling_level,
+        kl_ratio_correction=bool(state.kl_ratio_correction),
+        rewards=tuple(float(_bound_value(f"reward_{w}", r)) for w, r in zip(TOY_WORDS, TOY_REWARDS)),
+    )
+
+
 def _seed_input(container) -> int:
     """The seed, synced to the URL by hand: Streamlit 1.67's bound integer number_input crashes on `seed=inf`."""
     _setting_from_url("seed")
@@ -148,19 +199,28 @@ def lazy_expander(container, label: str, key: str, settings: tuple[str, ...]) ->
     """
     for name in settings:
         _setting_from_url(name)
-    box = container.expander(label, key=key, on_change="rerun")
-    with box:
-        yield box
+    if sidebar_waiting():  # nothing drawn: the settings are synced all the same
+        yield SimpleNamespace(open=False)
+    else:
+        box = container.expander(label, key=key, on_change="rerun")
+        with box:
+            yield box
     for name in settings:
         _setting_to_url(name, st.session_state[name])
 
 
-def settings_sidebar() -> Settings:
-    """Draw every knob in the sidebar (each kept in a URL parameter of the same name) and return the Settings."""
+def settings_sidebar(wait_for_first_chart: bool = False) -> Settings:
+    """Draw every knob in the sidebar (each kept in a URL parameter of the same name) and return the Settings.
+
+    ``wait_for_first_chart``: a page stepped in the browser, whose session's first run may draw the widgets later
+    (``SIDEBAR_WAITING``); the Settings are the same either way.
+    """
     warn_bad_query_params()
     _fresh_preset_from_url()
     sb = st.sidebar
     sb.header("Settings")
+    if _wait_for_first_chart(wait_for_first_chart):
+        return _settings_before_widgets()
     preset = sb.selectbox("Preset", list(PRESETS), key="preset", bind="query-params", on_change=_apply_preset,
                           help="A published GRPO variant (Math reference page, section 6). Choosing one sets the objective options below.")
     group_size = sb.slider("Group size G", 2, 64, DEFAULTS.group_size, key="group_size", bind="query-params",
@@ -307,11 +367,55 @@ def _defaults_follow_model() -> None:
             del state[key]
 
 
+LM_LR_STEPS = (1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 5e-2)
+GRAD_NORM_STEPS = (0.0, 0.1, 0.3, 1.0, 3.0, 10.0)
+PRECISIONS = ("bfloat16", "float32")
+
+
+def _lm_lr_text(v: float) -> str:
+    return f"{v:g}"
+
+
+def _grad_norm_text(v: float) -> str:
+    return "off" if v == 0 else f"{v:g}"
+
+
+def _lm_choice_before_widgets(models: dict[str, str], task_titles: dict[str, str]) -> dict | None:
+    """``lm_sidebar``'s choice as its widgets will give it, without drawing them; None when the URL holds a value
+    they may not take as it is (or a folder to load): then they are drawn at once."""
+    url = st.query_params
+
+    def chosen(name: str, options, text=str, default=None):
+        raw = url.get(name)
+        if raw is None:
+            return st.session_state.get(name, default)
+        return next((option for option in options if text(option) == raw), KeyError)
+
+    kind = chosen("model", list(models), default=next(iter(models)))
+    if kind is KeyError or kind == "hf":
+        return None
+    tasks = list(task_titles)
+    task = chosen("task", tasks, default=default_task(kind) if default_task(kind) in tasks else tasks[0])
+    lm_lr = chosen("lm_lr", LM_LR_STEPS, _lm_lr_text, default_lm_lr(kind))
+    max_grad_norm = chosen("lm_max_grad_norm", GRAD_NORM_STEPS, _grad_norm_text, DEFAULTS.lm_max_grad_norm)
+    max_new_tokens = chosen("max_new_tokens", [str(n) for n in range(1, 65)], default=str(DEFAULTS.max_new_tokens))
+    precision = chosen("lm_precision", PRECISIONS, default=DEFAULTS.lm_precision)
+    if KeyError in (task, lm_lr, max_grad_norm, max_new_tokens, precision):
+        return None
+    st.session_state["lm_model_before"] = kind
+    return {"kind": kind, "source": "", "task": task, "lm_lr": float(lm_lr), "lm_max_grad_norm": float(max_grad_norm),
+            "max_new_tokens": int(max_new_tokens), "lm_precision": precision}
+
+
 def lm_sidebar(task_titles: dict[str, str]) -> dict:
     """The language model's own knobs under the shared ones: model, task, Adam step, completion length."""
     models = model_choices()  # the server's operator decides which models a link may choose (policies/access.py)
     specs = {**LM_QUERY_SPECS, "model": ("choice", tuple(models)), "task": ("choice", tuple(task_titles))}
     warn_bad_query_params(specs, "lm_url_warnings")
+    if sidebar_waiting():
+        choice = _lm_choice_before_widgets(models, task_titles)
+        if choice is not None:
+            return choice
     sb = st.sidebar
     sb.header("Language model")
     # No format_func: a bound selectbox writes its displayed text to the URL, and short keys make short links.
@@ -333,21 +437,20 @@ def lm_sidebar(task_titles: dict[str, str]) -> dict:
                         help="Prompts and the reward GRPO optimizes. "
                              + "; ".join(f"{k}: {v}" for k, v in task_titles.items()))
     sb.caption(task_titles[task])
-    lm_lr = sb.select_slider("LM learning rate (Adam)", [1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 5e-2],
-                             value=default_lm_lr(kind), key="lm_lr", bind="query-params",
-                             format_func=lambda v: f"{v:g}",
+    lm_lr = sb.select_slider("LM learning rate (Adam)", LM_LR_STEPS,
+                             value=default_lm_lr(kind), key="lm_lr", bind="query-params", format_func=_lm_lr_text,
                              help="Adam's step on the LM's trainable weights (η above is the toy's SGD step). Each "
                                   "model starts at its own: LoRA's adapters, which start at zero, take a larger "
                                   "one than full finetuning of the built-in model.")
     max_grad_norm = sb.select_slider(
-        "Max gradient norm", [0.0, 0.1, 0.3, 1.0, 3.0, 10.0], value=DEFAULTS.lm_max_grad_norm, key="lm_max_grad_norm",
-        bind="query-params", format_func=lambda v: "off" if v == 0 else f"{v:g}",
+        "Max gradient norm", GRAD_NORM_STEPS, value=DEFAULTS.lm_max_grad_norm, key="lm_max_grad_norm",
+        bind="query-params", format_func=_grad_norm_text,
         help="Before each Adam step the gradient of all trainable weights is rescaled to this norm when it is "
              "longer (TRL's max_grad_norm, default 1). The Loss & gradient stage shows the norm before and after.")
     max_new_tokens = sb.slider("Max new tokens", 1, 64, DEFAULTS.max_new_tokens, key="max_new_tokens",
                                bind="query-params", help="Sampling stops at end-of-sequence or after this many tokens.")
     precision = sb.selectbox(
-        "Precision", ["bfloat16", "float32"], index=["bfloat16", "float32"].index(DEFAULTS.lm_precision),
+        "Precision", PRECISIONS, index=PRECISIONS.index(DEFAULTS.lm_precision),
         key="lm_precision", bind="query-params",
         help="What a LoRA model computes in: bfloat16 (its frozen weights in one shared bfloat16 copy; faster on a CPU "
              "with bfloat16 instructions; log-probs about 0.02 from float32's) or float32 (exact to 1e-5 against "

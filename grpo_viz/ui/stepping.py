@@ -11,7 +11,7 @@ import streamlit.components.v2  # noqa: F401  (st.components.v2.component)
 from ..stages import SHORT_STAGE_NAMES  # the stage bar's names in presentation mode (one row at 18 px)
 from ..config import Settings
 from ..explain import count
-from .settings import _is_valid, _warn_url_value
+from .settings import SIDEBAR_NOW, SIDEBAR_WAITING, _is_valid, _warn_url_value
 
 
 # Presenter keys. Streamlit's button shortcuts do not fire while a widget has focus: after the Presentation switch
@@ -42,8 +42,9 @@ export default function (component) {
   } else {
     state.tabbed = null;
   }
-  if (data.lazy) {  // the stages not drawn yet: ask for them once this one's chart is drawn
-    const ask = () => (document.querySelector('.js-plotly-plot .main-svg')
+  if (data.lazy) {  // the stages not drawn yet: ask for them once this one's chart is drawn (or a stage has none)
+    const since = performance.now();
+    const ask = () => (document.querySelector('.js-plotly-plot .main-svg') || performance.now() - since > 10000
       ? component.setTriggerValue('everything', true) : requestAnimationFrame(ask));
     requestAnimationFrame(ask);
   }
@@ -281,6 +282,9 @@ def stage_cursor(
     revealed) and the stage stays.
     """
     picker = f"{key}_picker"
+    if st.session_state.pop(SIDEBAR_WAITING, False):  # nothing asks for the rest here: the page's run, with the sidebar
+        st.session_state[SIDEBAR_NOW] = True
+        st.rerun()
     _start_stage(stages, key, query_param)
 
     def go(stage: int, callback=None):
@@ -333,7 +337,8 @@ def stage_tabs(
     browser keeps the stage in the URL parameter ``query_param`` (``presenter_keys``). The server moves the stage on
     a session's first run (the URL's stage), on ``last_actions`` (shown on the last stage in place of Next; they run
     their callback and return to stage 1) and on Reset; each move is numbered so the browser carries it out once.
-    A session's first run draws only its stage; the browser asks for the rest once that one's chart is drawn.
+    A session's first run draws only its stage (and its sidebar's widgets wait, ``settings.SIDEBAR_WAITING``); the
+    browser asks for the rest once that one's chart is drawn.
     Without the script (AppTest), only the server's stage is drawn, and Back and Next move it.
     """
     _start_stage(stages, key, query_param)
@@ -347,10 +352,12 @@ def stage_tabs(
         st.session_state[moves] += 1
 
     def draw_everything():
-        st.session_state[everything] = True
+        st.session_state[everything] = st.session_state[SIDEBAR_NOW] = True
 
     stage = st.session_state[key]
     drawn = st.session_state.get(everything, False)
+    if drawn and st.session_state.pop(SIDEBAR_WAITING, False):
+        st.rerun()  # a fragment's run: the whole page's instead, with the sidebar that waited for the first chart
     presenter_keys(key, {"count": len(stages), "param": query_param, "stage": stage, "goto": st.session_state[moves],
                          "lazy": not drawn, "hidden": _hidden_stages(key)}, autoplay_seconds,
                    on_everything_change=draw_everything)
