@@ -86,7 +86,8 @@ LM_POINTS_JS = ("() => { const d = Array.from(document.querySelectorAll('.js-plo
 
 
 def test_language_model_trains_in_the_background_while_the_other_pages_stay_usable(page, app_url):
-    open_training(page, app_url, "?section=Language+model")
+    # G = 64 x 64 tokens: iterations slow enough that the run of 40 outlasts the visit to another page
+    open_training(page, app_url, "?section=Language+model&group_size=64&max_new_tokens=64")
     page.wait_for_function("() => document.body.innerText.includes('accuracy')", timeout=120_000)
     run = page.get_by_role("button", name="Run 40")
     run.wait_for(timeout=30_000)
