@@ -42,9 +42,9 @@ export default function (component) {
   } else {
     state.tabbed = null;
   }
-  if (data.lazy) {  // the stages not drawn yet: ask for them once this one's chart is drawn (or a stage has none)
+  if (data.lazy) {  // the stages not drawn yet: ask for them once this one's chart is drawn (30 s: it has none)
     const since = performance.now();
-    const ask = () => (document.querySelector('.js-plotly-plot .main-svg') || performance.now() - since > 10000
+    const ask = () => (document.querySelector('.js-plotly-plot .main-svg') || performance.now() - since > 30000
       ? component.setTriggerValue('everything', true) : requestAnimationFrame(ask));
     requestAnimationFrame(ask);
   }
