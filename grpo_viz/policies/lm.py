@@ -220,19 +220,7 @@ class LanguageModelPolicy(Policy):
             raise ValueError("max_new_tokens must be at least 1.")
         chunks = [self._sample_one_prompt(self.tokenizer.encode_prompt(p), group_size, generator, temperature)
                   for p in prompts]
-        width = max(c.shape[1] for c in chunks)
-        ids = torch.full((len(prompts) * group_size, width), self.tokenizer.eos_id, dtype=torch.long)
-        for k, c in enumerate(chunks):
-            ids[k * group_size : (k + 1) * group_size, : c.shape[1]] = c
-        mask = self.completion_mask(ids)
-        lengths = mask.sum(-1).long().tolist()
-        return Group(
-            prompts=[p for p in prompts for _ in range(group_size)],
-            completion_ids=ids,
-            mask=mask,
-            texts=[self.tokenizer.decode(row[:n]) for row, n in zip(ids.tolist(), lengths)],
-            tokens=[[self.tokenizer.token_text(i) for i in row[:n]] for row, n in zip(ids.tolist(), lengths)],
-        )
+        return self._group(prompts, group_size, chunks)
 
     @torch.no_grad()
     def sample_batched(self, prompts: list[str], samples: int, generator: torch.Generator,
@@ -256,10 +244,15 @@ class LanguageModelPolicy(Policy):
                                temperature)
             for j, k in enumerate(members):
                 rows[k] = ids[j * samples : (j + 1) * samples]
-        width = max(r.shape[1] for r in rows.values())
+        return self._group(prompts, samples, [rows[k] for k in range(len(prompts))])
+
+    def _group(self, prompts: list[str], samples: int, chunks: list[Tensor]) -> Group:
+        """The completions sampled for each prompt (``chunks[k]``: prompt k's ``samples`` rows of token ids) as one
+        Group, prompt after prompt, padded with EOS to the longest."""
+        width = max(c.shape[1] for c in chunks)
         ids = torch.full((len(prompts) * samples, width), self.tokenizer.eos_id, dtype=torch.long)
-        for k, r in rows.items():
-            ids[k * samples : (k + 1) * samples, : r.shape[1]] = r
+        for k, c in enumerate(chunks):
+            ids[k * samples : (k + 1) * samples, : c.shape[1]] = c
         mask = self.completion_mask(ids)
         lengths = mask.sum(-1).long().tolist()
         return Group(
