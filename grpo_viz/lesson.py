@@ -232,7 +232,7 @@ def grpo_slide(group_size: int = 8, draw: int = 0) -> SlideView:
     figure = charts.group_reward_chart(group.texts, rewards.tolist(), mean, std, TOY_WORDS,
                                        title=f"A group of G = {G} from π_θ")
     return SlideView([formulas.grpo_objective({"advantage"}), formulas.GRPO_GROUP_ADVANTAGE,
-                      rf"\bar r = {mean:.3f},\quad \sigma_r = {std:.3f}"], figure, text)
+                      rf"\bar r = {mean:.4f},\quad \sigma_r = {std:.4f}"], figure, text)  # as the chart says them
 
 
 # ----------------------------------------------------------------- 7. a language model's group
