@@ -962,8 +962,8 @@ def token_heatmap(
     labels = list(row_labels) if row_labels is not None else [str(i + 1) for i in range(len(tokens))]
     # Plotly widens the left margin to the longest row label ("3: r=0.909"), and the axis title beside it
     left_px = max(MARGIN["l"], max(len(label) for label in labels + [""]) * style.min_px * CHAR_EM + 30)
-    per_line = token_cells_per_line(figure_px or TOKEN_FIGURE_PX[presenting], style.min_px, left_px=left_px)
-    line_count = -(-longest // per_line)
+    cells = token_cells_per_line(figure_px or TOKEN_FIGURE_PX[presenting], style.min_px, left_px=left_px)
+    line_count = -(-longest // cells)
     per_line = -(-longest // line_count)  # as many lines, evened out: 24 tokens at 7 a line -> 4 lines of 6
     # a row as tall as its text and some air: 14 px text in 26 px rows, 18 px in 20 px (a projector's chart is short)
     row_px = style.min_px + (2 if presenting else 12)
@@ -974,7 +974,7 @@ def token_heatmap(
                            - (SUBTITLE_ROOM if subtitle else 0)) // row_px)
         lines_each = max(1, rows_fit // max(len(tokens), 1))
         if lines_each < line_count:
-            per_line = token_cells_per_line(figure_px or TOKEN_FIGURE_PX[presenting], style.min_px, left_px=left_px)
+            per_line = cells  # full rows of the first tokens
             shown = lines_each * per_line
     top_room = SUBTITLE_ROOM if subtitle else 0
     blocks = [token_lines(min(len(row), shown), per_line) for row in tokens]
@@ -1042,12 +1042,11 @@ def token_heatmap(
         [f"first {shown} tokens (hover: the rest)"] if shown < longest else [])
     note = [dict(text="<br>".join(keys), xref="paper", x=0, yref="paper", y=0, yanchor="top", align="left",
                  xanchor="left", yshift=-6, showarrow=False)] if keys else []
-    bottom = MARGIN["b"] + NOTE_LINE_PX * (len(keys) - 1)
+    bottom = MARGIN["b"] + NOTE_LINE_PX * max(len(keys) - 1, 0)
     return _figure(
         [heatmap], title, subtitle=subtitle, top_room=top_room,  # its ticks are on top
-        # capped at max_height, but never fewer px than its rows need (one row of each completion at the least)
-        height=max(min(max(260, MARGIN["t"] + bottom + row_px * len(z)), (max_height or 10**6) - top_room),
-                   MARGIN["t"] + bottom + row_px * len(z)),
+        # as tall as its rows need (max_height already chose how many), and 260 px at the least within max_height
+        height=max(MARGIN["t"] + bottom + row_px * len(z), min(260, (max_height or 10**6) - top_room)),
         margin={"b": bottom},
         showlegend=False, **({"shapes": shapes} if shapes else {}), **({"annotations": note} if note else {}),
         yaxis=dict(tickmode="array", tickvals=list(range(len(z))), ticktext=ticks, title="completion",
