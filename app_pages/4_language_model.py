@@ -1,5 +1,6 @@
 """The toy (left) and a real language model (right) step through the same GRPO stages together."""
 
+import functools
 from dataclasses import replace
 
 import streamlit as st
@@ -90,16 +91,19 @@ def side_by_side() -> None:
     toy_trace = toy_run.trace(settings, word_reward(TOY_WORDS, settings.rewards))
     toy = explain.toy_numbers(toy_trace, toy_run.policy)
     task = TASKS[choice["task"]].with_word_rewards(TOY_WORDS, settings.rewards)
-    trace = prompts = true_rewards = None
-    lm_error = load_error
-    if loaded is not None:
+
+    @functools.cache
+    def lm_iteration() -> tuple:
+        """(trace, prompts, true rewards, error) of the language model's iteration, computed when the first stage's
+        right column needs it: by then the toy's chart is on its way to the browser, which draws it meanwhile."""
+        if loaded is None:
+            return None, None, None, load_error
         prompts = task.prompts(settings.seed, lm_run.iteration, lm_run.draw, chat=loaded.chat)
         try:
             trace = lm_run.trace(lm_settings, task.reward, prompts)
         except ValueError as err:
-            lm_error = f"This model cannot run this step: {err}"
-        else:
-            true_rewards = task.true_reward(trace.group) if task.is_hackable else None
+            return None, prompts, None, f"This model cannot run this step: {err}"
+        return trace, prompts, task.true_reward(trace.group) if task.is_hackable else None, None
 
     def stage_view(stage: int) -> None:
         """One stage: the objective, the toy's chart and card beside the language model's tokens, its table and
@@ -135,6 +139,7 @@ def side_by_side() -> None:
                     st.rerun()  # μ is drawn in the sidebar, outside this fragment: the whole page takes the new value
 
         with right:
+            trace, prompts, true_rewards, lm_error = lm_iteration()
             if trace is None:
                 st.markdown("#### Language model")
                 st.error(lm_error, icon="🚫")
@@ -189,6 +194,7 @@ def side_by_side() -> None:
             with view:
                 stage_view(stage)
 
+    trace, prompts, _, _ = lm_iteration()
     if presenting or trace is None:
         return
     policy = lm_run.policy
