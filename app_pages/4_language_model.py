@@ -15,7 +15,7 @@ from grpo_viz.tasks import TASKS, word_reward
 from grpo_viz.toy_view import toy_stage_figure
 from grpo_viz.ui import (
     chart_style, compact_page, deferred, export_row, latex_lines, lm_sidebar, load_chosen_model, presentation_toggle,
-    settings_notices, settings_sidebar, tour_card,
+    settings_notices, settings_sidebar, sidebar_waiting, tour_card,
 )
 from grpo_viz.ui.stepping import stage_tabs
 
@@ -88,14 +88,18 @@ def side_by_side() -> None:
         last_actions=(("Next iteration ▶", both("advance"),
                        "Both keep their update and sample a new group (→ key)"),),
     )
+    # A session's first run draws the toy's chart and card only: the browser loads each kind of element on its first
+    # use, and draws the model's token chart after the toy's. The model's column, the table, the tour, the top-k
+    # widgets and the downloads come with the run the browser asks for once that chart is drawn.
+    first_run = sidebar_waiting()
     toy_trace = toy_run.trace(settings, word_reward(TOY_WORDS, settings.rewards))
     toy = explain.toy_numbers(toy_trace, toy_run.policy)
     task = TASKS[choice["task"]].with_word_rewards(TOY_WORDS, settings.rewards)
 
     @functools.cache
     def lm_iteration() -> tuple:
-        """(trace, prompts, true rewards, error) of the language model's iteration, computed when the first stage's
-        right column needs it: by then the toy's chart is on its way to the browser, which draws it meanwhile."""
+        """(trace, prompts, true rewards, error) of the language model's iteration, computed once, when a stage first
+        shows it."""
         if loaded is None:
             return None, None, None, load_error
         prompts = task.prompts(settings.seed, lm_run.iteration, lm_run.draw, chat=loaded.chat)
@@ -139,6 +143,11 @@ def side_by_side() -> None:
                     st.rerun()  # μ is drawn in the sidebar, outside this fragment: the whole page takes the new value
 
         with right:
+            if first_run:
+                st.markdown(f"#### {lm_run.policy.name} · iteration {lm_run.iteration + 1}" if lm_run is not None
+                            else "#### Language model")
+                st.caption("Sampling its group …")
+                return
             trace, prompts, true_rewards, lm_error = lm_iteration()
             if trace is None:
                 st.markdown("#### Language model")
@@ -194,8 +203,10 @@ def side_by_side() -> None:
             with view:
                 stage_view(stage)
 
+    if presenting or first_run:
+        return
     trace, prompts, _, _ = lm_iteration()
-    if presenting or trace is None:
+    if trace is None:
         return
     policy = lm_run.policy
     # below the stages, so it does not follow them: it shows the update this iteration's Update stage makes

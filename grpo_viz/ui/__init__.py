@@ -21,7 +21,7 @@ from .presentation import (PRESENT_CHART_PX, PRESENTATION_CSS, chart_style, comp
                            presentation_toggle)
 from .settings import (ALL_QUERY_SPECS, BOOL_SPEC, DEFAULTS, FLAG_SPEC, LM_MODELS, LM_QUERY_SPECS, PPO_QUERY_SPECS,
                        QUERY_SPECS, invalid_query_params, lazy_expander, lm_sidebar, ppo_sidebar, settings_dict,
-                       settings_sidebar, warn_bad_query_params)
+                       settings_sidebar, sidebar_waiting, warn_bad_query_params)
 from .stepping import (AUTOPLAY_SECONDS, MAX_REPLAY_ITERATIONS, NEXT_BUTTON_PX, SHORT_STAGE_NAMES, STEP_BUTTON_PX,
                        autoplay_controls, autoplay_due, presenter_keys, replay_from_url, stage_cursor)
 from .training import (LM_POLL_S, PLAY_INTERVAL_S, TICKS_PER_RUN, PlayTimer, poll_seconds, rerun_if_worker_switched,
@@ -37,6 +37,6 @@ __all__ = [
     "deferred", "export_row", "forget_timed_out_sessions", "invalid_query_params", "latex_lines", "lazy_expander",
     "lm_sidebar", "load_chosen_model", "presentation_on", "presentation_toggle",
     "presenter_keys", "replay_from_url", "restart_lm_training", "settings_dict",
-    "settings_notices", "settings_sidebar", "shared_model", "stage_cursor", "start_garbage_collector",
+    "settings_notices", "settings_sidebar", "sidebar_waiting", "shared_model", "stage_cursor", "start_garbage_collector",
     "tour_card", "train_to", "warn_bad_query_params",
 ]

@@ -5,7 +5,7 @@ import re
 
 import pytest
 
-from .conftest import DRAWN_JS, SCREENSHOTS, SETTLED_JS
+from .conftest import DRAWN_JS, SCREENSHOTS, SETTLED_JS, every_stage_drawn_js
 
 pytestmark = pytest.mark.browser
 
@@ -104,6 +104,11 @@ def open_presenting(browser, url, viewport=(1280, 720)):
     context = browser.new_context(viewport={"width": viewport[0], "height": viewport[1]})
     page = context.new_page()
     page.goto(url)
+    # a stepped page's first run draws the URL's stage only, then asks for the rest: wait for them, so that no rerun
+    # replaces what the test reads
+    cursor = next((c for path, c, _ in PAGES.values() if f"/{path}?" in url and path in TABBED), None)
+    if cursor:
+        page.wait_for_function(every_stage_drawn_js(cursor), timeout=60_000)
     settle(page)
     return context, page
 
