@@ -143,9 +143,8 @@ def side_by_side() -> None:
                     st.rerun()  # μ is drawn in the sidebar, outside this fragment: the whole page takes the new value
 
         with right:
-            if first_run:
-                st.markdown(f"#### {lm_run.policy.name} · iteration {lm_run.iteration + 1}" if lm_run is not None
-                            else "#### Language model")
+            if first_run and lm_run is not None:
+                st.markdown(f"#### {lm_run.policy.name} · iteration {lm_run.iteration + 1}")
                 st.caption("Sampling its group …")
                 return
             trace, prompts, true_rewards, lm_error = lm_iteration()
