@@ -1,6 +1,5 @@
 """The toy (left) and a real language model (right) step through the same GRPO stages together."""
 
-import functools
 from dataclasses import replace
 
 import streamlit as st
@@ -95,19 +94,16 @@ def side_by_side() -> None:
     toy_trace = toy_run.trace(settings, word_reward(TOY_WORDS, settings.rewards))
     toy = explain.toy_numbers(toy_trace, toy_run.policy)
     task = TASKS[choice["task"]].with_word_rewards(TOY_WORDS, settings.rewards)
-
-    @functools.cache
-    def lm_iteration() -> tuple:
-        """(trace, prompts, true rewards, error) of the language model's iteration, computed once, when a stage first
-        shows it."""
-        if loaded is None:
-            return None, None, None, load_error
+    trace = prompts = true_rewards = None
+    lm_error = load_error
+    if loaded is not None and not first_run:
         prompts = task.prompts(settings.seed, lm_run.iteration, lm_run.draw, chat=loaded.chat)
         try:
             trace = lm_run.trace(lm_settings, task.reward, prompts)
         except ValueError as err:
-            return None, prompts, None, f"This model cannot run this step: {err}"
-        return trace, prompts, task.true_reward(trace.group) if task.is_hackable else None, None
+            lm_error = f"This model cannot run this step: {err}"
+        else:
+            true_rewards = task.true_reward(trace.group) if task.is_hackable else None
 
     def stage_view(stage: int) -> None:
         """One stage: the objective, the toy's chart and card beside the language model's tokens, its table and
@@ -147,7 +143,6 @@ def side_by_side() -> None:
                 st.markdown(f"#### {lm_run.policy.name} · iteration {lm_run.iteration + 1}")
                 st.caption("Sampling its group …")
                 return
-            trace, prompts, true_rewards, lm_error = lm_iteration()
             if trace is None:
                 st.markdown("#### Language model")
                 st.error(lm_error, icon="🚫")
@@ -202,10 +197,7 @@ def side_by_side() -> None:
             with view:
                 stage_view(stage)
 
-    if presenting or first_run:
-        return
-    trace, prompts, _, _ = lm_iteration()
-    if trace is None:
+    if presenting or trace is None:  # trace is None on the first run too
         return
     policy = lm_run.policy
     # below the stages, so it does not follow them: it shows the update this iteration's Update stage makes
