@@ -184,6 +184,12 @@ def _apply_text_style(data: list[dict], layout: dict, style: TextStyle) -> None:
             trace["textfont"] = {**trace.get("textfont", {}), "size": px}
 
 
+def _top_room_px(top_room: int) -> int:
+    """The px a chart's ``top_room`` takes at the current text size: what sits there grows with the text (at a
+    projector's sizes the subtitle ran into the panel titles)."""
+    return round(top_room * (text_style().min_px / NORMAL_MIN_PX) ** 2)
+
+
 def _base_layout(title: str, height: int = 380, legend_below: bool = False, subtitle: str | None = None,
                  top_room: int = 0) -> dict:
     """Title (and a subtitle under it: the numbers of a chart's guide lines, which written on the lines themselves
@@ -201,9 +207,9 @@ def _base_layout(title: str, height: int = 380, legend_below: bool = False, subt
     if subtitle:
         heading["subtitle"] = dict(text=subtitle)
     if top_room:
-        # what sits there grows with the text: at a projector's sizes the subtitle ran into the panel titles
-        top_room = round(top_room * (text_style().min_px / NORMAL_MIN_PX) ** 2)
-        heading.update(yref="container", y=1, yanchor="top", pad=dict(t=14))
+        top_room = _top_room_px(top_room)
+        # high in the margin: the subtitle under it clears what the chart writes above its plot
+        heading.update(yref="container", y=1, yanchor="top", pad=dict(t=4))
     return dict(title=heading, height=height + top_room, margin={**MARGIN, "t": MARGIN["t"] + top_room},
                 legend=legend, bargap=BARGAP, bargroupgap=BARGROUPGAP)
 
@@ -968,15 +974,15 @@ def token_heatmap(
     # a row as tall as its text and some air: 14 px text in 26 px rows, 18 px in 20 px (a projector's chart is short)
     row_px = style.min_px + (2 if presenting else 12)
     shown = longest
+    top_room = SUBTITLE_ROOM if subtitle else 0
     if max_height is not None:
         # room for the rows, less the key's second line under them
         rows_fit = max(1, (max_height - MARGIN["t"] - MARGIN["b"] - NOTE_LINE_PX
-                           - (SUBTITLE_ROOM if subtitle else 0)) // row_px)
+                           - _top_room_px(top_room)) // row_px)
         lines_each = max(1, rows_fit // max(len(tokens), 1))
         if lines_each < line_count:
             per_line = cells  # full rows of the first tokens
             shown = lines_each * per_line
-    top_room = SUBTITLE_ROOM if subtitle else 0
     blocks = [token_lines(min(len(row), shown), per_line) for row in tokens]
     line_count = max(len(lines) for lines in blocks)
     z: list[list[float | None]] = []
@@ -1046,7 +1052,8 @@ def token_heatmap(
     return _figure(
         [heatmap], title, subtitle=subtitle, top_room=top_room,  # its ticks are on top
         # as tall as its rows need (max_height already chose how many), and 260 px at the least within max_height
-        height=max(MARGIN["t"] + bottom + row_px * len(z), min(260, (max_height or 10**6) - top_room)),
+        height=max(MARGIN["t"] + bottom + row_px * len(z),
+                   min(260, (max_height or 10**6) - _top_room_px(top_room))),
         margin={"b": bottom},
         showlegend=False, **({"shapes": shapes} if shapes else {}), **({"annotations": note} if note else {}),
         yaxis=dict(tickmode="array", tickvals=list(range(len(z))), ticktext=ticks, title="completion",
