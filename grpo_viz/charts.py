@@ -467,7 +467,7 @@ def ratio_chart(
     epsilon_low: float,
     epsilon_high: float,
     title: str = "Probability ratios w_i against the clip band",
-    subtitle: str = "colour: the sign of the sample's advantage (green A > 0, red A < 0)",
+    subtitle: str = "colour: the advantage's sign (green A > 0, red A < 0)",
     value_labels: bool = True,
 ) -> go.Figure:
     """Each sample's ratio, coloured by the sign of its advantage, with the band [1-ε_low, 1+ε_high].
