@@ -71,6 +71,7 @@ def test_sections_are_tabs_with_their_own_url(page, app_url):
     page.wait_for_function("() => location.search.includes('section=Reward')", timeout=30_000)
     titles_js = "() => Array.from(document.querySelectorAll('.js-plotly-plot')).map(d => d.layout.title.text).join('|')"
     page.wait_for_function(f"() => ({titles_js})().includes('Trained on the proxy')", timeout=30_000)
+    settle(page)  # the run has ended: charts of the toy's tab still on the page would stay
     assert "π_θ(word)" not in page.evaluate(titles_js)  # the toy's charts are not drawn behind the tab
     page.get_by_role("tab", name="Toy training").click()
     page.wait_for_function(f"() => ({titles_js})().includes('π_θ(word)')", timeout=30_000)
