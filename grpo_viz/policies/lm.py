@@ -34,6 +34,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
+from .decode import LeanDecoder
 from .base import Group, Policy
 from .tiny_gpt import WordTokenizer
 
@@ -194,6 +195,7 @@ class LanguageModelPolicy(Policy):
         """[rows, t] ids sampled on from each row's first-token ``logits`` [rows, V] and its ``cache``."""
         eos = torch.tensor(self.tokenizer.eos_ids)
         group_size = logits.shape[0]
+        lean = LeanDecoder.for_model(self.model, cache, group_size, self.max_new_tokens)
         finished = torch.zeros(group_size, dtype=torch.bool)
         tokens = []
         for step in range(self.max_new_tokens):
@@ -204,7 +206,10 @@ class LanguageModelPolicy(Policy):
             finished |= torch.isin(nxt, eos)
             if bool(finished.all()) or step == self.max_new_tokens - 1:
                 break
-            logits = self.model(input_ids=nxt[:, None], cache=cache, use_cache=True).logits[:, -1]
+            if lean is not None:
+                logits = lean.step(nxt)
+            else:
+                logits = self.model(input_ids=nxt[:, None], cache=cache, use_cache=True).logits[:, -1]
         return torch.stack(tokens, dim=1)
 
     def completion_mask(self, ids: Tensor) -> Tensor:

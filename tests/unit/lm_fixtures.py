@@ -31,13 +31,14 @@ def build_tokenizer(folder: Path, characters: bool = False):
 
 
 def build_model(folder: Path, style: str = "gpt2", seed: int = 0) -> Path:
-    """Save a random ~50k-parameter causal LM of ``style`` ('gpt2' or 'qwen2') and its tokenizer to ``folder``."""
+    """Save a random ~50k-parameter causal LM of ``style`` ('gpt2', 'qwen2' or 'llama') and its tokenizer to
+    ``folder``."""
     import torch
     import transformers
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    tok = build_tokenizer(folder, characters=style == "qwen2")
+    tok = build_tokenizer(folder, characters=style in ("qwen2", "llama"))
     common = dict(vocab_size=len(tok), bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id)
     torch.manual_seed(seed)
     if style == "gpt2":
@@ -48,6 +49,11 @@ def build_model(folder: Path, style: str = "gpt2", seed: int = 0) -> Path:
                                           num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=64,
                                           tie_word_embeddings=True, **common)
         model = transformers.Qwen2ForCausalLM(config)
+    elif style == "llama":  # SmolLM2's architecture: grouped keys/values, tied embeddings, no biases
+        config = transformers.LlamaConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                                          num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=64,
+                                          tie_word_embeddings=True, **common)
+        model = transformers.LlamaForCausalLM(config)
     else:
         raise ValueError(style)
     model.save_pretrained(folder)
@@ -55,10 +61,10 @@ def build_model(folder: Path, style: str = "gpt2", seed: int = 0) -> Path:
 
 
 def load_test_models(root: Path) -> dict:
-    """The three model kinds a test of the language-model path runs on: random GPT-2 and Qwen2 folders built under
+    """The model kinds a test of the language-model path runs on: random GPT-2, Qwen2 and Llama folders built under
     ``root`` and loaded as a visitor's folder would be, and the repository's built-in tiny GPT."""
     from grpo_viz.policies.loading import load_builtin, load_hf
 
-    models = {style: load_hf(str(build_model(root / style, style))) for style in ("gpt2", "qwen2")}
+    models = {style: load_hf(str(build_model(root / style, style))) for style in ("gpt2", "qwen2", "llama")}
     models["builtin"] = load_builtin()
     return models

@@ -3,7 +3,8 @@
 - log-probs: the prompt read once and its keys/values shared by the group's completions, against one full forward
   of every prompt + completion, in the same precision (1e-5 in float32), for pi_theta and pi_ref;
 - the GRPO loss and its parameter gradients through that shared prompt, against the same from full forwards;
-- sampling: the shared prompt and the KV cache draw the same tokens as re-reading every whole sequence each step;
+- sampling: the shared prompt and the KV cache draw the same tokens as re-reading every whole sequence each step,
+  and the lean decode step of Llama-family models gives the model's own logits;
 - bfloat16 keeps the iteration self-consistent: on-policy ratios exactly 1, pi_theta = pi_ref exactly before the first
   update, the same tensors shared by every session, and float32 one setting away;
 - the suite turns a deprecation warning from grpo_viz code (or from a model it calls) into an error.
@@ -19,6 +20,7 @@ import torch
 
 from grpo_viz.config import Settings
 from grpo_viz.objectives import group_advantages, grpo_loss
+from grpo_viz.policies.decode import LeanDecoder
 from grpo_viz.policies.loading import make_policy
 from grpo_viz.stepper import grpo_iteration, make_generator
 
@@ -26,13 +28,14 @@ from .lm_fixtures import load_test_models
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
-PROMPTS = {"builtin": ["3+4=", "The cat"], "gpt2": ["The cat", "the mat ."], "qwen2": ["3 + 4 =", "12 + 5 ="]}
+PROMPTS = {"builtin": ["3+4=", "The cat"], "gpt2": ["The cat", "the mat ."], "qwen2": ["3 + 4 =", "12 + 5 ="],
+           "llama": ["3 + 4 =", "12 + 5 ="]}
 TEMPERATURE = 0.8
 # bfloat16 keeps 8 bits of mantissa: two ways of summing the same products differ by a few of its units
 TOL = {"float32": dict(atol=1e-5, rtol=0.0), "bfloat16": dict(atol=2e-2, rtol=0.0)}
 GRAD_TOL = {"float32": dict(atol=1e-6, rtol=1e-4), "bfloat16": dict(atol=1e-3, rtol=5e-2)}
 CASES = [("builtin", "float32"), ("gpt2", "float32"), ("gpt2", "bfloat16"), ("qwen2", "float32"),
-         ("qwen2", "bfloat16")]
+         ("qwen2", "bfloat16"), ("llama", "float32"), ("llama", "bfloat16")]
 
 
 @pytest.fixture(scope="module")
@@ -97,7 +100,7 @@ def plain_sampling(policy, prompt: str, group_size: int, generator: torch.Genera
     return x[:, prompt_ids.shape[1]:]
 
 
-@pytest.mark.parametrize("style", ["builtin", "gpt2", "qwen2"])
+@pytest.mark.parametrize("style", ["builtin", "gpt2", "qwen2", "llama"])
 def test_sampling_with_the_shared_prompt_and_the_kv_cache_draws_the_plain_samplers_tokens(loaded, style):
     policy = moved_policy(loaded[style], "float32")
     policy.tokenizer.eos_ids = (-1,)  # no early stop: every row has max_new_tokens tokens, as the plain sampler's
@@ -107,7 +110,39 @@ def test_sampling_with_the_shared_prompt_and_the_kv_cache_draws_the_plain_sample
         assert torch.equal(group.completion_ids, want)
 
 
-@pytest.mark.parametrize("style", ["gpt2", "qwen2"])
+@pytest.mark.parametrize("style, precision", [("qwen2", "float32"), ("qwen2", "bfloat16"), ("llama", "float32"),
+                                              ("llama", "bfloat16")])
+def test_the_lean_decode_step_gives_the_models_own_logits(loaded, style, precision):
+    """Four decode steps of the lean step against the model's own forward with its cache, from the same prompt:
+    log-probs to 1e-5 in float32 (bfloat16: the same arithmetic, held to its tolerance), the adapters moved."""
+    policy = moved_policy(loaded[style], precision)
+    prompt_ids = policy.tokenizer.encode_prompt(PROMPTS[style][0])
+    with torch.no_grad():
+        first, cache = policy._read_prompt(policy.model, prompt_ids, 3)
+        _, lean_cache = policy._read_prompt(policy.model, prompt_ids, 3)
+        lean = LeanDecoder.for_model(policy.model, lean_cache, rows=3, steps=4)
+        assert lean is not None
+        nxt = first.float().argmax(-1)
+        for _ in range(4):
+            want = policy.model(input_ids=nxt[:, None], cache=cache, use_cache=True).logits[:, -1]
+            got = lean.step(nxt)
+            torch.testing.assert_close(torch.log_softmax(got.float(), -1), torch.log_softmax(want.float(), -1),
+                                       **TOL[precision])
+            nxt = want.float().argmax(-1)
+        with policy.model.disable_adapter():  # pi_ref's decode: the adapters off, as the model's own forward
+            lean = LeanDecoder.for_model(policy.model, policy._read_prompt(policy.model, prompt_ids, 3)[1], 3, 1)
+            assert all(not layer.q.adapters for layer in lean.layers)
+
+
+@pytest.mark.parametrize("style", ["builtin", "gpt2"])
+def test_other_architectures_decode_through_the_model_itself(loaded, style):
+    policy = make_policy(loaded[style], max_new_tokens=4, precision="float32")
+    with torch.no_grad():
+        _, cache = policy._read_prompt(policy.model, policy.tokenizer.encode_prompt(PROMPTS[style][0]), 2)
+    assert LeanDecoder.for_model(policy.model, cache, rows=2, steps=4) is None
+
+
+@pytest.mark.parametrize("style", ["gpt2", "qwen2", "llama"])
 def test_a_bfloat16_iteration_is_self_consistent(loaded, style):
     """Sampling, pi_old, pi_theta and pi_ref in one precision: ratios exactly 1 on-policy and pi_theta = pi_ref
     exactly before the first update; the second inner step has moved."""
