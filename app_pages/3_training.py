@@ -10,9 +10,10 @@ from grpo_viz.config import TOY_STATE, TOY_WORDS
 from grpo_viz.tasks import TASKS
 from grpo_viz.training import (ALGORITHMS, COMPARE_KNOBS, COMPARE_LABELS, DEFAULT_ITERATIONS, HACKED_WORD,
                                HACKING_BETA_CHOICES, HACKING_BETAS, LM_DEFAULT_ITERATIONS, LM_EVAL_EVERY,
-                               LM_EVAL_PROBLEMS, LM_EVAL_SAMPLES, LM_MAX_ITERATIONS, LM_PROMPTS_PER_ITERATION, MAX_ITERATIONS, PROXY_BONUS, REPRODUCE_REL,
-                               Experiment, LMWorker, RecordedRun, recorded_runs, reproduction,
-                               hacking_outcomes, hacking_run, hacking_sweep, proxy_rewards, run_specs, start_probs)
+                               LM_EVAL_PROBLEMS, LM_EVAL_SAMPLES, LM_MAX_ITERATIONS, LM_PROMPTS_PER_ITERATION,
+                               MAX_ITERATIONS, PROXY_BONUS, REPRODUCE_REL, Experiment, LMWorker, RecordedRun,
+                               hacking_outcomes, hacking_run, hacking_sweep, mismatch_explanation, proxy_rewards,
+                               recorded_runs, reproduction, run_specs, start_probs)
 from grpo_viz.ui import (STEP_BUTTON_PX, PlayTimer, compact_page, deferred, export_row, lm_sidebar,
                          load_chosen_model, poll_seconds, ppo_sidebar, rerun_if_worker_switched, restart_lm_training,
                          session_lm_worker, session_replay_worker, settings_notices, settings_sidebar,
@@ -333,9 +334,8 @@ def recorded_section(loaded, recording: RecordedRun, task, live_iteration: int) 
             "largest difference": st.column_config.NumberColumn(format="%.1e")})
     bad = [r for r in rows if not r["match"]]
     if bad:
-        box.warning(f"Iteration {bad[0]['iteration']} differs from the recording ({bad[0]['quantity']}): the code "
-                    "or the model changed since it was recorded; `python scripts/record_run.py` records it again.",
-                    icon="⚠️")
+        box.warning(f"Iteration {bad[0]['iteration']} differs from the recording ({bad[0]['quantity']}). "
+                    + mismatch_explanation(recording), icon="⚠️")
     elif snap.status == "done" and rows:
         largest = max(r["largest difference"] for r in rows)
         box.success(f"Live iterations 1–{snap.iteration} match the recording: the same start accuracy and "

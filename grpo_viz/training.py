@@ -18,6 +18,7 @@ from __future__ import annotations
 import atexit
 import json
 import math
+import platform
 import threading
 import time
 import weakref
@@ -410,7 +411,7 @@ __all__ = [
     "LM_WORKER_THREADS",
     "LMSnapshot", "LMWorker", "LMWorkerSlot",
     "stop_all_workers", "RECORD_FORMAT", "RUNS_DIR", "RecordedRun", "record_run", "recorded_runs", "recording",
-    "reproduction",
+    "reproduction", "machine_cpu", "mismatch_explanation",
 ]
 
 
@@ -793,6 +794,7 @@ class LMWorkerSlot:
 #    "accuracy": [[iteration, accuracy], ...],
 #    "completions": {"<iteration>": [[prompt, completion, reward], ...], ...} (a few iterations),
 #    "recorded": {"date": ISO date, "torch": version, "threads": int, "commit": git commit or "",
+#                 "cpu": the recording machine's processor (``machine_cpu``; absent in older files),
 #                 "seconds": wall time of the whole recording, evaluations included}}
 #
 # Iteration k of a recording is iteration k of a live LMTraining with the same model, task and settings:
@@ -886,7 +888,8 @@ def recording(lm: LMTraining, model: str, model_name: str, task_key: str, comple
         "eval_problems": lm.eval_problems, "eval_samples": lm.eval_samples, "eval_seed": LM_EVAL_SEED,
         "held_out": lm.held_out, "batched_evaluation": lm.batched_evaluation, "columns": lm.columns(), "accuracy": [[i, a] for i, a in lm.accuracy],
         "completions": {str(k): v for k, v in (completions or {}).items()},
-        "recorded": {"torch": torch.__version__, "threads": torch.get_num_threads(), **dict(recorded or {})},
+        "recorded": {"torch": torch.__version__, "threads": torch.get_num_threads(), "cpu": machine_cpu(),
+                     **dict(recorded or {})},
     }
 
 
@@ -911,6 +914,37 @@ def record_run(lm: LMTraining, iterations: int, model: str, model_name: str, tas
             on_iteration(lm, kept)
     return recording(lm, model, model_name, task_key, kept,
                      {"seconds": time.perf_counter() - start, **dict(recorded or {})})
+
+
+def machine_cpu() -> str:
+    """This machine's processor as /proc/cpuinfo names it, with the matrix instructions that change how torch sums
+    products (", AMX" / ", AVX512-BF16"); elsewhere what ``platform`` knows."""
+    try:
+        info = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return platform.processor() or platform.machine()
+    fields = dict(line.split(":", 1) for line in info.splitlines()[:40] if ":" in line)
+    fields = {k.strip(): v.strip() for k, v in fields.items()}
+    flags = set(fields.get("flags", "").split())
+    extras = [name for flag, name in (("amx_bf16", "AMX"), ("avx512_bf16", "AVX512-BF16")) if flag in flags]
+    return ", ".join([fields.get("model name") or platform.machine(), *extras])
+
+
+def mismatch_explanation(run: "RecordedRun", here: str | None = None) -> str:
+    """Why a live reproduction can differ from ``run``, in a sentence that is true for where it runs now
+    (``here``: this machine's ``machine_cpu``)."""
+    here = machine_cpu() if here is None else here
+    recorded_on = run.recorded.get("cpu", "")
+    rounding = ("another processor sums matrix products in another order, so the last bits differ, and one sampled "
+                "token that flips changes everything after it")
+    if recorded_on == here:
+        return ("It was recorded on this kind of processor, so the code or the model changed since; "
+                "`python scripts/record_run.py` records it again.")
+    if recorded_on:
+        return (f"It was recorded on {recorded_on}, and this server runs on {here}: {rounding}. "
+                "`python scripts/record_run.py` records it on this machine.")
+    return (f"The recording does not say which processor made it; this server runs on {here}. Either {rounding}, "
+            "or the code or the model changed since. `python scripts/record_run.py` records it on this machine.")
 
 
 def _close(recorded: float, live: float) -> bool:

@@ -8,8 +8,8 @@ import pytest
 from grpo_viz.config import Settings
 from grpo_viz.policies.loading import load_builtin, make_policy
 from grpo_viz.tasks import TASKS
-from grpo_viz.training import (RECORD_FORMAT, RUNS_DIR, LMTraining, LMWorker, RecordedRun, record_run,
-                               recorded_runs, reproduction)
+from grpo_viz.training import (RECORD_FORMAT, RUNS_DIR, LMTraining, LMWorker, RecordedRun, machine_cpu,
+                               mismatch_explanation, record_run, recorded_runs, reproduction)
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -46,6 +46,22 @@ def test_a_recording_reads_back_with_its_settings_numbers_and_completions(record
     assert len(recorded_runs("builtin", "sum", recording.parent)) == 1
     with pytest.raises(ValueError, match="not a recorded run"):
         RecordedRun.from_dict({**data, "format": "something else"})
+    assert data["recorded"]["cpu"] == machine_cpu() != ""
+
+
+def test_a_mismatch_is_explained_by_what_differs_between_the_machines(recording):
+    """The page's warning names the cause it can know: another processor, or (on the same one) a change of the code
+    or the model; an older recording that names no processor is told as such."""
+    run = RecordedRun.load(recording)
+    here = run.recorded["cpu"]
+    assert "the code or the model changed" in mismatch_explanation(run, here)
+    assert "processor" in mismatch_explanation(run, here) and "records it again" in mismatch_explanation(run, here)
+    other = mismatch_explanation(run, "Some Other CPU, AMX")
+    assert f"recorded on {here}" in other and "this server runs on Some Other CPU, AMX" in other
+    assert "code" not in other and "records it on this machine" in other
+    unnamed = replace(run, recorded={k: v for k, v in run.recorded.items() if k != "cpu"})
+    text = mismatch_explanation(unnamed, here)
+    assert "does not say which processor" in text and "or the code or the model changed" in text
 
 
 def test_training_the_first_iterations_again_live_reproduces_the_recording(builtin, recording):
