@@ -5,7 +5,9 @@ The same ``Policy`` interface as the toy, with more tokens and a bigger vocabula
 - ``sample_group``: for each prompt, G completions drawn token by token from
   softmax(logits / T) with a seeded ``torch.Generator``, up to ``max_new_tokens``,
   stopping at end-of-sequence.  The prompt is read once and its keys/values (the KV
-  cache) are shared by the G completions, which then add one token per forward.
+  cache) are shared by the G completions, which then add one token per forward
+  (Llama-family models through ``decode.LeanDecoder``: the same arithmetic, without
+  the modules' per-call machinery).
   ``mask[i, t] = 1`` for real tokens up to and including the first EOS.
 - ``log_probs``: log pi_theta(o_{i,t} | q, o_{i,<t}) = log_softmax(logits / T)[o_{i,t}],
   differentiable, 0 on padding.  Per prompt, one forward of the prompt (batch 1)
