@@ -15,7 +15,8 @@ built-in model); who does what is shuffled (a fixed seed), as a hall arrives. Wh
 browser (it sends Next and the last stage's Next iteration together, and a tab per stage), a Next reveals a stage
 without a request, and only Next iteration at the last stage reaches the server, as in the browser. All students
 open the app at the same moment, click for the first time at the same moment, then click every --think seconds
-(±50%, so that they drift apart as a class does).
+(±50%, so that they drift apart as a class does). With --arrive-over S they open it spread evenly over S seconds
+(a hall told "open the link now"), each clicking first as soon as their page is there.
 
 For each class size, a fresh server (one torch thread per request, as the Dockerfile runs it; with --processes N,
 deploy/start.py's N processes behind nginx, each student first fetching the page to get the balancer's cookie, as a
@@ -159,13 +160,16 @@ def connect(url: str, cookie: str = ""):
                               open_timeout=60)
 
 
-async def student(url: str, index: int, role: str, seconds: float, think: float, opened: asyncio.Barrier,
+async def student(url: str, index: int, role: str, seconds: float, think: float, opened: asyncio.Barrier | None,
                   loads: list[float], clicks: list[tuple[str, str, float]], errors: list[str],
-                  in_browser: list[int], balanced: bool) -> None:
+                  in_browser: list[int], balanced: bool, arrival: float = 0.0) -> None:
+    """One student: opens the app ``arrival`` seconds after the class starts, then their page; clicks first with
+    the whole class (``opened``, a barrier) or, without one, as soon as their page is there; then every ~think s."""
     page, labels = ROLES[role]
     rng = random.Random(index)
     doing = "opening the app"
-    passed = False  # the barrier of the first click
+    passed = opened is None  # the barrier of the first click
+    await asyncio.sleep(arrival)
     try:
         cookie = await asyncio.to_thread(balancer_cookie, url) if balanced else ""
         async with connect(url, cookie) as ws:
@@ -174,10 +178,11 @@ async def student(url: str, index: int, role: str, seconds: float, think: float,
             if page:
                 doing = f"opening {page}"
                 await tab.run(page, timeout=120)
-            try:
-                await opened.wait()  # the class's first click, all at the same moment
-            except asyncio.BrokenBarrierError:
-                pass  # a classmate could not open the app: click anyway
+            if opened is not None:
+                try:
+                    await opened.wait()  # the class's first click, all at the same moment
+                except asyncio.BrokenBarrierError:
+                    pass  # a classmate could not open the app: click anyway
             passed = True
             end, kind = time.monotonic() + seconds, FIRST
             while time.monotonic() < end:
@@ -227,7 +232,7 @@ class Server:
 
 
 async def one_class(students: int, seconds: float, think: float, app_dir: Path = ROOT, processes: int = 0,
-                    url: str | None = None, profile: Path | None = None) -> None:
+                    url: str | None = None, profile: Path | None = None, arrive_over: float = 0.0) -> None:
     ttl = 5
     clock_dir = Path(tempfile.mkdtemp())
     server = Server(processes, url, app_dir, ttl, clock_dir)
@@ -245,7 +250,10 @@ async def one_class(students: int, seconds: float, think: float, app_dir: Path =
         clicks: list[tuple[str, str, float]] = []
         in_browser: list[int] = []
         errors: list[str] = warm
-        opened = asyncio.Barrier(students)
+        # everyone at once, or arrivals spread evenly over arrive_over seconds (a hall told "open the link now")
+        opened = asyncio.Barrier(students) if arrive_over <= 0 else None
+        arrivals = [arrive_over * i / students for i in range(students)]
+        random.Random(1).shuffle(arrivals)
         cpu0, t0, client0 = server.cpu_seconds(), time.monotonic(), time.process_time()
         spies = []
         if profile is not None:  # the threads holding the GIL, as collapsed stacks ("frame;frame;... count")
@@ -256,7 +264,7 @@ async def one_class(students: int, seconds: float, think: float, app_dir: Path =
                      for i, pid in enumerate(server.pids)]
         mix = roles(students)
         tasks = [asyncio.create_task(student(server.url, i, mix[i], seconds, think, opened, loads, clicks, errors,
-                                             in_browser, server.balanced))
+                                             in_browser, server.balanced, arrivals[i]))
                  for i in range(students)]
         peak = baseline
         while not all(task.done() for task in tasks):
@@ -286,7 +294,8 @@ async def one_class(students: int, seconds: float, think: float, app_dir: Path =
     server_p50, server_p95 = p50_p95(in_server)
     requests = len(clicks) + 2 * len(loads)  # a student's load is two runs: the app, then its page
     layout = f"url={url}" if url else f"processes={processes or 1}{' behind nginx' if processes else ''}"
-    print(f"server_load {layout} students={students} seconds={seconds:.0f} think_s={think:g} errors={len(errors)} "
+    print(f"server_load {layout} students={students} arrive_over_s={arrive_over:g} seconds={seconds:.0f} "
+          f"think_s={think:g} errors={len(errors)} "
           f"clicks={len(clicks)} revealed_in_browser={len(in_browser)} page_load_p50_ms={load_p50 * 1000:.0f} "
           f"page_load_p95_ms={load_p95 * 1000:.0f} p50_ms={p50 * 1000:.0f} p95_ms={p95 * 1000:.0f} "
           f"later_p50_ms={later_p50 * 1000:.0f} later_p95_ms={later_p95 * 1000:.0f} "
@@ -304,6 +313,9 @@ def main() -> None:
     parser.add_argument("--think", type=float, default=3.0, help="mean seconds between a student's clicks")
     parser.add_argument("--processes", type=int, default=0,
                         help="N app processes behind nginx (deploy/start.py); 0: one process, no balancer")
+    parser.add_argument("--arrive-over", type=float, default=0.0, help="spread the students' arrivals evenly over "
+                        "this many seconds, each clicking first once their page is there (default 0: all arrive in "
+                        "the same second and click first together)")
     parser.add_argument("--url", help="a server or balancer already running (no memory or CPU figures)")
     parser.add_argument("--app-dir", type=Path, default=ROOT,
                         help="the copy of the app to serve (e.g. another commit's `git archive`), to compare two")
@@ -312,7 +324,7 @@ def main() -> None:
     args = parser.parse_args()
     for students in args.students:
         asyncio.run(one_class(max(students, 1), min(args.seconds, 600), max(args.think, 0.0), args.app_dir,
-                              max(args.processes, 0), args.url, args.profile))
+                              max(args.processes, 0), args.url, args.profile, max(args.arrive_over, 0.0)))
 
 
 if __name__ == "__main__":
