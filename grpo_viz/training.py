@@ -923,7 +923,8 @@ def machine_cpu() -> str:
         info = Path("/proc/cpuinfo").read_text()
     except OSError:
         return platform.processor() or platform.machine()
-    fields = dict(line.split(":", 1) for line in info.splitlines()[:40] if ":" in line)
+    first_processor = info.split("\n\n", 1)[0]
+    fields = dict(line.split(":", 1) for line in first_processor.splitlines() if ":" in line)
     fields = {k.strip(): v.strip() for k, v in fields.items()}
     flags = set(fields.get("flags", "").split())
     extras = [name for flag, name in (("amx_bf16", "AMX"), ("avx512_bf16", "AVX512-BF16")) if flag in flags]

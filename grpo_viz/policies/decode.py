@@ -89,13 +89,11 @@ class LeanDecoder:
     then logits = RMSNorm(x) W_headᵀ.
     """
 
-    def __init__(self, model: nn.Module, layers: list[_Layer], cache, rows: int, steps: int):
-        lm = _causal_lm(model)
+    def __init__(self, lm: nn.Module, layers: list[_Layer], head: _Projection, cache, rows: int, steps: int):
         body = lm.model
-        self.layers = layers
+        self.layers, self.head = layers, head
         self.embed = body.embed_tokens.weight
         self.final_norm = body.norm.weight
-        self.head = _projection(lm.lm_head)
         config = lm.config
         self.eps = float(config.rms_norm_eps)
         self.heads, self.kv_heads = config.num_attention_heads, config.num_key_value_heads
@@ -143,9 +141,8 @@ class LeanDecoder:
             q, k, v, o, gate, up, down = parts
             layers.append(_Layer(block.input_layernorm.weight, q, k, v, o, block.post_attention_layernorm.weight,
                                  gate, up, down))
-        if _projection(lm.lm_head) is None:
-            return None
-        return cls(model, layers, cache, rows, steps)
+        head = _projection(lm.lm_head)
+        return None if head is None else cls(lm, layers, head, cache, rows, steps)
 
     def _rms_norm(self, x: Tensor, weight: Tensor) -> Tensor:
         """RMSNorm(x) = w ⊙ x / √(mean(x²) + ε), computed in float32 and rounded back, as the model does."""

@@ -36,8 +36,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from .decode import LeanDecoder
 from .base import Group, Policy
+from .decode import LeanDecoder
 from .tiny_gpt import WordTokenizer
 
 PRECISIONS = {"float32": torch.float32, "bfloat16": torch.bfloat16}
