@@ -7,6 +7,7 @@ import streamlit as st
 
 from grpo_viz import charts, explain, export, hacking
 from grpo_viz.config import TOY_STATE, TOY_WORDS
+from grpo_viz.explain import count
 from grpo_viz.tasks import TASKS
 from grpo_viz.training import (ALGORITHMS, COMPARE_KNOBS, COMPARE_LABELS, DEFAULT_ITERATIONS, HACKED_WORD,
                                HACKING_BETA_CHOICES, HACKING_BETAS, LM_DEFAULT_ITERATIONS, LM_EVAL_EVERY,
@@ -293,7 +294,8 @@ def recorded_section(loaded, recording: RecordedRun, task, live_iteration: int) 
         box.caption(f"Stopped early: the recording holds the first {recording.iterations} iterations.")
     box.caption(
         f"Recorded by `scripts/record_run.py` on {rec.get('date', '?')} (commit {rec.get('commit') or '?'}, torch "
-        f"{rec.get('torch', '?')}, {rec.get('threads', '?')} threads" + (f", {rec['cpu']}" if rec.get("cpu") else "")
+        f"{rec.get('torch', '?')}, {count(rec['threads'], 'thread') if 'threads' in rec else '? threads'}"
+        + (f" on {rec['cpu']}" if rec.get("cpu") else "")
         + (f", {per_it:.2f} s an iteration" if per_it else "") + f") with its own settings: "
         f"{recording.prompts_per_iteration} prompts × G = {s.group_size}, ≤ {s.max_new_tokens} new tokens, "
         f"lr {s.lm_lr:g}, β = {s.beta:g}, μ = {s.mu}, seed {s.seed}; accuracy on {recording.eval_problems} "

@@ -918,7 +918,7 @@ def record_run(lm: LMTraining, iterations: int, model: str, model_name: str, tas
 
 def machine_cpu() -> str:
     """This machine's processor as /proc/cpuinfo names it, with the matrix instructions that change how torch sums
-    products (", AMX" / ", AVX512-BF16"); elsewhere what ``platform`` knows."""
+    products (" with AMX and AVX512-BF16"); elsewhere what ``platform`` knows."""
     try:
         info = Path("/proc/cpuinfo").read_text()
     except OSError:
@@ -928,7 +928,8 @@ def machine_cpu() -> str:
     fields = {k.strip(): v.strip() for k, v in fields.items()}
     flags = set(fields.get("flags", "").split())
     extras = [name for flag, name in (("amx_bf16", "AMX"), ("avx512_bf16", "AVX512-BF16")) if flag in flags]
-    return ", ".join([fields.get("model name") or platform.machine(), *extras])
+    name = fields.get("model name") or platform.machine()
+    return f"{name} with {' and '.join(extras)}" if extras else name
 
 
 def mismatch_explanation(run: "RecordedRun", here: str | None = None) -> str:

@@ -318,6 +318,8 @@ def test_language_model_section_shows_the_recorded_run_at_once_and_reproduces_it
     recorded = [t for t in titles(at) if t.startswith("Recorded:")]
     assert recorded == ["Recorded: mean reward of each iteration's groups", "Recorded: task accuracy"]
     assert any("Recorded run, not live" in str(m.value) for m in at.markdown)
+    # the built-in recording: one thread, and no processor named (it predates recorded.cpu)
+    assert any("torch 2.13.0+cpu, 1 thread, " in str(c.value) for c in at.caption), [c.value for c in at.caption]
     assert len(chart(at, "Recorded: mean reward")["data"][0]["x"]) >= 500  # drawn at once: nothing trained yet
     at = wait_for_worker(at)
     at.button(key="rec_reproduce").click().run()
