@@ -44,16 +44,13 @@ def build_model(folder: Path, style: str = "gpt2", seed: int = 0) -> Path:
     if style == "gpt2":
         config = transformers.GPT2Config(n_positions=64, n_embd=32, n_layer=2, n_head=2, **common)
         model = transformers.GPT2LMHeadModel(config)
-    elif style == "qwen2":
-        config = transformers.Qwen2Config(hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                                          num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=64,
-                                          tie_word_embeddings=True, **common)
-        model = transformers.Qwen2ForCausalLM(config)
-    elif style == "llama":  # SmolLM2's architecture: grouped keys/values, tied embeddings, no biases
-        config = transformers.LlamaConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                                          num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=64,
-                                          tie_word_embeddings=True, **common)
-        model = transformers.LlamaForCausalLM(config)
+    elif style in ("qwen2", "llama"):  # grouped keys/values and tied embeddings; Qwen2 with q/k/v biases, Llama
+        # (SmolLM2's architecture) without
+        config_class, model_class = {"qwen2": (transformers.Qwen2Config, transformers.Qwen2ForCausalLM),
+                                     "llama": (transformers.LlamaConfig, transformers.LlamaForCausalLM)}[style]
+        config = config_class(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
+                              num_key_value_heads=2, max_position_embeddings=64, tie_word_embeddings=True, **common)
+        model = model_class(config)
     else:
         raise ValueError(style)
     model.save_pretrained(folder)
